@@ -1,0 +1,85 @@
+"""The delivery contract every backend fulfils.
+
+A backend takes finished messages and reports, per message, what became of it. It never raises for one
+message's failure: a refused recipient, a 4xx or a lost connection is a `DeliveryResult`. The dispatcher
+decides what to do with each result (record, retry later, suppress); the backend only delivers.
+
+Lifecycle (Django's mail backends): `open()` and `close()` are no-ops unless a backend holds a
+connection; a backend is also a context manager, and `send()` opens on demand.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import TracebackType
+
+
+class Outcome(enum.StrEnum):
+    SENT = "sent"
+    """The receiving server accepted the message (or the backend stored it)."""
+    TEMPORARY = "temporary"
+    """Not delivered now; trying again later may work (4xx, connection refused, timeout)."""
+    PERMANENT = "permanent"
+    """Not delivered and never will be to this address (5xx on the recipient)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """One finished message: the envelope and the exact bytes that go on the wire."""
+
+    key: str
+    """The dispatcher's name for the message (a delivery id); echoed back in its result."""
+    sender: str
+    """Envelope sender (MAIL FROM)."""
+    recipient: str
+    """Envelope recipient (RCPT TO): one recipient per message, so each outcome is one person's."""
+    data: bytes
+    """The RFC 5322 message, CRLF line endings."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    key: str
+    outcome: Outcome
+    code: int | None = None
+    """The SMTP reply code where there was one."""
+    detail: str = ""
+    """A short human-readable reason: the server's reply text or the error."""
+
+
+class BackendError(Exception):
+    """The backend cannot work at all as configured (bad URL, unwritable folder)."""
+
+
+class DeliveryBackend(ABC):
+    """Base class of all delivery backends; see the module docstring for the contract."""
+
+    @classmethod
+    def from_url(cls, url: str) -> DeliveryBackend:
+        """Build the backend from its URL; raise `BackendError` for options it cannot use."""
+        return cls()
+
+    def open(self) -> None:  # noqa: B027 - a no-op by design; connection-holding backends override
+        """Prepare to send (connect). Sending on an unopened backend opens it."""
+
+    def close(self) -> None:  # noqa: B027
+        """Release what `open()` took. Safe to call twice."""
+
+    @abstractmethod
+    def send(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
+        """Deliver each message; return one result per message, in the same order."""
+
+    def __enter__(self) -> DeliveryBackend:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,370 @@
+"""SMTP delivery: hands each message to a mail server over one reused smtplib connection.
+
+Responsible for the `smtp://[user:pass@]host[:port][?tls=starttls|ssl|none&timeout=SECONDS]` URL,
+the connection's life (connect, implicit TLS or STARTTLS, login, a liveness check before reuse, a
+polite QUIT) and for turning every server reply and network failure into a per-message result. The
+contract is in `base.py`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import smtplib
+import socket
+import ssl
+from collections.abc import Sequence
+from typing import Literal, Self
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from dripcourse.backends.base import (
+    BackendError,
+    DeliveryBackend,
+    DeliveryResult,
+    Outcome,
+    OutgoingMessage,
+)
+
+log = logging.getLogger(__name__)
+
+TLSMode = Literal["none", "starttls", "ssl"]
+DEFAULT_PORTS: dict[TLSMode, int] = {"none": 25, "starttls": 587, "ssl": 465}
+DEFAULT_TIMEOUT = 30.0
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_OPTIONS = ("timeout", "tls")
+
+# 530 "authentication required" says nothing about the recipient: it is our configuration, so the
+# mail is kept for later rather than the address being given up on.
+_AUTH_REQUIRED = 530
+# 421: the server is closing the channel; nothing more can go over this connection.
+_CLOSING = 421
+
+
+class _SessionFailure(Exception):
+    """The connection cannot carry more mail now: this message and the rest of the batch wait."""
+
+    def __init__(self, detail: str, code: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.code = code
+
+
+class SMTPBackend(DeliveryBackend):
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        tls: TLSMode | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if tls is None:
+            # Plain SMTP is only a sane default where the traffic never leaves the machine.
+            tls = "none" if host in _LOCAL_HOSTS else "starttls"
+        if (username is None) != (password is None):
+            raise BackendError("give both a user name and a password, or neither")
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise BackendError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        self.host = host
+        self.tls: TLSMode = tls
+        self.port = DEFAULT_PORTS[tls] if port is None else port
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.connection_count = 0
+        """How many connections this backend has opened in its life."""
+        self._connection: smtplib.SMTP | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> Self:
+        parts = urlsplit(url)
+        if parts.scheme.lower() != "smtp":
+            raise BackendError("not an smtp:// URL")
+        if not parts.hostname:
+            raise BackendError("no host; expected smtp://[user:pass@]host[:port]")
+        try:
+            port = parts.port
+        except ValueError:
+            port = 0
+        if port == 0 or (port is None and parts.netloc.endswith(":")):
+            raise BackendError("the port must be a number from 1 to 65535")
+        if parts.path not in ("", "/") or parts.fragment:
+            raise BackendError("unexpected path; expected smtp://[user:pass@]host[:port][?options]")
+        if parts.password is not None and not parts.username:
+            raise BackendError("a password without a user name")
+        if parts.username and parts.password is None:
+            raise BackendError("a user name without a password; write user:password@host")
+        options = _parse_options(parts.query)
+        return cls(
+            parts.hostname,
+            port,
+            tls=_parse_tls(options["tls"]) if "tls" in options else None,
+            username=None if parts.username is None else unquote(parts.username),
+            password=None if parts.password is None else unquote(parts.password),
+            timeout=_parse_timeout(options["timeout"]) if "timeout" in options else DEFAULT_TIMEOUT,
+        )
+
+    def __repr__(self) -> str:
+        user = f"{self.username}@" if self.username else ""
+        return f"<SMTPBackend smtp://{user}{self._address} tls={self.tls}>"
+
+    def open(self) -> None:
+        if self._connection is not None:
+            return
+        try:
+            self._connection = self._connect()
+        except _SessionFailure as failure:
+            # A server that is down is a delivery outcome, not an exception: send() tries again and
+            # reports it per message.
+            log.warning("cannot open SMTP connection: %s", failure.detail)
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            connection.quit()
+        except OSError:  # smtplib's errors are OSErrors too; the server may already be gone
+            pass
+        finally:
+            connection.close()
+
+    def send(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
+        results: list[DeliveryResult] = []
+        if not messages:
+            return results
+        try:
+            self._ensure_live_connection()
+            for message in messages:
+                connection = self._connection or self._connect_now()
+                result = self._send_one(connection, message)
+                results.append(result)
+                if result.outcome is not Outcome.SENT:
+                    self._reset_after_refusal(connection)
+        except _SessionFailure as failure:
+            self._defer(messages[len(results) :], failure, results)
+        except Exception as exc:
+            # A bug must not cost the results of the messages already accepted, or they would be
+            # sent again: log it loudly and keep the rest for later.
+            log.exception("unexpected error while sending through %s", self._address)
+            self._defer(
+                messages[len(results) :], _SessionFailure(f"unexpected error: {exc!r}"), results
+            )
+        return results
+
+    def _defer(
+        self,
+        rest: Sequence[OutgoingMessage],
+        failure: _SessionFailure,
+        results: list[DeliveryResult],
+    ) -> None:
+        self._drop()
+        results.extend(
+            DeliveryResult(m.key, Outcome.TEMPORARY, failure.code, failure.detail) for m in rest
+        )
+
+    # -- connection -------------------------------------------------------------------------
+
+    @property
+    def _address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+    def _ensure_live_connection(self) -> None:
+        if self._connection is not None:
+            # Servers drop idle connections; one NOOP per send() is cheaper than losing a batch.
+            try:
+                code, _ = self._connection.noop()
+            except OSError:
+                code = -1
+            if code != 250:
+                self._drop()
+        if self._connection is None:
+            self._connect_now()
+
+    def _connect_now(self) -> smtplib.SMTP:
+        self._connection = self._connect()
+        return self._connection
+
+    def _connect(self) -> smtplib.SMTP:
+        context = ssl.create_default_context()
+        # Connecting in the constructor is what sets smtplib's private host name, which TLS needs
+        # for certificate checks; on failure smtplib closes the socket itself.
+        try:
+            if self.tls == "ssl":
+                connection: smtplib.SMTP = smtplib.SMTP_SSL(
+                    self.host,
+                    self.port,
+                    local_hostname=_local_hostname(),
+                    timeout=self.timeout,
+                    context=context,
+                )
+            else:
+                connection = smtplib.SMTP(
+                    self.host, self.port, local_hostname=_local_hostname(), timeout=self.timeout
+                )
+        except OSError as exc:  # includes smtplib.SMTPException and ssl.SSLError
+            raise self._failure(exc) from exc
+        self.connection_count += 1
+        stage = "EHLO"
+        try:
+            connection.ehlo_or_helo_if_needed()
+            if self.tls == "starttls":
+                stage = "STARTTLS"
+                code, reply = connection.starttls(context=context)
+                if code != 220:
+                    raise smtplib.SMTPResponseException(code, reply)
+                stage = "EHLO"
+                connection.ehlo_or_helo_if_needed()
+            if self.username is not None and self.password is not None:
+                stage = "authentication"
+                connection.login(self.username, self.password)
+        except OSError as exc:
+            connection.close()
+            failure = self._failure(exc)
+            raise _SessionFailure(f"{stage} failed: {failure.detail}", failure.code) from exc
+        return connection
+
+    def _drop(self) -> None:
+        """Forget a connection in an unknown state, without QUIT: the server may not answer."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def _failure(self, exc: OSError) -> _SessionFailure:
+        """What went wrong with the connection, worded for the person reading the delivery log."""
+        if isinstance(exc, smtplib.SMTPConnectError):
+            reply = _reply(exc.smtp_code, exc.smtp_error)
+            return _SessionFailure(f"{self._address} refused the session: {reply}", exc.smtp_code)
+        if isinstance(exc, smtplib.SMTPResponseException):
+            return _SessionFailure(_reply(exc.smtp_code, exc.smtp_error), exc.smtp_code)
+        if isinstance(exc, smtplib.SMTPServerDisconnected):
+            # smtplib reports a timeout or reset while reading a reply as a disconnect.
+            cause = exc.__context__
+            if isinstance(cause, OSError) and not isinstance(cause, smtplib.SMTPException):
+                return self._failure(cause)
+            return _SessionFailure(f"{self._address} closed the connection unexpectedly")
+        if isinstance(exc, ConnectionRefusedError):
+            return _SessionFailure(f"connection refused by {self._address}")
+        if isinstance(exc, TimeoutError):
+            return _SessionFailure(
+                f"timed out after {self.timeout:g} s waiting for {self._address}"
+            )
+        if isinstance(exc, socket.gaierror):
+            return _SessionFailure(f"cannot resolve host {self.host!r}: {exc.strerror}")
+        if isinstance(exc, ssl.SSLError):
+            why = getattr(exc, "verify_message", None) or exc.reason or str(exc)
+            return _SessionFailure(f"TLS handshake with {self._address} failed: {why}")
+        if isinstance(exc, smtplib.SMTPException):
+            return _SessionFailure(str(exc))
+        return _SessionFailure(f"network error with {self._address}: {exc.strerror or exc}")
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def _send_one(self, connection: smtplib.SMTP, message: OutgoingMessage) -> DeliveryResult:
+        options: list[str] = []
+        if not (message.sender.isascii() and message.recipient.isascii()):
+            if not connection.has_extn("smtputf8"):
+                return DeliveryResult(
+                    message.key,
+                    Outcome.PERMANENT,
+                    None,
+                    "the address is not ASCII and the server does not offer SMTPUTF8",
+                )
+            options.append("SMTPUTF8")
+        try:
+            connection.sendmail(
+                message.sender, [message.recipient], message.data, mail_options=options
+            )
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = exc.recipients.get(message.recipient, (-1, b"refused"))
+            return self._refusal(connection, message, code, text, "recipient refused")
+        except smtplib.SMTPSenderRefused as exc:
+            return self._refusal(
+                connection, message, exc.smtp_code, exc.smtp_error, "sender refused"
+            )
+        except smtplib.SMTPDataError as exc:
+            return self._refusal(
+                connection, message, exc.smtp_code, exc.smtp_error, "message refused"
+            )
+        except smtplib.SMTPResponseException as exc:
+            return self._refusal(connection, message, exc.smtp_code, exc.smtp_error, "refused")
+        except ValueError as exc:
+            # smtplib refuses, before sending, an address with a line break in it.
+            detail = f"invalid address: {exc}"
+            return DeliveryResult(message.key, Outcome.PERMANENT, None, detail)
+        except OSError as exc:  # lost connection, timeout, protocol error
+            raise self._failure(exc) from exc
+        return DeliveryResult(message.key, Outcome.SENT, 250)
+
+    def _refusal(
+        self,
+        connection: smtplib.SMTP,
+        message: OutgoingMessage,
+        code: int,
+        text: bytes | str,
+        what: str,
+    ) -> DeliveryResult:
+        detail = f"{what}: {_reply(code, text)}"
+        # smtplib closes the socket itself on 421.
+        if code == _CLOSING or connection.sock is None:
+            raise _SessionFailure(detail, code)
+        if code == _AUTH_REQUIRED:
+            raise _SessionFailure(f"authentication required: {_reply(code, text)}", code)
+        outcome = Outcome.PERMANENT if 500 <= code <= 599 else Outcome.TEMPORARY
+        return DeliveryResult(message.key, outcome, code, detail)
+
+    def _reset_after_refusal(self, connection: smtplib.SMTP) -> None:
+        # smtplib already sent RSET but ignored the answer; a server that refuses it is in a state
+        # we cannot trust, so the next message gets a fresh connection.
+        try:
+            code, _ = connection.rset()
+        except OSError:
+            code = -1
+        if code != 250:
+            self._drop()
+
+
+def _parse_options(query: str) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in _OPTIONS:
+            known = ", ".join(_OPTIONS)
+            raise BackendError(f"unknown option {key!r}; known options: {known}")
+        if key in options:
+            raise BackendError(f"option {key!r} given twice")
+        options[key] = value
+    return options
+
+
+def _parse_tls(value: str) -> TLSMode:
+    for mode in DEFAULT_PORTS:
+        if value.lower() == mode:
+            return mode
+    raise BackendError(f"tls must be one of starttls, ssl, none; not {value!r}")
+
+
+def _parse_timeout(value: str) -> float:
+    try:
+        timeout = float(value)
+    except ValueError:
+        timeout = math.nan
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise BackendError(f"timeout must be a positive number of seconds, not {value!r}")
+    return timeout
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return f"{code} {' '.join(text.split())}"
+
+
+@functools.cache
+def _local_hostname() -> str:
+    # smtplib would call socket.getfqdn() on every connection, which can block for seconds on a
+    # reverse DNS lookup; Django caches it for the same reason.
+    return socket.getfqdn()

@@ -1,0 +1,1 @@
+"""The command line: thin click shells over the operations in the package."""

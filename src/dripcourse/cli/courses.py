@@ -1,0 +1,97 @@
+"""`dripcourse courses ...`: check, sync and list the courses under the courses folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from sqlalchemy import func, select
+
+from dripcourse.cli.main import App, pass_app
+from dripcourse.courses import check_course, load_sources, sync_course
+from dripcourse.models import Course, Enrollment, Lesson
+
+
+@click.group("courses")
+def courses_group() -> None:
+    """Course folders: check them, load them into the database, list them."""
+
+
+@courses_group.command("check")
+@click.argument("path", required=False, type=click.Path(path_type=Path, file_okay=False))
+@pass_app
+def check(app: App, path: Path | None) -> None:
+    """Render every lesson for a sample subscriber and report mistakes as file:line: message."""
+    problems = 0
+    for source in load_sources(app.settings.courses_dir, path):
+        found = check_course(source)
+        for problem in found:
+            click.echo(str(problem), err=True)
+        problems += len(found)
+        state = "ok" if not found else f"{len(found)} problem(s)"
+        click.echo(f"{source.slug}: {len(source.lessons)} lessons, {state}")
+    if problems:
+        raise SystemExit(1)
+
+
+@courses_group.command("sync")
+@click.argument("path", required=False, type=click.Path(path_type=Path, file_okay=False))
+@pass_app
+def sync(app: App, path: Path | None) -> None:
+    """Load courses into the database (all under the courses folder, or PATH).
+
+    A course with problems is refused as a whole; lessons are matched by key, so renaming or
+    reordering files keeps everyone's history.
+    """
+    sources = load_sources(app.settings.courses_dir, path)
+    database = app.database()
+    with database.transaction() as session:
+        reports = [sync_course(session, source, app.clock.now()) for source in sources]
+    for report in reports:
+        parts = [
+            f"{len(report.added)} added",
+            f"{len(report.updated)} updated",
+            f"{len(report.retired)} retired",
+        ]
+        if report.reordered:
+            parts.append("reordered")
+        if report.reopened:
+            parts.append(f"{report.reopened} finished enrolment(s) reopened for new lessons")
+        click.echo(f"{report.slug}: " + ", ".join(parts))
+
+
+@courses_group.command("list")
+@pass_app
+def list_courses(app: App) -> None:
+    """The synced courses with their lesson and subscriber counts."""
+    with app.database().transaction() as session:
+        lessons = dict(
+            session.execute(
+                select(Lesson.course_id, func.count())
+                .where(Lesson.retired_at.is_(None))
+                .group_by(Lesson.course_id)
+            )
+            .tuples()
+            .all()
+        )
+        people = dict(
+            session.execute(
+                select(Enrollment.course_id, func.count()).group_by(Enrollment.course_id)
+            )
+            .tuples()
+            .all()
+        )
+        courses = session.scalars(select(Course).order_by(Course.slug)).all()
+    if not courses:
+        click.echo("no courses yet: run `dripcourse courses sync`")
+    for course in courses:
+        schedule = course.settings["schedule"]
+        click.echo(
+            f"{course.slug:<16} {course.title}  ({lessons.get(course.id, 0)} lessons, "
+            f"every {schedule['cadence_days']} days at {schedule['send_time']}, "
+            f"{people.get(course.id, 0)} enrolled)"
+        )
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(courses_group)

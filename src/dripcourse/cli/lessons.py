@@ -1,0 +1,131 @@
+"""`dripcourse lessons ...`: list, preview, send a test, queue a lesson outside the rhythm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from dripcourse.cli.main import App, local_time, now_option, pass_app
+from dripcourse.courses import get_course
+from dripcourse.errors import BadInput
+from dripcourse.lessons import find_lesson, queue_lesson, sample_job
+from dripcourse.messages import CourseView, MessageBuilder
+from dripcourse.tokens import Signer, secret_key
+from dripcourse.validation import check_timezone, clean_name, normalise_email, parse_instant
+
+
+@click.group("lessons")
+def lessons_group() -> None:
+    """The lessons of a course."""
+
+
+@lessons_group.command("list")
+@click.argument("slug")
+@pass_app
+def list_lessons(app: App, slug: str) -> None:
+    """The lessons of course SLUG, in sending order (retired ones last)."""
+    with app.database().transaction() as session:
+        course = get_course(session, slug)
+        current = [lesson for lesson in course.lessons if lesson.retired_at is None]
+        for number, lesson in enumerate(current, start=1):
+            click.echo(f"{number:>3}  {lesson.key:<22} {lesson.subject}  [{lesson.source_file}]")
+        for lesson in course.lessons:
+            if lesson.retired_at is not None:
+                click.echo(
+                    f"  -  {lesson.key:<22} {lesson.subject}  [retired "
+                    f"{lesson.retired_at:%Y-%m-%d}]"
+                )
+
+
+@lessons_group.command("preview")
+@click.argument("slug")
+@click.argument("lesson", metavar="N")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the HTML (default: SLUG-N.html in the current folder).",
+)
+@click.option("--name", default="Sam Sample", help="The sample reader's name.")
+@click.option("--email", default="sample.reader@example.com", help="The sample reader's address.")
+@pass_app
+def preview(app: App, slug: str, lesson: str, output: Path | None, name: str, email: str) -> None:
+    """Render lesson N (number or key) of SLUG: HTML to a file you can open, text to stdout."""
+    with app.database().transaction() as session:
+        course, found = find_lesson(session, slug, lesson)
+        view = CourseView.of(course)
+        builder = MessageBuilder(
+            Signer(secret_key(session, app.settings.secret_key)), app.settings.base_url
+        )
+        job = sample_job(course, found, normalise_email(email), clean_name(name))
+    rendered, _ = builder.render(job, view)
+    target = output or Path(f"{slug}-{found.position:02d}-{found.key}.html")
+    target.write_text(rendered.html, encoding="utf-8")
+    click.echo(f"Subject: {rendered.subject}\n")
+    click.echo(rendered.text)
+    click.echo(
+        f"HTML written to {target.resolve()} ({len(rendered.html.encode()):,} bytes)", err=True
+    )
+
+
+@lessons_group.command("send-test")
+@click.argument("slug")
+@click.argument("lesson", metavar="N")
+@click.option("--to", "to", required=True, metavar="EMAIL", help="Where the test goes.")
+@click.option("--name", default="Sam Sample", help="The name the lesson greets.")
+@click.option("--timezone", default="UTC", metavar="TZ")
+@pass_app
+def send_test(app: App, slug: str, lesson: str, to: str, name: str, timezone: str) -> None:
+    """Send lesson N of SLUG to --to now, through the configured backend, marked [Test]."""
+    address, zone = normalise_email(to), check_timezone(timezone)
+    with app.database().transaction() as session:
+        course, found = find_lesson(session, slug, lesson)
+        view = CourseView.of(course)
+        builder = MessageBuilder(
+            Signer(secret_key(session, app.settings.secret_key)), app.settings.base_url
+        )
+        job = sample_job(course, found, address, clean_name(name), zone)
+    message = builder.build(job, view, app.clock.now(), subject_prefix="[Test] ")
+    with app.backend() as backend:
+        result = backend.send([message])[0]
+    if result.outcome != "sent":
+        raise BadInput(f"test send to {address} failed ({result.outcome}): {result.detail}")
+    click.echo(
+        f"sent lesson {found.position} ({found.key}) of {slug} to {address} "
+        f"via {app.settings.email_backend.split(':')[0]}"
+    )
+
+
+@lessons_group.command("queue")
+@click.argument("slug")
+@click.argument("lesson", metavar="N")
+@click.option("--to", "to", metavar="EMAIL", help="One enrolled person.")
+@click.option("--all-active", is_flag=True, help="Everyone active in the course.")
+@click.option("--at", "at", metavar="ISO-8601", help="When it is due (default: now).")
+@now_option
+@pass_app
+def queue(
+    app: App,
+    slug: str,
+    lesson: str,
+    to: str | None,
+    all_active: bool,
+    at: str | None,
+    now: str | None,
+) -> None:
+    """Owe lesson N of SLUG outside the normal rhythm (their weekly lessons go on as before)."""
+    if (to is None) == (not all_active):
+        raise BadInput("give exactly one of --to EMAIL or --all-active")
+    app.at(now)
+    when = parse_instant(at) if at else app.clock.now()
+    with app.database().transaction() as session:
+        count = queue_lesson(session, slug, lesson, when, to=to, all_active=all_active)
+    click.echo(
+        f"queued lesson {lesson} of {slug} for {count} "
+        f"{'person' if count == 1 else 'people'}, due {local_time(when, 'UTC')}"
+    )
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(lessons_group)

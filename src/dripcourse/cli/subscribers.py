@@ -1,0 +1,224 @@
+"""`dripcourse subscribe|unsubscribe|pause|resume` and `dripcourse subscribers ...`."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import click
+
+from dripcourse import overview, roster, subscriptions
+from dripcourse.cli.main import App, local_time, now_option, pass_app, utc_time
+from dripcourse.errors import BadInput
+
+course_option = click.option("--course", "course", metavar="SLUG", help="Only this course.")
+
+
+@click.command("subscribe")
+@click.argument("email")
+@click.option("--course", "course", metavar="SLUG", required=True, help="The course to join.")
+@click.option("--name", help="The person's name (the first word greets them).")
+@click.option(
+    "--timezone", metavar="TZ", help="IANA zone, e.g. Europe/Berlin (default: the course's zone)."
+)
+@click.option(
+    "--confirmed",
+    is_flag=True,
+    help="They have already agreed to receive the course: skip the confirmation email.",
+)
+@now_option
+@pass_app
+def subscribe(
+    app: App,
+    email: str,
+    course: str,
+    name: str | None,
+    timezone: str | None,
+    confirmed: bool,
+    now: str | None,
+) -> None:
+    """Enrol EMAIL in a course."""
+    app.at(now)
+    with app.database().transaction() as session:
+        result = subscriptions.subscribe(
+            session,
+            email=email,
+            course_slug=course,
+            name=name,
+            timezone=timezone,
+            confirmed=confirmed,
+            now=app.clock.now(),
+            source="cli",
+        )
+        enrollment = result.enrollment
+        address, zone = enrollment.subscriber.email, enrollment.subscriber.timezone
+        state, due = enrollment.status, enrollment.next_due_at
+    if not result.created:
+        click.echo(f"{address} is already enrolled in {course} ({state})")
+    elif state == "active":
+        click.echo(f"subscribed {address} to {course}; lesson 1 is due {local_time(due, zone)}")
+    else:
+        click.echo(
+            f"subscribed {address} to {course}; a confirmation email is queued "
+            "(the course starts when they confirm)"
+        )
+
+
+@click.command("unsubscribe")
+@click.argument("email")
+@course_option
+@now_option
+@pass_app
+def unsubscribe(app: App, email: str, course: str | None, now: str | None) -> None:
+    """Stop sending to EMAIL: one course, or (without --course) everything, for good."""
+    app.at(now)
+    with app.database().transaction() as session:
+        ended = subscriptions.unsubscribe(session, email, app.clock.now(), course)
+        slugs = [e.course.slug for e in ended]
+    scope = course if course else "all mail (address suppressed)"
+    click.echo(
+        f"unsubscribed {email.strip()} from {scope}"
+        + (f"; enrolments ended: {', '.join(slugs)}" if slugs else "")
+    )
+
+
+@click.command("pause")
+@click.argument("email")
+@course_option
+@now_option
+@pass_app
+def pause(app: App, email: str, course: str | None, now: str | None) -> None:
+    """Hold EMAIL's lessons until `resume`."""
+    app.at(now)
+    with app.database().transaction() as session:
+        changed = [
+            e.course.slug for e in subscriptions.pause(session, email, app.clock.now(), course)
+        ]
+    click.echo(f"paused {', '.join(changed)}" if changed else "nothing was active to pause")
+
+
+@click.command("resume")
+@click.argument("email")
+@course_option
+@now_option
+@pass_app
+def resume(app: App, email: str, course: str | None, now: str | None) -> None:
+    """Continue EMAIL's paused lessons where they stopped."""
+    app.at(now)
+    with app.database().transaction() as session:
+        changed = subscriptions.resume(session, email, app.clock.now(), course)
+        lines = [
+            f"resumed {e.course.slug}; next lesson due "
+            f"{local_time(e.next_due_at, e.subscriber.timezone)}"
+            for e in changed
+            if e.next_due_at
+        ] or [f"resumed {e.course.slug}" for e in changed]
+    click.echo("\n".join(lines) if lines else "nothing was paused")
+
+
+@click.group("subscribers")
+def subscribers_group() -> None:
+    """List, show, import and export subscribers."""
+
+
+@subscribers_group.command("list")
+@course_option
+@click.option(
+    "--status", type=click.Choice(["pending", "active", "paused", "completed", "unsubscribed"])
+)
+@click.option("--limit", default=100, type=click.IntRange(1, 100_000))
+@click.option("--offset", default=0, type=click.IntRange(0))
+@pass_app
+def list_subscribers(
+    app: App, course: str | None, status: str | None, limit: int, offset: int
+) -> None:
+    """Subscribers with their enrolments."""
+    with app.database().transaction() as session:
+        rows = overview.subscribers(session, course, status, limit, offset)
+        lines = [
+            f"{s.email:<36} {s.name or '-':<24} {s.timezone:<22} "
+            + ", ".join(f"{e.course.slug}:{e.status}" for e in enrollments)
+            for s, enrollments in rows
+        ]
+    click.echo("\n".join(lines) if lines else "no subscribers")
+
+
+@subscribers_group.command("show")
+@click.argument("email")
+@pass_app
+def show(app: App, email: str) -> None:
+    """One subscriber: enrolments and delivery history."""
+    with app.database().transaction() as session:
+        subscriber, deliveries = overview.subscriber_detail(session, email)
+        click.echo(
+            f"{subscriber.email}  name: {subscriber.name or '-'}  zone: "
+            f"{subscriber.timezone}  since {utc_time(subscriber.created_at)}"
+        )
+        for enrollment in subscriber.enrollments:
+            click.echo(
+                f"  {enrollment.course.slug}: {enrollment.status}; next lesson due "
+                f"{local_time(enrollment.next_due_at, subscriber.timezone)}"
+            )
+        for delivery in deliveries:
+            what = (
+                f"lesson {delivery.lesson.position} {delivery.lesson.key}"
+                if delivery.lesson
+                else delivery.kind
+            )
+            when = utc_time(delivery.sent_at or delivery.next_attempt_at)
+            error = f"  ({delivery.last_error})" if delivery.last_error else ""
+            click.echo(
+                f"  {when}  {delivery.enrollment.course.slug:<12} {what:<28} "
+                f"{delivery.status:<10} attempts={delivery.attempts}  "
+                f"{delivery.message_id}{error}"
+            )
+
+
+@subscribers_group.command("import")
+@click.argument(
+    "csv_file", metavar="CSV", type=click.Path(path_type=Path, dir_okay=False, exists=True)
+)
+@click.option("--course", "course", metavar="SLUG", required=True)
+@click.option(
+    "--confirmed", is_flag=True, help="They have all agreed already: no confirmation emails."
+)
+@now_option
+@pass_app
+def import_csv(app: App, csv_file: Path, course: str, confirmed: bool, now: str | None) -> None:
+    """Enrol everyone in CSV (header: email, name, timezone). Bad rows are reported with their line
+    numbers and skipped; good rows are kept. Exit status 1 if any row was skipped."""
+    app.at(now)
+    try:
+        text = csv_file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadInput(f"{csv_file} is not UTF-8 text") from None
+    rows = list(roster.read_rows(io.StringIO(text, newline="")))
+    with (
+        app.database().transaction() as session,
+        click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar,
+    ):
+        report = roster.import_subscribers(
+            session, rows, course, app.clock.now(), confirmed=confirmed, progress=bar.update
+        )
+    for line, problem in report.rejected:
+        click.echo(f"{csv_file}:{line}: {problem}", err=True)
+    click.echo(
+        f"imported {report.imported}, already enrolled {report.already_enrolled}, "
+        f"skipped {len(report.rejected)}"
+    )
+    if report.rejected:
+        raise SystemExit(1)
+
+
+@subscribers_group.command("export")
+@pass_app
+def export_csv(app: App) -> None:
+    """All subscribers and enrolments as CSV on stdout."""
+    with app.database().transaction() as session:
+        roster.write_csv(roster.export_rows(session), sys.stdout)
+
+
+def register(cli: click.Group) -> None:
+    for command in (subscribe, unsubscribe, pause, resume, subscribers_group):
+        cli.add_command(command)

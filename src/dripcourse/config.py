@@ -1,0 +1,102 @@
+"""Settings: read once from `DRIPCOURSE_*` variables and an optional TOML file, then passed explicitly.
+
+Precedence, highest first: environment variables, the TOML file (`--config` or `DRIPCOURSE_CONFIG`),
+defaults. The TOML file uses the same names in lower case without the prefix
+(`database_url = "sqlite:///prod.db"`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from dripcourse.errors import BadInput
+from dripcourse.schedule import RetryPolicy
+
+ENV_PREFIX = "DRIPCOURSE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///dripcourse.db"
+    email_backend: str = "console:"
+    """Where mail goes. The default prints it, so a new user never mails the world by accident."""
+    base_url: str = "http://localhost:8000"
+    """Public address of the HTTP side: unsubscribe and view-online links point under it."""
+    courses_dir: Path = Path("emails")
+    secret_key: str | None = None
+    """Signs links. Unset: generated on first use and kept in the database."""
+    dispatch_interval: int = 60
+    """Seconds between dispatch passes of `dripcourse run`."""
+    batch_size: int = 200
+    """Deliveries claimed at once by one pass step."""
+    lease_seconds: int = 300
+    """How long a claim is held; a claim of a dead worker is taken over after this."""
+    retry_first_delay: int = 300
+    retry_max_delay: int = 6 * 3600
+    retry_give_up_after: int = 3 * 24 * 3600
+    confirmation_expiry_hours: int = 72
+    """Unconfirmed sign-ups older than this are removed by housekeeping."""
+    sqlite_busy_timeout_ms: int = 30_000
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            first_delay=timedelta(seconds=self.retry_first_delay),
+            max_delay=timedelta(seconds=self.retry_max_delay),
+            give_up_after=timedelta(seconds=self.retry_give_up_after),
+        )
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+_FIELDS = {f.name: f for f in fields(Settings) if f.name != "extra"}
+
+
+def load_settings(
+    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from the TOML file (if any) overlaid with `DRIPCOURSE_*` variables."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        values.update(_read_toml(config_file))
+    for name in _FIELDS:
+        env_name = ENV_PREFIX + name.upper()
+        if env_name in environ and environ[env_name] != "":
+            values[name] = environ[env_name]
+    return Settings(**{name: _coerce(name, value) for name, value in values.items()})
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInput(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BadInput(f"cannot read config file {path}: {exc}") from None
+    unknown = sorted(set(data) - set(_FIELDS))
+    if unknown:
+        raise BadInput(f"{path}: unknown setting(s): {', '.join(unknown)}")
+    return data
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "int":
+            return int(value)
+        if kind == "Path":
+            return Path(value)
+        if not isinstance(value, str):
+            raise TypeError(f"expected text, got {type(value).__name__}")
+        return value
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"setting {name}: {exc}") from None

@@ -1,0 +1,385 @@
+"""Reads a course folder (`course.toml` and one Markdown file per lesson) into validated plain data.
+
+Nothing here touches the database: `courses.py` checks and syncs what this module reads. Every mistake
+is a `Problem` with the file and line it sits on, so authors see `01-feet.md:7: ...` like a compiler's
+message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dripcourse.schedule import parse_send_days, parse_send_time
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+LESSON_FILE = re.compile(r"^(?:\d+[-_ ])?(?P<stem>.+)\.md$")
+KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+_TOML_LINE = re.compile(r"at line (\d+)")
+FRONT_MATTER_FENCE = "+++"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class LessonSource:
+    key: str
+    file: Path
+    position: int
+    subject: str
+    title: str
+    data: dict[str, Any]
+    body: str
+    body_line: int
+    """1-based line of the file where the body starts."""
+    front_matter_lines: dict[str, int]
+    """The line of each top-level front-matter key, to point errors at it."""
+    content_hash: str
+
+
+@dataclass(slots=True)
+class CourseSource:
+    slug: str
+    path: Path
+    settings: dict[str, Any]
+    lessons: list[LessonSource]
+    layout_html: str | None = None
+    layout_text: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+
+# The course.toml schema: section -> key -> (type, required). Top-level keys use the section "".
+_STR, _INT, _LIST = str, int, list
+COURSE_SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
+    "": {
+        "title": (_STR, True),
+        "description": (_STR, False),
+        "brand": (_STR, True),
+        "language": (_STR, False),
+    },
+    "sender": {
+        "name": (_STR, True),
+        "email": (_STR, True),
+        "reply_to": (_STR, False),
+        "unsubscribe_email": (_STR, False),
+    },
+    "schedule": {
+        "cadence_days": (_INT, False),
+        "send_time": (_STR, False),
+        "send_days": (_LIST, False),
+        "timezone": (_STR, False),
+    },
+    "contact": {"email": (_STR, False), "phone": (_STR, False)},
+    "footer": {"postal_address": (_STR, True)},
+    "call_to_action": {
+        "heading": (_STR, True),
+        "text": (_STR, False),
+        "label": (_STR, True),
+        "url": (_STR, True),
+    },
+    "links": {},
+    "theme": {"accent": (_STR, False)},
+}
+LESSON_KEYS: dict[str, tuple[type, bool]] = {
+    "subject": (_STR, True),
+    "title": (_STR, True),
+    "key": (_STR, False),
+    "preheader": (_STR, False),
+    "topics": (_LIST, False),
+    "equipment": (_LIST, False),
+    "teaser": (_STR, False),
+    "exercises": (_LIST, False),
+    "related": (_LIST, False),
+}
+ITEM_KEYS = {
+    "exercises": {"name": True, "instructions": True, "dose": False},
+    "related": {"title": True, "url": True, "summary": False},
+}
+
+
+def discover(courses_dir: Path) -> list[Path]:
+    """The course folders (those with a course.toml) under `courses_dir`, by slug."""
+    if not courses_dir.is_dir():
+        return []
+    return sorted(p.parent for p in courses_dir.glob("*/course.toml"))
+
+
+def read_course(path: Path) -> CourseSource:
+    """Everything in one course folder; problems are collected, not raised."""
+    slug = path.name
+    source = CourseSource(slug=slug, path=path, settings={}, lessons=[])
+    if not SLUG.match(slug):
+        source.problems.append(
+            Problem(
+                path,
+                1,
+                f"course folder name {slug!r} is not a valid "
+                "slug (lower-case letters, digits and '-')",
+            )
+        )
+    source.settings = _read_settings(path / "course.toml", source.problems)
+    for name, attr in (("layout.html", "layout_html"), ("layout.txt", "layout_text")):
+        if (path / name).is_file():
+            setattr(source, attr, (path / name).read_text(encoding="utf-8"))
+    files = sorted(p for p in path.glob("*.md") if p.is_file())
+    if not files:
+        source.problems.append(
+            Problem(
+                path / "course.toml",
+                1,
+                "the course has no lessons (no *.md files beside course.toml)",
+            )
+        )
+    seen: dict[str, Path] = {}
+    for position, file in enumerate(files, start=1):
+        lesson = _read_lesson(file, position, source.problems)
+        if lesson is None:
+            continue
+        if lesson.key in seen:
+            source.problems.append(
+                Problem(
+                    file, 1, f"lesson key {lesson.key!r} is also used by {seen[lesson.key].name}"
+                )
+            )
+            continue
+        seen[lesson.key] = file
+        source.lessons.append(lesson)
+    return source
+
+
+def _read_settings(file: Path, problems: list[Problem]) -> dict[str, Any]:
+    raw = _load_toml(
+        file, file.read_text(encoding="utf-8") if file.is_file() else None, 0, problems
+    )
+    if raw is None:
+        return {}
+    lines = _key_lines(file.read_text(encoding="utf-8"))
+    settings: dict[str, Any] = {}
+    for key in sorted(set(raw) - set(COURSE_SCHEMA) - set(COURSE_SCHEMA[""]) - {"related"}):
+        problems.append(Problem(file, lines.get(key, 1), f"unknown setting {key!r}"))
+    for section, keys in COURSE_SCHEMA.items():
+        table = raw if section == "" else raw.get(section)
+        if table is None:
+            if section in ("sender", "footer"):
+                problems.append(Problem(file, 1, f"missing section [{section}]"))
+            continue
+        if not isinstance(table, dict):
+            problems.append(Problem(file, lines.get(section, 1), f"{section} must be a table"))
+            continue
+        values = _check_keys(table, keys, file, lines, section, problems, open_ended=not keys)
+        if section == "":
+            settings.update(values)
+        else:
+            settings[section] = values
+    settings["related"] = _check_items(
+        raw.get("related", []), "related", file, lines.get("related", 1), problems
+    )
+    return _normalise_settings(settings, file, lines, problems)
+
+
+def _normalise_settings(
+    settings: dict[str, Any], file: Path, lines: dict[str, int], problems: list[Problem]
+) -> dict[str, Any]:
+    schedule = settings.get("schedule", {})
+    where = lines.get("schedule", 1)
+    normal: dict[str, Any] = {
+        "cadence_days": 7,
+        "send_time": "08:00",
+        "send_days": list(range(7)),
+        "timezone": "UTC",
+    }
+    try:
+        cadence = schedule.get("cadence_days", 7)
+        if cadence < 1:
+            raise ValueError("cadence_days must be at least 1")
+        normal["cadence_days"] = cadence
+        normal["send_time"] = parse_send_time(schedule.get("send_time", "08:00")).strftime("%H:%M")
+        if "send_days" in schedule:
+            normal["send_days"] = sorted(parse_send_days(schedule["send_days"]))
+        normal["timezone"] = schedule.get("timezone", "UTC")
+        ZoneInfo(normal["timezone"])
+    except (ValueError, TypeError) as exc:
+        problems.append(Problem(file, where, f"[schedule]: {exc}"))
+    except ZoneInfoNotFoundError:
+        problems.append(
+            Problem(file, where, f"[schedule]: unknown time zone {schedule.get('timezone')!r}")
+        )
+    settings["schedule"] = normal
+    settings.setdefault("language", "en")
+    settings.setdefault("description", None)
+    sender = settings.setdefault("sender", {})
+    sender.setdefault("reply_to", None)
+    sender.setdefault("unsubscribe_email", sender.get("email"))
+    for key in ("email", "reply_to", "unsubscribe_email"):
+        if sender.get(key) and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", sender[key]):
+            problems.append(
+                Problem(
+                    file,
+                    lines.get("sender", 1),
+                    f"sender.{key} is not an email address: {sender[key]!r}",
+                )
+            )
+    contact = settings.setdefault("contact", {})
+    contact.setdefault("email", None)
+    contact.setdefault("phone", None)
+    settings.setdefault("footer", {})
+    settings.setdefault("call_to_action", None)
+    settings.setdefault("links", {})
+    settings["theme"] = {"accent": settings.get("theme", {}).get("accent", "#0f766e")}
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", settings["theme"]["accent"]):
+        problems.append(
+            Problem(file, lines.get("theme", 1), "theme.accent must be a colour like #0f766e")
+        )
+    return settings
+
+
+def _read_lesson(file: Path, position: int, problems: list[Problem]) -> LessonSource | None:
+    text = file.read_text(encoding="utf-8")
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != FRONT_MATTER_FENCE:
+        problems.append(Problem(file, 1, "a lesson starts with front matter between '+++' lines"))
+        return None
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == FRONT_MATTER_FENCE)
+    except StopIteration:
+        problems.append(Problem(file, 1, "front matter is not closed by a '+++' line"))
+        return None
+    front_text = "".join(lines[1:end])
+    raw = _load_toml(file, front_text, 1, problems)
+    if raw is None:
+        return None
+    key_lines = {k: v + 1 for k, v in _key_lines(front_text).items()}
+    data = _check_keys(raw, LESSON_KEYS, file, key_lines, "", problems)
+    for name in ("exercises", "related"):
+        if name in data:
+            data[name] = _check_items(data[name], name, file, key_lines.get(name, 1), problems)
+    for name in ("topics", "equipment"):
+        if name in data and not all(isinstance(item, str) for item in data[name]):
+            problems.append(Problem(file, key_lines.get(name, 1), f"{name} must be a list of text"))
+    if "subject" not in data or "title" not in data:
+        return None
+    stem = LESSON_FILE.match(file.name)
+    key = data.pop("key", None) or (stem.group("stem") if stem else file.stem).lower()
+    if not KEY.match(key):
+        problems.append(
+            Problem(
+                file,
+                key_lines.get("key", 1),
+                f"lesson key {key!r} must be lower-case letters, digits, '-' or '_'",
+            )
+        )
+        return None
+    body = "".join(lines[end + 1 :])
+    return LessonSource(
+        key=key,
+        file=file,
+        position=position,
+        subject=data.pop("subject"),
+        title=data.pop("title"),
+        data=data,
+        body=body,
+        body_line=end + 2,
+        front_matter_lines=key_lines,
+        content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
+    )
+
+
+def _load_toml(
+    file: Path, text: str | None, line_offset: int, problems: list[Problem]
+) -> dict[str, Any] | None:
+    if text is None:
+        problems.append(Problem(file, 1, "file not found"))
+        return None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = _TOML_LINE.search(str(exc))
+        line = int(found.group(1)) + line_offset if found else 1
+        problems.append(Problem(file, line, f"invalid TOML: {exc}"))
+        return None
+
+
+def _check_keys(
+    table: dict[str, Any],
+    keys: dict[str, tuple[type, bool]],
+    file: Path,
+    lines: dict[str, int],
+    section: str,
+    problems: list[Problem],
+    open_ended: bool = False,
+) -> dict[str, Any]:
+    prefix = f"{section}." if section else ""
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if open_ended:
+            if not isinstance(value, str):
+                problems.append(Problem(file, lines.get(key, 1), f"{prefix}{key} must be text"))
+                continue
+            values[key] = value
+        elif key in keys:
+            kind = keys[key][0]
+            if not isinstance(value, kind) or isinstance(value, bool):
+                problems.append(
+                    Problem(file, lines.get(key, 1), f"{prefix}{key} must be {_kind_name(kind)}")
+                )
+                continue
+            values[key] = value
+        elif section or (key not in COURSE_SCHEMA and key != "related"):
+            problems.append(Problem(file, lines.get(key, 1), f"unknown setting {prefix}{key!r}"))
+    for key, (_kind, required) in keys.items():
+        if required and key not in table:
+            problems.append(Problem(file, lines.get(section, 1), f"missing {prefix}{key}"))
+    return values
+
+
+def _check_items(
+    items: Any, name: str, file: Path, line: int, problems: list[Problem]
+) -> list[dict[str, Any]]:
+    fields = ITEM_KEYS[name]
+    if not isinstance(items, list):
+        problems.append(Problem(file, line, f"{name} must be a list of tables ([[{name}]])"))
+        return []
+    checked = []
+    for number, item in enumerate(items, start=1):
+        if not isinstance(item, dict):
+            problems.append(Problem(file, line, f"{name} #{number} must be a table"))
+            continue
+        unknown = sorted(set(item) - set(fields))
+        missing = [key for key, required in fields.items() if required and key not in item]
+        wrong = [key for key in item if key in fields and not isinstance(item[key], str)]
+        for message in (
+            [f"unknown key {k!r}" for k in unknown]
+            + [f"missing {k}" for k in missing]
+            + [f"{k} must be text" for k in wrong]
+        ):
+            problems.append(Problem(file, line, f"{name} #{number}: {message}"))
+        if not (unknown or missing or wrong):
+            checked.append({key: item.get(key) for key in fields})
+    return checked
+
+
+def _key_lines(toml_text: str) -> dict[str, int]:
+    """Line numbers of top-level keys and table headers, for pointing at mistakes."""
+    found: dict[str, int] = {}
+    for number, line in enumerate(toml_text.splitlines(), start=1):
+        match = re.match(r"\s*\[{1,2}\s*([A-Za-z0-9_-]+)\s*\]{1,2}|\s*([A-Za-z0-9_-]+)\s*=", line)
+        if match:
+            found.setdefault(match.group(1) or match.group(2), number)
+    return found
+
+
+def _kind_name(kind: type) -> str:
+    return {str: "text", int: "a whole number", list: "a list"}[kind]

@@ -1,0 +1,303 @@
+"""Courses: check a course folder by rendering every lesson, and sync it into the database.
+
+Syncing never loses history: lessons are matched by key, so renaming or renumbering files keeps every
+subscriber's ledger; a lesson whose file is gone is retired, not deleted; a lesson added at the end
+reopens the enrolments of those who had finished.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dripcourse.coursefiles import CourseSource, LessonSource, Problem, discover, read_course
+from dripcourse.errors import BadInput, NotFound
+from dripcourse.models import (
+    Course,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Lesson,
+)
+from dripcourse.rendering import CourseRenderer, LessonContent, Links, Recipient
+from dripcourse.schedule import (
+    Rhythm,
+    first_slot_at_or_after,
+    next_lesson_due,
+    parse_send_time,
+)
+from dripcourse.schedule import next_lesson as owed_next
+
+SAMPLE_RECIPIENT = Recipient(
+    email="sample.reader@example.com", name="Sam Sample", timezone="America/Toronto"
+)
+SAMPLE_LINKS = Links(
+    unsubscribe="https://example.com/unsubscribe/sample-token",
+    view_online="https://example.com/view/sample-token",
+)
+
+
+@dataclass
+class SyncReport:
+    slug: str
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    reordered: bool = False
+    reopened: int = 0
+    """Enrolments that had finished and are owed a newly added lesson."""
+
+
+def rhythm_of(settings: dict[str, Any]) -> Rhythm:
+    schedule = settings["schedule"]
+    return Rhythm(
+        cadence_days=schedule["cadence_days"],
+        send_time=parse_send_time(schedule["send_time"]),
+        send_days=frozenset(schedule["send_days"]),
+    )
+
+
+def find_course_dirs(courses_dir: Path, path: Path | None = None) -> list[Path]:
+    """The course folders to work on: `path` (one course, or a folder of courses) or all."""
+    target = path or courses_dir
+    if (target / "course.toml").is_file():
+        return [target]
+    found = discover(target)
+    if not found:
+        raise NotFound(f"no courses found in {target} (a course is a folder with a course.toml)")
+    return found
+
+
+def check_course(source: CourseSource) -> list[Problem]:
+    """All problems of a course: its files, then every lesson rendered for a sample subscriber."""
+    problems = list(source.problems)
+    if problems:
+        return problems
+    renderer = renderer_for_source(source)
+    for lesson in source.lessons:
+        lesson_problems = _check_lesson_templates(lesson, renderer)
+        problems.extend(lesson_problems)
+        if lesson_problems:
+            continue
+        try:
+            renderer.render(lesson.key, SAMPLE_RECIPIENT, SAMPLE_LINKS)
+        except jinja2.TemplateError as exc:
+            problems.append(_layout_problem(source, exc))
+    return problems
+
+
+def renderer_for_source(source: CourseSource) -> CourseRenderer:
+    return CourseRenderer(
+        settings=source.settings,
+        lessons=[_content(lesson, number) for number, lesson in enumerate(source.lessons, 1)],
+        layout_html=source.layout_html,
+        layout_text=source.layout_text,
+    )
+
+
+def renderer_for_course(course: Course) -> CourseRenderer:
+    """The renderer of a synced course. Retired lessons stay renderable for what is still owed."""
+    active = [lesson for lesson in course.lessons if lesson.retired_at is None]
+    retired = [lesson for lesson in course.lessons if lesson.retired_at is not None]
+    contents = [_content(lesson, number) for number, lesson in enumerate(active, 1)]
+    contents += [_content(lesson, lesson.position) for lesson in retired]
+    return CourseRenderer(
+        settings=course.settings,
+        lessons=contents,
+        total=len(active),
+        layout_html=course.layout_html,
+        layout_text=course.layout_text,
+    )
+
+
+def _content(lesson: Lesson | LessonSource, number: int) -> LessonContent:
+    source_file = lesson.file.name if isinstance(lesson, LessonSource) else lesson.source_file
+    return LessonContent(
+        key=lesson.key,
+        number=number,
+        subject=lesson.subject,
+        title=lesson.title,
+        data=lesson.data,
+        body=lesson.body,
+        source_file=source_file,
+    )
+
+
+def _check_lesson_templates(lesson: LessonSource, renderer: CourseRenderer) -> list[Problem]:
+    """Render the subject and the raw body alone, so errors point at the author's own lines."""
+    sources = {"subject": lesson.subject, "body": lesson.body}
+    first_line = {"subject": lesson.front_matter_lines.get("subject", 1), "body": lesson.body_line}
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: (sources[name], name, lambda: True)),
+        undefined=jinja2.StrictUndefined,
+    )
+    context = renderer.context(lesson.key, SAMPLE_RECIPIENT, SAMPLE_LINKS)
+    problems = []
+    for part in ("subject", "body"):
+        try:
+            env.get_template(part).render(context)
+        except jinja2.TemplateSyntaxError as exc:
+            line = first_line[part] + (exc.lineno or 1) - 1 if part == "body" else first_line[part]
+            problems.append(Problem(lesson.file, line, f"template syntax: {exc.message}"))
+        except jinja2.TemplateError as exc:
+            line = _template_line(exc, part) or 1
+            line = first_line[part] + line - 1 if part == "body" else first_line[part]
+            problems.append(Problem(lesson.file, line, f"{part}: {exc}"))
+    return problems
+
+
+def _template_line(exc: BaseException, name: str) -> int | None:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == name]
+    return frames[-1].lineno if frames else None
+
+
+def _layout_problem(source: CourseSource, exc: jinja2.TemplateError) -> Problem:
+    for name in ("layout.html", "layout.txt"):
+        line = _template_line(exc, name) or getattr(exc, "lineno", None)
+        if (source.path / name).is_file() and line:
+            return Problem(source.path / name, line, f"layout: {exc}")
+    return Problem(source.path / "course.toml", 1, f"layout: {exc}")
+
+
+def sync_course(session: Session, source: CourseSource, now: datetime) -> SyncReport:
+    """Load a checked course into the database (the caller has refused one with problems)."""
+    problems = check_course(source)
+    if problems:
+        raise BadInput(
+            f"course {source.slug!r} has {len(problems)} problem(s); first: {problems[0]}"
+        )
+    report = SyncReport(slug=source.slug)
+    course = session.scalar(select(Course).where(Course.slug == source.slug))
+    if course is None:
+        course = Course(slug=source.slug, title="", settings={}, synced_at=now)
+        session.add(course)
+    course.title = source.settings["title"]
+    course.settings = source.settings
+    course.layout_html = source.layout_html
+    course.layout_text = source.layout_text
+    course.synced_at = now
+    session.flush()
+
+    existing = {
+        lesson.key: lesson
+        for lesson in session.scalars(select(Lesson).where(Lesson.course_id == course.id))
+    }
+    old_order = [
+        lesson.key
+        for lesson in sorted(existing.values(), key=lambda x: x.position)
+        if lesson.retired_at is None
+    ]
+    for lesson_source in source.lessons:
+        lesson = existing.get(lesson_source.key)
+        if lesson is None:
+            lesson = Lesson(course_id=course.id, key=lesson_source.key, retired_at=None)
+            session.add(lesson)
+            report.added.append(lesson_source.key)
+        elif lesson.content_hash != lesson_source.content_hash or lesson.retired_at is not None:
+            report.updated.append(lesson_source.key)
+        lesson.position = lesson_source.position
+        lesson.source_file = lesson_source.file.name
+        lesson.subject = lesson_source.subject
+        lesson.title = lesson_source.title
+        lesson.data = lesson_source.data
+        lesson.body = lesson_source.body
+        lesson.body_line = lesson_source.body_line
+        lesson.content_hash = lesson_source.content_hash
+        lesson.retired_at = None
+    present = {lesson.key for lesson in source.lessons}
+    for key, lesson in existing.items():
+        if key not in present and lesson.retired_at is None:
+            lesson.retired_at = now
+            report.retired.append(key)
+    new_order = [lesson.key for lesson in source.lessons]
+    report.reordered = [k for k in new_order if k in old_order] != [
+        k for k in old_order if k in present
+    ]
+    session.flush()
+    _cancel_retired(session, course, now)
+    if report.added or report.retired or report.reordered:
+        report.reopened = _reopen_finished(session, course, new_order, now)
+    return report
+
+
+def _cancel_retired(session: Session, course: Course, now: datetime) -> None:
+    """Owed copies of a retired lesson are cancelled; the person's next lesson takes its slot."""
+    pending = session.scalars(
+        select(Delivery)
+        .join(Lesson)
+        .where(
+            Lesson.course_id == course.id,
+            Lesson.retired_at.is_not(None),
+            Delivery.kind == DeliveryKind.LESSON,
+            Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
+        )
+    ).all()
+    for delivery in pending:
+        delivery.status = DeliveryStatus.CANCELLED
+        delivery.last_error = "lesson retired: its file was removed from the course"
+        enrollment = delivery.enrollment
+        if enrollment.status == EnrollmentStatus.ACTIVE:
+            enrollment.next_due_at = max(delivery.due_at, now)
+
+
+def _reopen_finished(session: Session, course: Course, order: list[str], now: datetime) -> int:
+    """Those who finished are owed a lesson that now stands after their last one."""
+    finished = session.scalars(
+        select(Enrollment).where(
+            Enrollment.course_id == course.id, Enrollment.status == EnrollmentStatus.COMPLETED
+        )
+    ).all()
+    rhythm = rhythm_of(course.settings)
+    reopened = 0
+    for enrollment in finished:
+        history = lesson_history(session, enrollment.id)
+        if owed_next(order, [key for key, _ in history]) is None:
+            continue
+        zone = ZoneInfo(enrollment.subscriber.timezone)
+        last_sent = history[-1][1] if history else now
+        enrollment.status = EnrollmentStatus.ACTIVE
+        enrollment.ended_at = None
+        enrollment.next_due_at = max(
+            next_lesson_due(last_sent, zone, rhythm), first_slot_at_or_after(now, zone, rhythm)
+        )
+        reopened += 1
+    return reopened
+
+
+def lesson_history(session: Session, enrollment_id: int) -> list[tuple[str, datetime]]:
+    """The lessons an enrolment has had in the rhythm (sent or given up on), oldest first."""
+    rows = session.execute(
+        select(Lesson.key, Delivery.sent_at, Delivery.due_at)
+        .join(Delivery.lesson)
+        .where(
+            Delivery.enrollment_id == enrollment_id,
+            Delivery.kind == DeliveryKind.LESSON,
+            Delivery.status.in_([DeliveryStatus.SENT, DeliveryStatus.FAILED]),
+        )
+        .order_by(Delivery.due_at, Delivery.id)
+    ).all()
+    return [(key, sent_at or due_at) for key, sent_at, due_at in rows]
+
+
+def get_course(session: Session, slug: str) -> Course:
+    course = session.scalar(select(Course).where(Course.slug == slug))
+    if course is None:
+        known = ", ".join(session.scalars(select(Course.slug).order_by(Course.slug))) or "none"
+        raise NotFound(
+            f"unknown course {slug!r} (synced courses: {known}; run `dripcourse courses sync`)"
+        )
+    return course
+
+
+def load_sources(courses_dir: Path, path: Path | None = None) -> list[CourseSource]:
+    return [read_course(folder) for folder in find_course_dirs(courses_dir, path)]

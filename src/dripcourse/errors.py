@@ -1,0 +1,22 @@
+"""The error hierarchy: every failure a user can cause or meet has one home here.
+
+The CLI turns `DripcourseError` into exit status 2 and one line on stderr; the web layer turns it into a
+4xx. Delivery errors are not exceptions but results (see `backends.base`), except a backend that cannot
+be configured at all, which is bad input.
+"""
+
+
+class DripcourseError(Exception):
+    """Base of all errors that carry a message meant for the person at the keyboard."""
+
+
+class BadInput(DripcourseError):
+    """The input was malformed or invalid: a bad address, an unknown time zone, a broken course file."""
+
+
+class NotFound(DripcourseError):
+    """The thing named does not exist: an unknown course, subscriber or lesson."""
+
+
+class Conflict(DripcourseError):
+    """The request clashes with the current state, e.g. resuming an enrolment that is not paused."""

@@ -1,0 +1,116 @@
+"""Operator actions on single lessons: find one, preview it, send a test, queue it for people.
+
+A queued lesson is an extra delivery outside the rhythm: the person's weekly lessons go on as before.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dripcourse.courses import get_course
+from dripcourse.errors import Conflict, NotFound
+from dripcourse.ledger import Job
+from dripcourse.models import (
+    Course,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Lesson,
+)
+from dripcourse.subscriptions import find_subscriber, new_delivery
+
+# Those who may still be sent an extra lesson: finished the course, or in it.
+QUEUEABLE = (EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED)
+
+
+def find_lesson(session: Session, course_slug: str, which: str) -> tuple[Course, Lesson]:
+    """A lesson by its number in the course (`3`) or by its key (`knees`)."""
+    course = get_course(session, course_slug)
+    current = [lesson for lesson in course.lessons if lesson.retired_at is None]
+    if which.isdigit():
+        number = int(which)
+        if not 1 <= number <= len(current):
+            raise NotFound(f"course {course_slug!r} has lessons 1 to {len(current)}, not {which}")
+        return course, current[number - 1]
+    for lesson in course.lessons:
+        if lesson.key == which:
+            return course, lesson
+    raise NotFound(f"course {course_slug!r} has no lesson {which!r}")
+
+
+def sample_job(
+    course: Course,
+    lesson: Lesson | None,
+    email: str,
+    name: str = "Sam Sample",
+    timezone: str = "UTC",
+) -> Job:
+    """A delivery that exists only in memory: previews and test sends render through it."""
+    return Job(
+        delivery_id=0,
+        kind=DeliveryKind.LESSON if lesson else DeliveryKind.CONFIRMATION,
+        enrollment_id=0,
+        course_id=course.id,
+        lesson_key=lesson.key if lesson else None,
+        message_id=f"<test.{lesson.key if lesson else 'confirm'}@dripcourse.invalid>",
+        email=email,
+        name=name,
+        timezone=timezone,
+    )
+
+
+def queue_lesson(
+    session: Session,
+    course_slug: str,
+    which: str,
+    at: datetime,
+    *,
+    to: str | None = None,
+    all_active: bool = False,
+) -> int:
+    """Owe a lesson to one person or to everyone active, at `at`; returns how many were queued.
+
+    Queueing the same lesson again for someone who is still waiting for it moves it, never doubles it.
+    """
+    course, lesson = find_lesson(session, course_slug, which)
+    if to is not None:
+        subscriber = find_subscriber(session, to)
+        enrollments = [e for e in subscriber.enrollments if e.course_id == course.id]
+        if not enrollments:
+            raise NotFound(f"{subscriber.email} is not enrolled in {course_slug!r}")
+        if enrollments[0].status not in QUEUEABLE:
+            raise Conflict(
+                f"{subscriber.email} is {enrollments[0].status} in {course_slug!r}; "
+                "nothing is sent to them"
+            )
+    else:
+        assert all_active
+        enrollments = list(
+            session.scalars(
+                select(Enrollment).where(
+                    Enrollment.course_id == course.id, Enrollment.status == EnrollmentStatus.ACTIVE
+                )
+            )
+        )
+    waiting = {
+        d.enrollment_id: d
+        for d in session.scalars(
+            select(Delivery).where(
+                Delivery.lesson_id == lesson.id,
+                Delivery.kind == DeliveryKind.EXTRA,
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.enrollment_id.in_([e.id for e in enrollments]),
+            )
+        )
+    }
+    for enrollment in enrollments:
+        if enrollment.id in waiting:
+            waiting[enrollment.id].due_at = waiting[enrollment.id].next_attempt_at = at
+        else:
+            session.add(new_delivery(enrollment, lesson.id, DeliveryKind.EXTRA, at))
+    return len(enrollments)

@@ -1,0 +1,92 @@
+"""Turns one delivery (a `Job`) into the finished message: links signed, lesson rendered, MIME built.
+
+Shared by the dispatcher and by the operator's test sends, so a test email is exactly what a
+subscriber gets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dripcourse.backends.base import OutgoingMessage
+from dripcourse.ledger import Job
+from dripcourse.mime import Envelope, compose, domain_of
+from dripcourse.models import Course, DeliveryKind
+from dripcourse.rendering import (
+    CourseRenderer,
+    Links,
+    Recipient,
+    RenderedLesson,
+    render_confirmation,
+)
+from dripcourse.tokens import Purpose, Signer
+
+
+@dataclass(frozen=True)
+class CourseView:
+    """What message building needs of a course, read once per pass."""
+
+    slug: str
+    settings: dict[str, Any]
+    renderer: CourseRenderer
+
+    @classmethod
+    def of(cls, course: Course) -> CourseView:
+        from dripcourse.courses import renderer_for_course
+
+        return cls(course.slug, course.settings, renderer_for_course(course))
+
+
+@dataclass(frozen=True)
+class MessageBuilder:
+    signer: Signer
+    base_url: str
+
+    def links(self, job: Job) -> Links:
+        base = self.base_url.rstrip("/")
+        unsubscribe = self.signer.make(Purpose.UNSUBSCRIBE, {"e": job.enrollment_id})
+        view = self.signer.make(Purpose.VIEW, {"d": job.delivery_id})
+        return Links(
+            unsubscribe=f"{base}/unsubscribe/{unsubscribe}", view_online=f"{base}/view/{view}"
+        )
+
+    def render(self, job: Job, course: CourseView) -> tuple[RenderedLesson, str | None]:
+        """The rendered email, and its unsubscribe URL (None for a confirmation)."""
+        recipient = Recipient(email=job.email, name=job.name, timezone=job.timezone)
+        if job.kind == DeliveryKind.CONFIRMATION:
+            token = self.signer.make(Purpose.CONFIRM, {"e": job.enrollment_id})
+            confirm_url = f"{self.base_url.rstrip('/')}/confirm/{token}"
+            return render_confirmation(course.settings, recipient, confirm_url), None
+        assert job.lesson_key is not None
+        links = self.links(job)
+        return course.renderer.render(job.lesson_key, recipient, links), links.unsubscribe
+
+    def build(
+        self, job: Job, course: CourseView, now: datetime, subject_prefix: str = ""
+    ) -> OutgoingMessage:
+        settings, sender = course.settings, course.settings["sender"]
+        rendered, unsubscribe_url = self.render(job, course)
+        envelope = Envelope(
+            sender_name=sender["name"],
+            sender_email=sender["email"],
+            recipient_name=job.name,
+            recipient_email=job.email,
+            message_id=job.message_id,
+            date=now,
+            reply_to=sender.get("reply_to"),
+            list_id=f"{settings['title']} <{course.slug}.{domain_of(sender['email'])}>",
+            unsubscribe_url=unsubscribe_url,
+            unsubscribe_mailto=(
+                f"mailto:{sender['unsubscribe_email']}?subject=unsubscribe"
+                if unsubscribe_url
+                else None
+            ),
+        )
+        return OutgoingMessage(
+            key=str(job.delivery_id),
+            sender=sender["email"],
+            recipient=job.email,
+            data=compose(envelope, subject_prefix + rendered.subject, rendered.text, rendered.html),
+        )

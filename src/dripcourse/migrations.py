@@ -1,0 +1,46 @@
+"""Runs the Alembic migrations shipped with the package, so `dripcourse db upgrade` works from an
+installed wheel as well as from the source tree."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from dripcourse.db import Database
+
+
+def script_location() -> Path:
+    packaged = Path(str(files("dripcourse"))) / "alembic"
+    if packaged.is_dir():
+        return packaged
+    # Editable install or source checkout: the top-level alembic/ folder beside src/.
+    return Path(__file__).resolve().parents[2] / "alembic"
+
+
+def _config(database: Database) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(script_location()))
+    config.set_main_option("sqlalchemy.url", database.url.replace("%", "%%"))
+    return config
+
+
+def upgrade(database: Database, revision: str = "head") -> None:
+    config = _config(database)
+    with database.engine.connect() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+        connection.commit()
+
+
+def current_revision(database: Database) -> str | None:
+    with database.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision(database: Database) -> str | None:
+    return ScriptDirectory.from_config(_config(database)).get_current_head()

@@ -1,0 +1,239 @@
+"""The typed SQLAlchemy models: courses, lessons, subscribers, enrolments, deliveries, suppressions.
+
+The schema is created and changed only by the Alembic migrations in `alembic/`; a test checks that the
+migrations and these models agree. All instants are stored as UTC and come back timezone-aware.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite has no zones), handed back as aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+
+
+class EnrollmentStatus(enum.StrEnum):
+    PENDING = "pending"
+    """Signed up, not yet confirmed (double opt-in)."""
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class DeliveryKind(enum.StrEnum):
+    LESSON = "lesson"
+    """The lesson owed in the course's rhythm: at most one per enrolment and lesson."""
+    EXTRA = "extra"
+    """A lesson an operator queued outside the rhythm (`lessons queue`)."""
+    CONFIRMATION = "confirmation"
+    """The double opt-in email."""
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    """Claimed by a worker until `lease_expires_at`."""
+    SENT = "sent"
+    FAILED = "failed"
+    """Permanently refused, or temporary failures for longer than the retry policy allows."""
+    CANCELLED = "cancelled"
+    """Not sent: the person unsubscribed, was suppressed, or the lesson was retired."""
+
+
+class SuppressionReason(enum.StrEnum):
+    UNSUBSCRIBED = "unsubscribed"
+    HARD_BOUNCE = "hard_bounce"
+    COMPLAINT = "complaint"
+    MANUAL = "manual"
+
+
+class AppMeta(Base):
+    """Small key-value facts about this installation (the generated secret key)."""
+
+    __tablename__ = "app_meta"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class Course(Base):
+    __tablename__ = "courses"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[dict[str, Any]]
+    """course.toml as validated and normalised by `courses.py`."""
+    layout_html: Mapped[str | None] = mapped_column(Text)
+    layout_text: Mapped[str | None] = mapped_column(Text)
+    synced_at: Mapped[datetime]
+
+    lessons: Mapped[list[Lesson]] = relationship(
+        back_populates="course", order_by="Lesson.position"
+    )
+
+
+class Lesson(Base):
+    __tablename__ = "lessons"
+    __table_args__ = (UniqueConstraint("course_id", "key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(100))
+    """The lesson's identity, stable across renames and reordering."""
+    position: Mapped[int]
+    """1-based place in the course; retired lessons keep their last one."""
+    source_file: Mapped[str] = mapped_column(String(255))
+    subject: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]]
+    """Front matter: preheader, topics, exercises, equipment, teaser, related."""
+    body: Mapped[str] = mapped_column(Text)
+    """The Markdown body with its Jinja personalisation, as written."""
+    body_line: Mapped[int] = mapped_column(Integer, default=1)
+    """Line of the source file where the body starts, for error messages."""
+    content_hash: Mapped[str] = mapped_column(String(64))
+    retired_at: Mapped[datetime | None]
+
+    course: Mapped[Course] = relationship(back_populates="lessons")
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    """Normalised by email-validator."""
+    name: Mapped[str] = mapped_column(String(200), default="")
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+    enrollments: Mapped[list[Enrollment]] = relationship(
+        back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.strip() else ""
+
+
+class Enrollment(Base):
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "course_id"),
+        # The dispatcher's "who is owed a lesson now" query walks only this index.
+        Index("ix_enrollments_status_next_due_at", "status", "next_due_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16), default="cli")
+    created_at: Mapped[datetime]
+    confirmed_at: Mapped[datetime | None]
+    paused_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    """When it completed or was unsubscribed."""
+    next_due_at: Mapped[datetime | None]
+    """When the next lesson is owed; None while one is in the ledger or nothing is owed."""
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="enrollments")
+    course: Mapped[Course] = relationship()
+    deliveries: Mapped[list[Delivery]] = relationship(
+        back_populates="enrollment", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Delivery(Base):
+    """The ledger: one row per message owed, with its fate."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        # A lesson in the rhythm is owed once per enrolment: two workers materialising at once
+        # collide here and one of them ignores the conflict.
+        Index(
+            "uq_deliveries_lesson_once",
+            "enrollment_id",
+            "lesson_id",
+            unique=True,
+            sqlite_where=text("kind = 'lesson'"),
+            postgresql_where=text("kind = 'lesson'"),
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    enrollment_id: Mapped[int] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
+    )
+    lesson_id: Mapped[int | None] = mapped_column(ForeignKey("lessons.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    first_attempt_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    smtp_code: Mapped[int | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    """Assigned when the row is made and reused on every attempt."""
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+
+    enrollment: Mapped[Enrollment] = relationship(back_populates="deliveries")
+    lesson: Mapped[Lesson | None] = relationship()
+
+
+class Suppression(Base):
+    """Addresses never to be mailed, whatever their enrolments say."""
+
+    __tablename__ = "suppressions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    reason: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]

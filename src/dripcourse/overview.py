@@ -1,0 +1,202 @@
+"""Read-only views for operators: who is subscribed, what is due next, how the ledger stands.
+
+Plain data out (dataclasses), so the CLI prints them and the HTTP API serialises the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
+
+from dripcourse.courses import lesson_history
+from dripcourse.models import (
+    Course,
+    Delivery,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Lesson,
+    Subscriber,
+    Suppression,
+)
+from dripcourse.schedule import next_lesson
+from dripcourse.subscriptions import find_subscriber
+
+
+@dataclass(frozen=True)
+class QueueEntry:
+    due_at: datetime
+    email: str
+    timezone: str
+    course: str
+    lesson: str
+    """`3 knees` or, for a confirmation, `confirmation`."""
+    state: str
+    """owed (in the rhythm, not yet in the ledger), pending, retry (failed before), sending."""
+
+
+@dataclass(frozen=True)
+class Status:
+    subscribers: int
+    enrollments: dict[str, int]
+    deliveries: dict[str, int]
+    suppressions: dict[str, int]
+    failed_last_day: int
+    recent_failures: list[tuple[str, str, str]]
+    """(email, lesson, error) of the latest failed deliveries."""
+    next_due: datetime | None
+
+
+def upcoming(session: Session, limit: int = 50) -> list[QueueEntry]:
+    """What is due next, soonest first: ledger rows waiting to go, and lessons owed in the rhythm."""
+    entries: list[QueueEntry] = []
+    waiting = session.scalars(
+        select(Delivery)
+        .where(Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]))
+        .order_by(Delivery.next_attempt_at)
+        .limit(limit)
+        .options(
+            selectinload(Delivery.enrollment).selectinload(Enrollment.subscriber),
+            selectinload(Delivery.enrollment).selectinload(Enrollment.course),
+            selectinload(Delivery.lesson),
+        )
+    ).all()
+    for delivery in waiting:
+        enrollment = delivery.enrollment
+        state = (
+            delivery.status if delivery.attempts == 0 or delivery.status == "sending" else "retry"
+        )
+        if enrollment.status == EnrollmentStatus.PAUSED:
+            state = "paused"
+        entries.append(
+            QueueEntry(
+                delivery.next_attempt_at,
+                enrollment.subscriber.email,
+                enrollment.subscriber.timezone,
+                enrollment.course.slug,
+                _lesson_label(delivery.lesson, delivery.kind),
+                state,
+            )
+        )
+    owed = session.scalars(
+        select(Enrollment)
+        .where(Enrollment.status == EnrollmentStatus.ACTIVE, Enrollment.next_due_at.is_not(None))
+        .order_by(Enrollment.next_due_at)
+        .limit(limit)
+        .options(
+            selectinload(Enrollment.subscriber),
+            selectinload(Enrollment.course).selectinload(Course.lessons),
+        )
+    ).all()
+    for enrollment in owed:
+        assert enrollment.next_due_at is not None
+        lessons = [lesson for lesson in enrollment.course.lessons if lesson.retired_at is None]
+        history = [key for key, _ in lesson_history(session, enrollment.id)]
+        key = next_lesson([lesson.key for lesson in lessons], history)
+        label = "(course complete)"
+        if key is not None:
+            label = _lesson_label(
+                next(lesson for lesson in lessons if lesson.key == key),
+                "lesson",
+                number=[lesson.key for lesson in lessons].index(key) + 1,
+            )
+        entries.append(
+            QueueEntry(
+                enrollment.next_due_at,
+                enrollment.subscriber.email,
+                enrollment.subscriber.timezone,
+                enrollment.course.slug,
+                label,
+                "owed",
+            )
+        )
+    entries.sort(key=lambda entry: entry.due_at)
+    return entries[:limit]
+
+
+def status(session: Session, now: datetime) -> Status:
+    def counts(column: InstrumentedAttribute[str]) -> dict[str, int]:
+        query = select(column, func.count()).group_by(column)
+        return dict(session.execute(query).tuples().all())
+
+    failures = session.execute(
+        select(Subscriber.email, Lesson.key, Delivery.kind, Delivery.last_error)
+        .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
+        .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
+        .outerjoin(Lesson, Delivery.lesson_id == Lesson.id)
+        .where(Delivery.status == DeliveryStatus.FAILED)
+        .order_by(Delivery.last_attempt_at.desc())
+        .limit(5)
+    ).all()
+    next_owed = session.scalar(
+        select(func.min(Enrollment.next_due_at)).where(Enrollment.status == EnrollmentStatus.ACTIVE)
+    )
+    next_pending = session.scalar(
+        select(func.min(Delivery.next_attempt_at)).where(Delivery.status == DeliveryStatus.PENDING)
+    )
+    candidates = [instant for instant in (next_owed, next_pending) if instant is not None]
+    return Status(
+        subscribers=session.scalar(select(func.count()).select_from(Subscriber)) or 0,
+        enrollments=counts(Enrollment.status),
+        deliveries=counts(Delivery.status),
+        suppressions=counts(Suppression.reason),
+        failed_last_day=session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(
+                Delivery.status == DeliveryStatus.FAILED,
+                Delivery.last_attempt_at >= now - timedelta(days=1),
+            )
+        )
+        or 0,
+        recent_failures=[(email, key or kind, error or "") for email, key, kind, error in failures],
+        next_due=min(candidates) if candidates else None,
+    )
+
+
+def subscribers(
+    session: Session,
+    course_slug: str | None = None,
+    status_filter: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[tuple[Subscriber, list[Enrollment]]]:
+    query = (
+        select(Subscriber)
+        .order_by(Subscriber.email)
+        .limit(limit)
+        .offset(offset)
+        .options(selectinload(Subscriber.enrollments).selectinload(Enrollment.course))
+    )
+    if course_slug or status_filter:
+        query = query.join(Enrollment).join(Course)
+        if course_slug:
+            query = query.where(Course.slug == course_slug)
+        if status_filter:
+            query = query.where(Enrollment.status == status_filter)
+    return [(s, list(s.enrollments)) for s in session.scalars(query).unique()]
+
+
+def subscriber_detail(session: Session, email: str) -> tuple[Subscriber, list[Delivery]]:
+    subscriber = find_subscriber(session, email)
+    deliveries = session.scalars(
+        select(Delivery)
+        .join(Enrollment)
+        .where(Enrollment.subscriber_id == subscriber.id)
+        .order_by(Delivery.due_at, Delivery.id)
+        .options(
+            selectinload(Delivery.lesson),
+            selectinload(Delivery.enrollment).selectinload(Enrollment.course),
+        )
+    ).all()
+    return subscriber, list(deliveries)
+
+
+def _lesson_label(lesson: Lesson | None, kind: str, number: int | None = None) -> str:
+    if lesson is None:
+        return kind
+    label = f"{number or lesson.position} {lesson.key}"
+    return label if kind == "lesson" else f"{label} ({kind})"

@@ -1,0 +1,184 @@
+"""Lesson templates: Markdown + Jinja2 + the course layout -> subject, HTML (CSS inlined) and text.
+
+A `CourseRenderer` compiles each lesson once: the Markdown body is converted to HTML and to plain text
+with its Jinja tags protected, then placed in the course layout (`{% block body %}`). Per recipient only
+the Jinja render and the CSS inlining run. Values are autoescaped in HTML, so a subscriber's name can
+never become markup; undefined names are errors (`StrictUndefined`), caught by `courses check`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import css_inline
+import jinja2
+
+from dripcourse.plaintext import markdown_to_html, markdown_to_text
+
+_JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_PLACEHOLDER = re.compile(r"DCJ(\d{4})Z")
+_LONE_STATEMENT = re.compile(r"<p>(DCJ\d{4}Z)</p>\n?")
+_INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LessonContent:
+    """One lesson as the renderer needs it, whether read from files or from the database."""
+
+    key: str
+    number: int
+    subject: str
+    title: str
+    data: Mapping[str, Any]
+    body: str
+    source_file: str = "lesson.md"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    email: str
+    name: str = ""
+    timezone: str = "UTC"
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.strip() else "there"
+
+
+@dataclass(frozen=True, slots=True)
+class Links:
+    unsubscribe: str
+    view_online: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedLesson:
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass
+class CourseRenderer:
+    """The compiled templates of one course's lessons."""
+
+    settings: Mapping[str, Any]
+    lessons: Sequence[LessonContent]
+    layout_html: str | None = None
+    layout_text: str | None = None
+    total: int | None = None
+    """Lessons in the course now; defaults to all given (retired ones are given too)."""
+    _by_key: dict[str, LessonContent] = field(init=False)
+    _html_env: jinja2.Environment = field(init=False)
+    _text_env: jinja2.Environment = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._by_key = {lesson.key: lesson for lesson in self.lessons}
+        html_sources: dict[str, str] = {}
+        text_sources: dict[str, str] = {}
+        if self.layout_html is not None:
+            html_sources["layout.html"] = self.layout_html
+        if self.layout_text is not None:
+            text_sources["layout.txt"] = self.layout_text
+        for lesson in self.lessons:
+            html_body, text_body = compile_body(lesson.body)
+            html_sources[f"{lesson.key}.html"] = _child_of("layout.html", html_body)
+            text_sources[f"{lesson.key}.txt"] = _child_of("layout.txt", text_body)
+            text_sources[f"{lesson.key}.subject"] = lesson.subject
+        self._html_env = _environment(html_sources, autoescape=True)
+        self._text_env = _environment(text_sources, autoescape=False)
+
+    def lesson(self, key: str) -> LessonContent:
+        return self._by_key[key]
+
+    def context(self, key: str, recipient: Recipient, links: Links) -> dict[str, Any]:
+        lesson = self._by_key[key]
+        data = dict(lesson.data)
+        return {
+            "course": self.settings,
+            "lesson": {
+                **data,
+                "key": lesson.key,
+                "number": lesson.number,
+                "total": self.total or len(self.lessons),
+                "title": lesson.title,
+                "subject": lesson.subject,
+                "preheader": data.get("preheader"),
+                "topics": data.get("topics", []),
+                "exercises": data.get("exercises", []),
+                "equipment": data.get("equipment", []),
+                "teaser": data.get("teaser"),
+                "related": data.get("related") or self.settings.get("related", []),
+            },
+            "subscriber": recipient,
+            "links": links,
+        }
+
+    def render(self, key: str, recipient: Recipient, links: Links) -> RenderedLesson:
+        context = self.context(key, recipient, links)
+        subject = self._text_env.get_template(f"{key}.subject").render(context)
+        context["lesson"]["subject"] = subject
+        html = self._html_env.get_template(f"{key}.html").render(context)
+        text = self._text_env.get_template(f"{key}.txt").render(context)
+        return RenderedLesson(subject=one_line(subject), html=_INLINER.inline(html), text=text)
+
+
+def render_confirmation(
+    settings: Mapping[str, Any], recipient: Recipient, confirm_url: str
+) -> RenderedLesson:
+    """The double opt-in email: one button that starts the course."""
+    context = {"course": settings, "subscriber": recipient, "confirm_url": confirm_url}
+    subject = f"Please confirm your subscription to {settings['title']}"
+    html = _PACKAGE_HTML.get_template("confirmation.html").render(context)
+    text = _PACKAGE_TEXT.get_template("confirmation.txt").render(context)
+    return RenderedLesson(subject=one_line(subject), html=_INLINER.inline(html), text=text)
+
+
+def compile_body(markdown: str) -> tuple[str, str]:
+    """The body as an HTML and a text Jinja template, its Jinja tags kept out of Markdown's way."""
+    tags: list[str] = []
+
+    def protect(match: re.Match[str]) -> str:
+        tags.append(match.group(0))
+        return f"DCJ{len(tags) - 1:04d}Z"
+
+    protected = _JINJA_TAG.sub(protect, markdown)
+
+    def restore(match: re.Match[str]) -> str:
+        return tags[int(match.group(1))]
+
+    # A statement on a line of its own ({% if %}) would otherwise leave an empty paragraph behind.
+    html = _LONE_STATEMENT.sub(
+        lambda m: m.group(1) + "\n" if tags[int(m.group(1)[3:7])].startswith("{%") else m.group(0),
+        markdown_to_html(protected),
+    )
+    return _PLACEHOLDER.sub(restore, html), _PLACEHOLDER.sub(restore, markdown_to_text(protected))
+
+
+def one_line(text: str) -> str:
+    """Header values are single lines by construction: any run of whitespace becomes one space."""
+    return " ".join(text.split())
+
+
+def _child_of(layout: str, body: str) -> str:
+    return f'{{% extends "{layout}" %}}{{% block body %}}{body}{{% endblock %}}'
+
+
+def _environment(sources: dict[str, str], *, autoescape: bool) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(
+            [jinja2.DictLoader(sources), jinja2.PackageLoader("dripcourse", "templates")]
+        ),
+        undefined=jinja2.StrictUndefined,
+        autoescape=autoescape,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+_PACKAGE_HTML = _environment({}, autoescape=True)
+_PACKAGE_TEXT = _environment({}, autoescape=False)

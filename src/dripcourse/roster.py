@@ -1,0 +1,267 @@
+"""Subscribers in bulk: CSV import (validated row by row, written in chunks) and CSV export.
+
+An import keeps every good row and reports each bad one with its line number; a file that is not a
+usable CSV at all is refused before anything is written. The whole import is one transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TextIO
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from dripcourse.courses import get_course, rhythm_of
+from dripcourse.errors import BadInput, DripcourseError
+from dripcourse.models import (
+    Course,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Subscriber,
+    Suppression,
+)
+from dripcourse.schedule import first_lesson_due
+from dripcourse.subscriptions import make_message_id
+from dripcourse.validation import check_timezone, clean_name, normalise_email
+
+CHUNK = 1000
+EXPORT_FIELDS = ["email", "name", "timezone", "course", "status", "enrolled_at", "confirmed_at"]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    line: int
+    email: str
+    name: str
+    timezone: str | None
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    already_enrolled: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+
+
+def read_rows(stream: TextIO) -> Iterator[Row | tuple[int, str]]:
+    """Validated rows, or (line, problem) for a bad one. `BadInput` if the file is no usable CSV."""
+    try:
+        reader = csv.DictReader(stream)
+        header = [name.strip().lower() for name in (reader.fieldnames or [])]
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise BadInput(f"not a readable CSV file: {exc}") from None
+    if "email" not in header:
+        raise BadInput(
+            "the CSV needs a header row with an 'email' column "
+            "(and optionally 'name' and 'timezone')"
+        )
+    reader.fieldnames = header
+    try:
+        for record in reader:
+            line = reader.line_num
+            if None in record:
+                yield line, "more fields than the header has"
+                continue
+            try:
+                zone = (record.get("timezone") or "").strip()
+                yield Row(
+                    line=line,
+                    email=normalise_email(record.get("email") or ""),
+                    name=clean_name(record.get("name")),
+                    timezone=check_timezone(zone) if zone else None,
+                )
+            except DripcourseError as exc:
+                yield line, str(exc)
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise BadInput(f"not a readable CSV file (line {reader.line_num}): {exc}") from None
+
+
+def import_subscribers(
+    session: Session,
+    rows: Iterable[Row | tuple[int, str]],
+    course_slug: str,
+    now: datetime,
+    *,
+    confirmed: bool,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    course = get_course(session, course_slug)
+    report = ImportReport()
+    seen: dict[str, int] = {}
+    chunk: list[Row] = []
+    for row in rows:
+        if isinstance(row, tuple):
+            report.rejected.append(row)
+        elif row.email in seen:
+            report.rejected.append((row.line, f"{row.email} is already on line {seen[row.email]}"))
+        else:
+            seen[row.email] = row.line
+            chunk.append(row)
+        if len(chunk) >= CHUNK:
+            _import_chunk(session, course, chunk, now, confirmed, report)
+            chunk = []
+        if progress is not None:
+            progress(1)
+    if chunk:
+        _import_chunk(session, course, chunk, now, confirmed, report)
+    report.rejected.sort()
+    return report
+
+
+def _import_chunk(
+    session: Session,
+    course: Course,
+    rows: list[Row],
+    now: datetime,
+    confirmed: bool,
+    report: ImportReport,
+) -> None:
+    emails = [row.email for row in rows]
+    suppressed = dict(
+        session.execute(
+            select(Suppression.email, Suppression.reason).where(Suppression.email.in_(emails))
+        )
+        .tuples()
+        .all()
+    )
+    rows = [row for row in rows if not _rejected_for(row, suppressed, report)]
+    existing = dict(
+        session.execute(select(Subscriber.email, Subscriber.id).where(Subscriber.email.in_(emails)))
+        .tuples()
+        .all()
+    )
+    default_zone = course.settings["schedule"]["timezone"]
+    new = [
+        {
+            "email": r.email,
+            "name": r.name,
+            "timezone": r.timezone or default_zone,
+            "created_at": now,
+        }
+        for r in rows
+        if r.email not in existing
+    ]
+    if new:
+        session.execute(insert(Subscriber), new)
+        existing.update(
+            session.execute(
+                select(Subscriber.email, Subscriber.id).where(
+                    Subscriber.email.in_([n["email"] for n in new])
+                )
+            )
+            .tuples()
+            .all()
+        )
+    ids = {row.email: existing[row.email] for row in rows}
+    enrolled = set(
+        session.scalars(
+            select(Enrollment.subscriber_id).where(
+                Enrollment.course_id == course.id, Enrollment.subscriber_id.in_(ids.values())
+            )
+        )
+    )
+    zones = dict(
+        session.execute(
+            select(Subscriber.id, Subscriber.timezone).where(Subscriber.id.in_(ids.values()))
+        )
+        .tuples()
+        .all()
+    )
+    rhythm = rhythm_of(course.settings)
+    enrollments: list[dict[str, Any]] = []
+    for row in rows:
+        subscriber_id = ids[row.email]
+        if subscriber_id in enrolled:
+            report.already_enrolled += 1
+            continue
+        enrollments.append(
+            {
+                "subscriber_id": subscriber_id,
+                "course_id": course.id,
+                "source": "import",
+                "created_at": now,
+                "status": EnrollmentStatus.ACTIVE if confirmed else EnrollmentStatus.PENDING,
+                "confirmed_at": now if confirmed else None,
+                "next_due_at": first_lesson_due(now, ZoneInfo(zones[subscriber_id]), rhythm)
+                if confirmed
+                else None,
+            }
+        )
+    if not enrollments:
+        return
+    session.execute(insert(Enrollment), enrollments)
+    report.imported += len(enrollments)
+    if not confirmed:
+        made = session.scalars(
+            select(Enrollment.id).where(
+                Enrollment.course_id == course.id,
+                Enrollment.subscriber_id.in_([e["subscriber_id"] for e in enrollments]),
+            )
+        ).all()
+        session.execute(
+            insert(Delivery),
+            [
+                {
+                    "enrollment_id": enrollment_id,
+                    "lesson_id": None,
+                    "kind": DeliveryKind.CONFIRMATION,
+                    "status": DeliveryStatus.PENDING,
+                    "due_at": now,
+                    "next_attempt_at": now,
+                    "attempts": 0,
+                    "created_at": now,
+                    "message_id": make_message_id(course),
+                }
+                for enrollment_id in made
+            ],
+        )
+
+
+def _rejected_for(row: Row, suppressed: dict[str, str], report: ImportReport) -> bool:
+    if row.email in suppressed:
+        report.rejected.append((row.line, f"{row.email} is suppressed ({suppressed[row.email]})"))
+        return True
+    return False
+
+
+def export_rows(session: Session) -> Iterator[dict[str, str]]:
+    """One row per enrolment (a subscriber without any gets one row with an empty course)."""
+    query = (
+        select(Subscriber, Enrollment, Course.slug)
+        .outerjoin(Enrollment, Enrollment.subscriber_id == Subscriber.id)
+        .outerjoin(Course, Enrollment.course_id == Course.id)
+        .order_by(Subscriber.email, Course.slug)
+        .execution_options(yield_per=CHUNK)
+    )
+    for subscriber, enrollment, slug in session.execute(query):
+        yield {
+            "email": subscriber.email,
+            "name": subscriber.name,
+            "timezone": subscriber.timezone,
+            "course": slug or "",
+            "status": enrollment.status if enrollment else "",
+            "enrolled_at": _iso(enrollment.created_at if enrollment else None),
+            "confirmed_at": _iso(enrollment.confirmed_at if enrollment else None),
+        }
+
+
+def write_csv(rows: Iterable[dict[str, str]], stream: TextIO) -> int:
+    writer = csv.DictWriter(stream, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    count = 0
+    for row in rows:
+        writer.writerow(row)
+        count += 1
+    return count
+
+
+def _iso(instant: datetime | None) -> str:
+    return "" if instant is None else instant.isoformat()

@@ -1,0 +1,280 @@
+"""The operations people ask for: subscribe, confirm, unsubscribe, pause, resume.
+
+Each takes the session of the caller's transaction and never commits; the CLI and the HTTP API are thin
+shells over these functions. Input is validated before anything is written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from dripcourse.courses import get_course, rhythm_of
+from dripcourse.errors import Conflict, NotFound
+from dripcourse.mime import domain_of
+from dripcourse.models import (
+    Course,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Subscriber,
+    Suppression,
+    SuppressionReason,
+)
+from dripcourse.schedule import first_lesson_due, resumed_due
+from dripcourse.validation import check_timezone, clean_name, normalise_email
+
+OPEN_DELIVERY = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
+# Suppressions that only the person's own new, explicit sign-up may lift.
+SELF_LIFTED = (SuppressionReason.UNSUBSCRIBED,)
+
+
+@dataclass(frozen=True)
+class SubscribeResult:
+    enrollment: Enrollment
+    created: bool
+    """False when the person was already enrolled (the call changed nothing but their details)."""
+
+
+def subscribe(
+    session: Session,
+    *,
+    email: str,
+    course_slug: str,
+    now: datetime,
+    name: str | None = None,
+    timezone: str | None = None,
+    confirmed: bool = False,
+    source: str = "cli",
+) -> SubscribeResult:
+    """Enrol a person. Confirmed: lesson 1 is owed at the next send slot; else a confirmation email."""
+    address = normalise_email(email)
+    clean = clean_name(name)
+    zone = check_timezone(timezone) if timezone else None
+    course = get_course(session, course_slug)
+    _refuse_suppressed(session, address, confirmed)
+
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    if subscriber is None:
+        subscriber = Subscriber(
+            email=address,
+            name=clean,
+            created_at=now,
+            timezone=zone or course.settings["schedule"]["timezone"],
+        )
+        session.add(subscriber)
+        session.flush()
+    else:
+        subscriber.name = clean or subscriber.name
+        subscriber.timezone = zone or subscriber.timezone
+
+    enrollment = session.scalar(
+        select(Enrollment).where(
+            Enrollment.subscriber_id == subscriber.id, Enrollment.course_id == course.id
+        )
+    )
+    created = enrollment is None
+    if enrollment is None:
+        enrollment = Enrollment(
+            subscriber=subscriber,
+            course=course,
+            created_at=now,
+            status=EnrollmentStatus.PENDING,
+            source=source,
+        )
+        session.add(enrollment)
+        session.flush()
+    elif enrollment.status in (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.COMPLETED):
+        # A new sign-up after leaving picks up where they left off.
+        enrollment.status = EnrollmentStatus.PENDING
+        enrollment.ended_at = None
+        created = True
+    if enrollment.status == EnrollmentStatus.PENDING:
+        if confirmed:
+            activate(session, enrollment, now)
+        elif created:
+            queue_confirmation(session, enrollment, now)
+    return SubscribeResult(enrollment=enrollment, created=created)
+
+
+def activate(session: Session, enrollment: Enrollment, now: datetime) -> None:
+    """Start (or restart) the rhythm: the next lesson is owed at the first send slot from now."""
+    enrollment.status = EnrollmentStatus.ACTIVE
+    enrollment.confirmed_at = enrollment.confirmed_at or now
+    enrollment.next_due_at = first_lesson_due(
+        now, _zone(enrollment), rhythm_of(enrollment.course.settings)
+    )
+
+
+def confirm(session: Session, enrollment: Enrollment, now: datetime) -> bool:
+    """Double opt-in: True if this confirmed the enrolment, False if it already was."""
+    if enrollment.status != EnrollmentStatus.PENDING:
+        return False
+    # The person's own confirmed sign-up is the one thing that lifts their earlier unsubscribe.
+    _lift_own_unsubscribe(session, enrollment.subscriber.email)
+    activate(session, enrollment, now)
+    return True
+
+
+def queue_confirmation(session: Session, enrollment: Enrollment, now: datetime) -> Delivery:
+    delivery = new_delivery(enrollment, None, DeliveryKind.CONFIRMATION, now)
+    session.add(delivery)
+    return delivery
+
+
+def new_delivery(
+    enrollment: Enrollment, lesson_id: int | None, kind: DeliveryKind, due_at: datetime
+) -> Delivery:
+    return Delivery(
+        enrollment=enrollment,
+        lesson_id=lesson_id,
+        kind=kind,
+        status=DeliveryStatus.PENDING,
+        due_at=due_at,
+        next_attempt_at=due_at,
+        attempts=0,
+        created_at=due_at,
+        message_id=make_message_id(enrollment.course),
+    )
+
+
+def make_message_id(course: Course) -> str:
+    # Random, made once per delivery and reused on every attempt: a retry of a message that did
+    # reach the server carries the same Message-ID, so the recipient's client can drop the copy.
+    return f"<{uuid.uuid4().hex}.{course.slug}@{domain_of(course.settings['sender']['email'])}>"
+
+
+def unsubscribe(
+    session: Session,
+    email: str,
+    now: datetime,
+    course_slug: str | None = None,
+    reason: SuppressionReason = SuppressionReason.UNSUBSCRIBED,
+) -> list[Enrollment]:
+    """Leave one course, or (no course) everything: the address is then suppressed too."""
+    subscriber = find_subscriber(session, email)
+    enrollments = _enrollments(session, subscriber, course_slug)
+    for enrollment in enrollments:
+        end_enrollment(session, enrollment, now)
+    if course_slug is None:
+        suppress(session, subscriber.email, reason, now, detail="unsubscribed from everything")
+    return enrollments
+
+
+def end_enrollment(session: Session, enrollment: Enrollment, now: datetime) -> None:
+    if enrollment.status != EnrollmentStatus.UNSUBSCRIBED:
+        enrollment.status = EnrollmentStatus.UNSUBSCRIBED
+        enrollment.ended_at = now
+        enrollment.next_due_at = None
+    session.execute(
+        update(Delivery)
+        .where(Delivery.enrollment_id == enrollment.id, Delivery.status.in_(OPEN_DELIVERY))
+        .values(status=DeliveryStatus.CANCELLED, last_error="unsubscribed")
+    )
+
+
+def suppress(
+    session: Session, email: str, reason: SuppressionReason, now: datetime, detail: str = ""
+) -> None:
+    existing = session.scalar(select(Suppression).where(Suppression.email == email))
+    if existing is None:
+        session.add(Suppression(email=email, reason=reason, detail=detail, created_at=now))
+    elif existing.reason in SELF_LIFTED and reason not in SELF_LIFTED:
+        # A bounce or complaint outranks an unsubscribe: it must not be lifted by a new sign-up.
+        existing.reason, existing.detail = reason, detail
+
+
+def pause(
+    session: Session, email: str, now: datetime, course_slug: str | None = None
+) -> list[Enrollment]:
+    subscriber = find_subscriber(session, email)
+    changed = []
+    for enrollment in _enrollments(session, subscriber, course_slug):
+        if enrollment.status == EnrollmentStatus.ACTIVE:
+            enrollment.status = EnrollmentStatus.PAUSED
+            enrollment.paused_at = now
+            changed.append(enrollment)
+    if course_slug and not changed:
+        raise Conflict(f"{subscriber.email} is not active in {course_slug!r}, nothing to pause")
+    return changed
+
+
+def resume(
+    session: Session, email: str, now: datetime, course_slug: str | None = None
+) -> list[Enrollment]:
+    """Continue where they stopped: what was still to wait when paused is waited after resuming."""
+    subscriber = find_subscriber(session, email)
+    changed = []
+    for enrollment in _enrollments(session, subscriber, course_slug):
+        if enrollment.status != EnrollmentStatus.PAUSED or enrollment.paused_at is None:
+            continue
+        zone, rhythm = _zone(enrollment), rhythm_of(enrollment.course.settings)
+        if enrollment.next_due_at is not None:
+            enrollment.next_due_at = resumed_due(
+                enrollment.next_due_at, enrollment.paused_at, now, zone, rhythm
+            )
+        for delivery in session.scalars(
+            select(Delivery).where(
+                Delivery.enrollment_id == enrollment.id, Delivery.status == DeliveryStatus.PENDING
+            )
+        ):
+            delivery.next_attempt_at = resumed_due(
+                delivery.next_attempt_at, enrollment.paused_at, now, zone, rhythm
+            )
+        enrollment.status = EnrollmentStatus.ACTIVE
+        enrollment.paused_at = None
+        changed.append(enrollment)
+    if course_slug and not changed:
+        raise Conflict(f"{subscriber.email} is not paused in {course_slug!r}, nothing to resume")
+    return changed
+
+
+def find_subscriber(session: Session, email: str) -> Subscriber:
+    address = normalise_email(email)
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    if subscriber is None:
+        raise NotFound(f"no subscriber {address}")
+    return subscriber
+
+
+def _enrollments(
+    session: Session, subscriber: Subscriber, course_slug: str | None
+) -> list[Enrollment]:
+    if course_slug is None:
+        return list(subscriber.enrollments)
+    course = get_course(session, course_slug)
+    found = [e for e in subscriber.enrollments if e.course_id == course.id]
+    if not found:
+        raise NotFound(f"{subscriber.email} is not enrolled in {course_slug!r}")
+    return found
+
+
+def _refuse_suppressed(session: Session, address: str, confirmed: bool) -> None:
+    """Suppressed addresses are not enrolled; one who unsubscribed may come back by confirming."""
+    found = session.scalar(select(Suppression).where(Suppression.email == address))
+    if found is None:
+        return
+    if found.reason not in SELF_LIFTED:
+        raise Conflict(f"{address} is suppressed ({found.reason}) and will not be mailed")
+    if confirmed:
+        raise Conflict(
+            f"{address} unsubscribed from all mail; only their own confirmed sign-up "
+            "can bring them back (subscribe without --confirmed to send a confirmation)"
+        )
+
+
+def _lift_own_unsubscribe(session: Session, address: str) -> None:
+    found = session.scalar(select(Suppression).where(Suppression.email == address))
+    if found is not None and found.reason in SELF_LIFTED:
+        session.delete(found)
+
+
+def _zone(enrollment: Enrollment) -> ZoneInfo:
+    return ZoneInfo(enrollment.subscriber.timezone)

@@ -1,0 +1,77 @@
+"""Signed links: confirm, unsubscribe, view online.
+
+Each token is an HMAC-signed payload (itsdangerous) whose salt is its purpose, so a token made for one
+purpose never passes for another. Confirm tokens expire; unsubscribe and view-online tokens do not,
+because the links sit in emails people open months later (RFC 8058 wants unsubscribing to keep working).
+
+The secret comes from `DRIPCOURSE_SECRET_KEY`, or is generated on first use and kept in the database, so
+every worker sharing the database signs alike.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from dripcourse.errors import BadInput
+from dripcourse.models import AppMeta
+
+SECRET_KEY_META = "secret_key"
+
+
+class Purpose(enum.StrEnum):
+    CONFIRM = "confirm"
+    UNSUBSCRIBE = "unsubscribe"
+    VIEW = "view"
+
+
+class Signer:
+    def __init__(self, secret_key: str) -> None:
+        self._serializers = {
+            purpose: URLSafeTimedSerializer(secret_key, salt=f"dripcourse.{purpose}")
+            for purpose in Purpose
+        }
+
+    def make(self, purpose: Purpose, payload: dict[str, Any]) -> str:
+        return str(self._serializers[purpose].dumps(payload))
+
+    def read(
+        self, purpose: Purpose, token: str, max_age: timedelta | None = None
+    ) -> dict[str, Any]:
+        """The payload of a valid token; `BadInput` for a forged, tampered or expired one."""
+        seconds = None if max_age is None else int(max_age.total_seconds())
+        try:
+            payload = self._serializers[purpose].loads(token, max_age=seconds)
+        except SignatureExpired:
+            raise BadInput("this link has expired") from None
+        except BadSignature:
+            raise BadInput("this link is not valid") from None
+        if not isinstance(payload, dict):
+            raise BadInput("this link is not valid")
+        return payload
+
+
+def secret_key(session: Session, configured: str | None) -> str:
+    """The configured key, else the one kept in the database (made now if there is none)."""
+    if configured:
+        return configured
+    stored = session.scalar(select(AppMeta.value).where(AppMeta.key == SECRET_KEY_META))
+    if stored is not None:
+        return stored
+    candidate = secrets.token_urlsafe(32)
+    # Two processes starting at once must agree on one key: insert if absent, then read back.
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    session.execute(
+        insert(AppMeta)
+        .values(key=SECRET_KEY_META, value=candidate)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    return session.scalars(select(AppMeta.value).where(AppMeta.key == SECRET_KEY_META)).one()

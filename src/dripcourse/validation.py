@@ -1,0 +1,86 @@
+"""What people type, checked and normalised: addresses, names, time zones, instants.
+
+Every check raises `BadInput` with a message fit to show the person as it is.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from email_validator import EmailNotValidError, validate_email
+
+from dripcourse.errors import BadInput
+
+MAX_NAME = 200
+MAX_EMAIL = 254
+
+
+def normalise_email(address: str) -> str:
+    """The canonical form of an address (domain lower-cased and IDNA-normalised), or `BadInput`."""
+    address = address.strip()
+    if not address:
+        raise BadInput("an email address is required")
+    if len(address) > MAX_EMAIL or _has_control(address):
+        raise BadInput(f"not a valid email address: {_shown(address)}")
+    try:
+        valid = validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise BadInput(f"not a valid email address: {_shown(address)} ({exc})") from None
+    return str(valid.normalized)
+
+
+def clean_name(name: str | None) -> str:
+    """A display name: one line, no control characters, at most 200 characters."""
+    if name is None:
+        return ""
+    if _has_control(name):
+        raise BadInput("a name may not contain line breaks or control characters")
+    name = " ".join(name.split())
+    if len(name) > MAX_NAME:
+        raise BadInput(f"a name may be at most {MAX_NAME} characters long")
+    return name
+
+
+def check_timezone(zone: str) -> str:
+    """An IANA time zone name such as 'Europe/Berlin', as given; `BadInput` otherwise."""
+    zone = zone.strip()
+    if zone not in _zone_names():
+        raise BadInput(
+            f"unknown time zone {_shown(zone)}: use an IANA name such as "
+            "'Europe/Berlin' or 'America/Toronto'"
+        )
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadInput(f"unknown time zone {_shown(zone)}") from None
+    return zone
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO-8601 instant; without an offset it is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadInput(
+            f"not an ISO-8601 date and time: {_shown(text)} (example: 2026-03-02T08:00:00+01:00)"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@lru_cache(maxsize=1)
+def _zone_names() -> frozenset[str]:
+    return frozenset(available_timezones()) | {"UTC"}
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text)
+
+
+def _shown(text: str) -> str:
+    """Input echoed in an error: quoted, control characters escaped, shortened."""
+    shown = repr(text[:80] + ("..." if len(text) > 80 else ""))
+    return re.sub(r"\s+", " ", shown)

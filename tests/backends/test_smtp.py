@@ -1,0 +1,309 @@
+"""SMTPBackend against a real aiosmtpd server: reply codes, connection reuse, and every way a
+connection can fail. smtplib is never mocked."""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+from collections.abc import Iterator
+from email import policy
+from email.message import EmailMessage
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dripcourse.backends import load_backend
+from dripcourse.backends.base import DeliveryResult, Outcome, OutgoingMessage
+from dripcourse.backends.smtp import SMTPBackend
+from dripcourse.errors import BadInput
+from dripcourse.smtpserver import CapturingSMTPServer, Command
+
+SENT, TEMPORARY, PERMANENT = Outcome.SENT, Outcome.TEMPORARY, Outcome.PERMANENT
+
+
+def make_message(key: str, recipient: str = "ann@example.org") -> OutgoingMessage:
+    email = EmailMessage(policy=policy.SMTP)
+    email["From"] = "course@example.com"
+    email["To"] = recipient
+    email["Subject"] = f"Lesson for {recipient}"
+    email.set_content("Run easy today.\n")
+    return OutgoingMessage(key, "course@example.com", recipient, email.as_bytes())
+
+
+def batch(*recipients: str) -> list[OutgoingMessage]:
+    return [make_message(f"m{n}", recipient) for n, recipient in enumerate(recipients, 1)]
+
+
+def smtp_backend(url: str) -> SMTPBackend:
+    backend = load_backend(url)
+    assert isinstance(backend, SMTPBackend)
+    return backend
+
+
+def outcomes(results: list[DeliveryResult]) -> list[tuple[Outcome, int | None]]:
+    return [(r.outcome, r.code) for r in results]
+
+
+@pytest.fixture
+def backend(smtpd: CapturingSMTPServer) -> Iterator[SMTPBackend]:
+    backend = smtp_backend(smtpd.url)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    # Bound but not listening: connections are refused, and nothing else can take the port.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    # Listening, so the TCP connection is made, but nothing ever accepts or speaks.
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        yield sock.getsockname()[1]
+
+
+# -- what the server answers ----------------------------------------------------------------
+
+
+def test_a_refused_recipient_is_permanent_and_the_rest_of_the_batch_is_sent(
+    smtpd: CapturingSMTPServer, backend: SMTPBackend
+) -> None:
+    smtpd.fail_recipient("gone@example.org", 550, "5.1.1 <gone@example.org>: no such user")
+
+    results = backend.send(batch("ann@example.org", "gone@example.org", "bob@example.org"))
+
+    assert outcomes(results) == [(SENT, 250), (PERMANENT, 550), (SENT, 250)]
+    assert [r.key for r in results] == ["m1", "m2", "m3"]
+    assert "no such user" in results[1].detail
+    assert [m.rcpt_tos for m in smtpd.messages] == [("ann@example.org",), ("bob@example.org",)]
+    assert backend.connection_count == 1
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "outcome"),
+    [
+        ("DATA", 451, TEMPORARY),
+        ("DATA", 554, PERMANENT),
+        ("RCPT", 450, TEMPORARY),
+        ("MAIL", 451, TEMPORARY),
+        ("MAIL", 553, PERMANENT),
+    ],
+)
+def test_reply_codes_map_to_outcomes_for_that_message_only(
+    smtpd: CapturingSMTPServer, backend: SMTPBackend, command: Command, code: int, outcome: Outcome
+) -> None:
+    smtpd.fail_next(1, code, command=command)
+
+    results = backend.send(batch("ann@example.org", "bob@example.org"))
+
+    assert outcomes(results) == [(outcome, code), (SENT, 250)]
+    assert "scripted failure" in results[0].detail
+    assert [m.rcpt_tos for m in smtpd.messages] == [("bob@example.org",)]
+
+
+def test_a_server_closing_the_channel_defers_the_batch_and_the_next_send_reconnects(
+    smtpd: CapturingSMTPServer, backend: SMTPBackend
+) -> None:
+    smtpd.fail_next(1, 421, "4.3.2 shutting down", command="MAIL")
+
+    first = backend.send(batch("ann@example.org", "bob@example.org", "cy@example.org"))
+    second = backend.send(batch("ann@example.org"))
+
+    assert [r.outcome for r in first] == [TEMPORARY] * 3
+    assert all("shutting down" in r.detail for r in first)
+    assert outcomes(second) == [(SENT, 250)]
+    assert backend.connection_count == 2
+
+
+def test_a_server_refusing_rset_gets_a_fresh_connection(
+    smtpd: CapturingSMTPServer, backend: SMTPBackend
+) -> None:
+    smtpd.fail_recipient("gone@example.org")
+    smtpd.fail_next(2, 554, command="RSET")
+
+    results = backend.send(batch("gone@example.org", "ann@example.org", "bob@example.org"))
+
+    assert [r.outcome for r in results] == [PERMANENT, SENT, SENT]
+    assert backend.connection_count == 2
+    assert smtpd.connections == 2
+
+
+def test_a_non_ascii_address_goes_out_with_smtputf8(
+    smtpd: CapturingSMTPServer, backend: SMTPBackend
+) -> None:
+    [result] = backend.send([make_message("m1", "jürgen@example.org")])
+    assert result.outcome is SENT
+    assert smtpd.messages[0].rcpt_tos == ("jürgen@example.org",)
+
+
+# -- the connection ---------------------------------------------------------------------------
+
+
+def test_one_connection_serves_a_batch_and_later_sends(
+    smtpd: CapturingSMTPServer, backend: SMTPBackend
+) -> None:
+    first = backend.send(batch(*(f"reader{n}@example.org" for n in range(5))))
+    second = backend.send(batch("ann@example.org", "bob@example.org"))
+
+    assert [r.outcome for r in first + second] == [SENT] * 7
+    assert len(smtpd.messages) == 7
+    assert backend.connection_count == 1
+    assert smtpd.connections == 1
+
+
+def test_a_connection_the_server_dropped_between_sends_is_replaced(
+    smtpd: CapturingSMTPServer, backend: SMTPBackend
+) -> None:
+    backend.send(batch("ann@example.org"))
+    smtpd.stop()
+    smtpd.start()  # same port, new process as far as the client can tell
+
+    assert outcomes(backend.send(batch("bob@example.org"))) == [(SENT, 250)]
+    assert backend.connection_count == 2
+
+
+def test_a_server_that_is_down_defers_every_message_promptly(refusing_port: int) -> None:
+    started = time.monotonic()
+    # open() (via `with`) must not raise either: the outage is reported per message.
+    with load_backend(f"smtp://127.0.0.1:{refusing_port}") as backend:
+        results = backend.send(batch("ann@example.org", "bob@example.org", "cy@example.org"))
+
+    assert time.monotonic() - started < 2
+    assert [r.outcome for r in results] == [TEMPORARY] * 3
+    for result in results:
+        assert result.detail == f"connection refused by 127.0.0.1:{refusing_port}"
+
+
+def test_a_server_that_never_answers_times_out(silent_port: int) -> None:
+    backend = smtp_backend(f"smtp://127.0.0.1:{silent_port}?timeout=1")
+    started = time.monotonic()
+    results = backend.send(batch("ann@example.org", "bob@example.org"))
+    backend.close()
+
+    assert time.monotonic() - started < 3
+    assert [r.outcome for r in results] == [TEMPORARY] * 2
+    assert "timed out after 1 s" in results[0].detail
+
+
+def test_a_rejected_login_keeps_all_mail_for_later() -> None:
+    with CapturingSMTPServer(credentials=("ann", "right")) as server:
+        backend = smtp_backend(f"smtp://ann:wrong@127.0.0.1:{server.port}")
+        results = backend.send(batch("ann@example.org", "bob@example.org"))
+        backend.close()
+
+        assert outcomes(results) == [(TEMPORARY, 535)] * 2
+        assert results[0].detail.startswith("authentication failed: 535")
+        assert server.messages == []
+
+
+def test_a_login_with_url_encoded_credentials_works() -> None:
+    user, password = "ann@example.com", "p@ss:w/rd %?&#"
+    with CapturingSMTPServer(credentials=(user, password)) as server:
+        url = f"smtp://{quote(user, safe='')}:{quote(password, safe='')}@127.0.0.1:{server.port}"
+        with load_backend(url) as backend:
+            results = backend.send(batch("bob@example.org"))
+
+        assert outcomes(results) == [(SENT, 250)]
+        assert len(server.messages) == 1
+
+
+def test_a_server_requiring_a_login_we_lack_keeps_all_mail_for_later() -> None:
+    with CapturingSMTPServer(credentials=("ann", "right")) as server:
+        backend = smtp_backend(server.url)
+        results = backend.send(batch("ann@example.org", "bob@example.org"))
+        backend.close()
+
+    # 530 is about our configuration, not the recipient: never PERMANENT.
+    assert outcomes(results) == [(TEMPORARY, 530)] * 2
+    assert "authentication required" in results[0].detail
+
+
+def test_starttls_against_a_server_without_it_keeps_mail_for_later(
+    smtpd: CapturingSMTPServer,
+) -> None:
+    backend = smtp_backend(f"smtp://127.0.0.1:{smtpd.port}?tls=starttls")
+    results = backend.send(batch("ann@example.org", "bob@example.org"))
+    backend.close()
+
+    assert [r.outcome for r in results] == [TEMPORARY] * 2
+    assert results[0].detail.startswith("STARTTLS failed:")
+    assert smtpd.messages == []
+
+
+def test_implicit_tls_against_a_plain_server_keeps_mail_for_later(
+    smtpd: CapturingSMTPServer,
+) -> None:
+    backend = smtp_backend(f"smtp://127.0.0.1:{smtpd.port}?tls=ssl&timeout=2")
+    results = backend.send(batch("ann@example.org"))
+    backend.close()
+
+    assert [r.outcome for r in results] == [TEMPORARY]
+    assert "TLS" in results[0].detail
+
+
+# -- the URL ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port", "tls", "timeout"),
+    [
+        ("smtp://localhost", "localhost", 25, "none", 30.0),
+        ("smtp://127.0.0.1", "127.0.0.1", 25, "none", 30.0),
+        ("smtp://[::1]", "::1", 25, "none", 30.0),
+        ("smtp://mail.example.com", "mail.example.com", 587, "starttls", 30.0),
+        ("smtp://mail.example.com?tls=ssl", "mail.example.com", 465, "ssl", 30.0),
+        ("smtp://mail.example.com?tls=none", "mail.example.com", 25, "none", 30.0),
+        ("smtp://localhost?tls=starttls", "localhost", 587, "starttls", 30.0),
+        ("smtp://Mail.Example.com:2525?tls=SSL&timeout=2.5", "mail.example.com", 2525, "ssl", 2.5),
+    ],
+)
+def test_url_defaults(url: str, host: str, port: int, tls: str, timeout: float) -> None:
+    backend = smtp_backend(url)
+    assert (backend.host, backend.port, backend.tls, backend.timeout) == (host, port, tls, timeout)
+    assert backend.username is None
+    assert backend.password is None
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("smtp://mail.example.com?tls=tls", "tls must be one of starttls, ssl, none; not 'tls'"),
+        ("smtp://mail.example.com?timeout=soon", "timeout must be a positive number"),
+        ("smtp://mail.example.com?timeout=0", "timeout must be a positive number"),
+        ("smtp://mail.example.com?timeout=-3", "timeout must be a positive number"),
+        ("smtp://mail.example.com?timeout=inf", "timeout must be a positive number"),
+        ("smtp://mail.example.com?tsl=ssl", "unknown option 'tsl'; known options: timeout, tls"),
+        ("smtp://mail.example.com?tls=ssl&tls=none", "option 'tls' given twice"),
+        ("smtp://mail.example.com:99999", "port must be a number"),
+        ("smtp://mail.example.com:smtp", "port must be a number"),
+        ("smtp://", "no host"),
+        ("smtp://ann@mail.example.com", "a user name without a password"),
+        ("smtp://mail.example.com/inbox", "unexpected path"),
+    ],
+)
+def test_bad_urls_are_bad_input(url: str, complaint: str) -> None:
+    with pytest.raises(BadInput, match=re.escape(complaint)):
+        load_backend(url)
+
+
+@given(
+    user=st.text(st.characters(exclude_categories=["Cs"]), min_size=1),
+    password=st.text(st.characters(exclude_categories=["Cs"])),
+)
+def test_credentials_are_percent_decoded(user: str, password: str) -> None:
+    url = f"smtp://{quote(user, safe='')}:{quote(password, safe='')}@mail.example.com"
+    backend = smtp_backend(url)
+    assert (backend.username, backend.password) == (user, password)
+
+
+def test_repr_shows_no_password() -> None:
+    backend = smtp_backend("smtp://ann:hunter2@mail.example.com")
+    assert "hunter2" not in repr(backend)
+    assert "ann@mail.example.com:587" in repr(backend)

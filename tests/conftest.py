@@ -1,0 +1,145 @@
+"""Fixtures shared by the whole test suite: a real SMTP server, a real SQLite file, a fixed clock,
+a copy of the example course, and the CLI run in-process or as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dripcourse import migrations
+from dripcourse.cli.main import main
+from dripcourse.clock import FixedClock
+from dripcourse.config import Settings
+from dripcourse.courses import load_sources, sync_course
+from dripcourse.db import Database
+from dripcourse.smtpserver import CapturingSMTPServer
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_COURSES = ROOT / "emails"
+# A Monday afternoon in early March: weeks from here cross the DST changes of North America,
+# Europe and Australia.
+START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def smtpd() -> Iterator[CapturingSMTPServer]:
+    """A real SMTP server on 127.0.0.1 and a free port that records what it receives.
+
+    See `dripcourse.smtpserver.CapturingSMTPServer`: `.url`, `.host`, `.port`, `.messages`,
+    `.connections`, `fail_recipient()`, `fail_next()`, `reset()`.
+    """
+    with CapturingSMTPServer() as server:
+        yield server
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(START)
+
+
+@pytest.fixture
+def courses_dir(tmp_path: Path) -> Path:
+    """A private copy of the shipped courses, free to edit."""
+    target = tmp_path / "emails"
+    shutil.copytree(EXAMPLE_COURSES, target)
+    return target
+
+
+@pytest.fixture
+def settings(tmp_path: Path, courses_dir: Path, smtpd: CapturingSMTPServer) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'dripcourse.db'}",
+        email_backend=smtpd.url,
+        base_url="https://courses.example.org",
+        courses_dir=courses_dir,
+        secret_key="test-secret-key",
+    )
+
+
+@pytest.fixture
+def database(settings: Settings) -> Iterator[Database]:
+    """A real SQLite file with the schema made by the migrations."""
+    db = Database(settings.database_url)
+    migrations.upgrade(db)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def synced(database: Database, courses_dir: Path, clock: FixedClock) -> Database:
+    """The database with the runners course loaded."""
+    with database.transaction() as session:
+        for source in load_sources(courses_dir):
+            sync_course(session, source, clock.now())
+    return database
+
+
+@dataclass(frozen=True)
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+CliRunner = Callable[..., CliResult]
+
+
+@pytest.fixture
+def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The DRIPCOURSE_* variables a user would set, pointing at this test's files and server."""
+    env = {
+        "DRIPCOURSE_DATABASE_URL": settings.database_url,
+        "DRIPCOURSE_EMAIL_BACKEND": settings.email_backend,
+        "DRIPCOURSE_BASE_URL": settings.base_url,
+        "DRIPCOURSE_COURSES_DIR": str(settings.courses_dir),
+        "DRIPCOURSE_SECRET_KEY": settings.secret_key or "",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("DRIPCOURSE_CONFIG", raising=False)
+    return env
+
+
+@pytest.fixture
+def cli(cli_env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> CliRunner:
+    """Run `dripcourse ARGS...` in this process (fast); returns exit code, stdout, stderr."""
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture
+def cli_process(cli_env: dict[str, str], tmp_path: Path) -> CliRunner:
+    """Run the installed `dripcourse` console script as a real subprocess."""
+    executable = shutil.which("dripcourse", path=os.path.dirname(sys.executable))
+    command = [executable] if executable else [sys.executable, "-m", "dripcourse"]
+
+    def run(*args: str) -> CliResult:
+        done = subprocess.run(
+            [*command, *args],
+            env={**os.environ, **cli_env},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return CliResult(done.returncode, done.stdout, done.stderr)
+
+    return run
