@@ -88,15 +88,16 @@ class Dispatcher:
             if made < self.settings.batch_size:
                 break
         courses: dict[int, CourseView] = {}
-        with self.backend:
-            while not self.stop.is_set():
-                jobs = self._claim(courses)
-                if not jobs:
-                    break
-                for outcome in self._deliver(jobs, courses):
-                    report.outcomes.append(outcome)
-                    if on_outcome is not None:
-                        on_outcome(outcome)
+        jobs = self._claim(courses)
+        if jobs:
+            # The backend (one SMTP connection) is opened only when there is something to send.
+            with self.backend:
+                while jobs:
+                    for outcome in self._deliver(jobs, courses):
+                        report.outcomes.append(outcome)
+                        if on_outcome is not None:
+                            on_outcome(outcome)
+                    jobs = [] if self.stop.is_set() else self._claim(courses)
         log.info(
             "pass done: %d owed, %d sent, %d to retry, %d failed, %d cancelled",
             report.materialised,

@@ -31,7 +31,13 @@ from dripcourse.models import (
     Suppression,
     SuppressionReason,
 )
-from dripcourse.schedule import RetryPolicy, next_lesson, next_lesson_due, retry_at, should_give_up
+from dripcourse.schedule import (
+    RetryPolicy,
+    following_lesson_due,
+    next_lesson,
+    retry_at,
+    should_give_up,
+)
 from dripcourse.subscriptions import SELF_LIFTED, make_message_id, suppress
 
 
@@ -215,9 +221,7 @@ def still_wanted(session: Session, jobs: Sequence[Job]) -> set[int]:
     suppressed = dict(
         session.execute(
             select(Suppression.email, Suppression.reason).where(Suppression.email.in_(emails))
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     open_ids = set(
         session.scalars(
@@ -297,7 +301,7 @@ def record(
 
 
 def _schedule_following(session: Session, delivery: Delivery, now: datetime) -> None:
-    """The next lesson is owed one cadence after this one actually went out (or was given up)."""
+    """The next lesson: a cadence after this one was due, or after it went out if very late."""
     enrollment = delivery.enrollment
     if enrollment.status not in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED):
         return
@@ -306,8 +310,11 @@ def _schedule_following(session: Session, delivery: Delivery, now: datetime) -> 
         enrollment.status, enrollment.ended_at = EnrollmentStatus.COMPLETED, now
         enrollment.next_due_at = None
         return
-    enrollment.next_due_at = next_lesson_due(
-        now, ZoneInfo(enrollment.subscriber.timezone), rhythm_of(enrollment.course.settings)
+    enrollment.next_due_at = following_lesson_due(
+        delivery.due_at,
+        now,
+        ZoneInfo(enrollment.subscriber.timezone),
+        rhythm_of(enrollment.course.settings),
     )
 
 

@@ -120,7 +120,7 @@ def upcoming(session: Session, limit: int = 50) -> list[QueueEntry]:
 def status(session: Session, now: datetime) -> Status:
     def counts(column: InstrumentedAttribute[str]) -> dict[str, int]:
         query = select(column, func.count()).group_by(column)
-        return dict(session.execute(query).tuples().all())
+        return dict(session.execute(query).all())
 
     failures = session.execute(
         select(Subscriber.email, Lesson.key, Delivery.kind, Delivery.last_error)

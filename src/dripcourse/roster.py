@@ -128,15 +128,13 @@ def _import_chunk(
     suppressed = dict(
         session.execute(
             select(Suppression.email, Suppression.reason).where(Suppression.email.in_(emails))
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     rows = [row for row in rows if not _rejected_for(row, suppressed, report)]
     existing = dict(
-        session.execute(select(Subscriber.email, Subscriber.id).where(Subscriber.email.in_(emails)))
-        .tuples()
-        .all()
+        session.execute(
+            select(Subscriber.email, Subscriber.id).where(Subscriber.email.in_(emails))
+        ).all()
     )
     default_zone = course.settings["schedule"]["timezone"]
     new = [
@@ -156,9 +154,7 @@ def _import_chunk(
                 select(Subscriber.email, Subscriber.id).where(
                     Subscriber.email.in_([n["email"] for n in new])
                 )
-            )
-            .tuples()
-            .all()
+            ).all()
         )
     ids = {row.email: existing[row.email] for row in rows}
     enrolled = set(
@@ -171,9 +167,7 @@ def _import_chunk(
     zones = dict(
         session.execute(
             select(Subscriber.id, Subscriber.timezone).where(Subscriber.id.in_(ids.values()))
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     rhythm = rhythm_of(course.settings)
     enrollments: list[dict[str, Any]] = []

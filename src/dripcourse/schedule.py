@@ -131,6 +131,23 @@ def next_lesson_due(previous_sent_at: datetime, zone: ZoneInfo, rhythm: Rhythm) 
     return first_slot_at_or_after(start_of_target, zone, rhythm)
 
 
+def following_lesson_due(
+    previous_due_at: datetime, previous_sent_at: datetime, zone: ZoneInfo, rhythm: Rhythm
+) -> datetime:
+    """When lesson k+1 is due, given when lesson k was due and when it actually went out.
+
+    In the rhythm, one cadence after lesson k was due, so a pass that runs a few hours late does not
+    shift the person's weekday. But if lesson k went out so late (a downtime) that this would leave
+    less than half a cadence after it, the spacing is kept from the actual send instead: no burst.
+    """
+    on_rhythm = next_lesson_due(previous_due_at, zone, rhythm)
+    if on_rhythm - _aware(previous_sent_at, "previous_sent_at") >= (
+        timedelta(days=rhythm.cadence_days) / 2
+    ):
+        return on_rhythm
+    return next_lesson_due(previous_sent_at, zone, rhythm)
+
+
 def resumed_due(
     due_at: datetime | None,
     paused_at: datetime,

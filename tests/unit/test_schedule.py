@@ -23,6 +23,7 @@ from dripcourse.schedule import (
     Rhythm,
     first_lesson_due,
     first_slot_at_or_after,
+    following_lesson_due,
     next_lesson,
     next_lesson_due,
     parse_send_days,
@@ -670,3 +671,38 @@ def test_give_up_once_the_deadline_has_passed(
     policy: RetryPolicy, first: datetime, elapsed: timedelta
 ) -> None:
     assert should_give_up(first, first + elapsed, policy) == (elapsed >= policy.give_up_after)
+
+
+# --- following_lesson_due: in the rhythm, unless the previous lesson went out very late ----------
+
+
+def test_a_lesson_sent_hours_late_keeps_the_persons_weekday() -> None:
+    # Due Tuesday 08:00 in Sydney, sent 18 hours late by a pass that ran late.
+    due = slot_on(date(2026, 3, 3), SYDNEY, time(8, 0))
+    sent = due + timedelta(hours=18)
+    following = following_lesson_due(due, sent, SYDNEY, WEEKLY)
+    assert following.astimezone(SYDNEY).replace(tzinfo=None) == datetime(2026, 3, 10, 8, 0)
+
+
+def test_a_lesson_sent_days_late_keeps_its_spacing_from_the_actual_send() -> None:
+    due = slot_on(date(2026, 3, 3), BERLIN, time(8, 0))
+    sent = due + timedelta(days=5, hours=2)  # after a downtime: Sunday 10:00
+    following = following_lesson_due(due, sent, BERLIN, WEEKLY)
+    assert following.astimezone(BERLIN).replace(tzinfo=None) == datetime(2026, 3, 15, 8, 0)
+
+
+@PROPERTY
+@given(zone_and_instant(), rhythms, st.timedeltas(timedelta(0), timedelta(days=60)))
+def test_the_following_lesson_never_comes_in_a_burst(
+    zone_instant: tuple[ZoneInfo, datetime], rhythm: Rhythm, lateness: timedelta
+) -> None:
+    zone, previous_due = zone_instant
+    sent = previous_due + lateness
+    following = following_lesson_due(previous_due, sent, zone, rhythm)
+    assert following > sent
+    assert_is_slot(following, zone, rhythm)
+    # Either in the rhythm with at least half a cadence to breathe, or a full cadence of local
+    # days after the late send.
+    in_rhythm = following == next_lesson_due(previous_due, zone, rhythm)
+    breathing = following - sent >= timedelta(days=rhythm.cadence_days) / 2
+    assert (in_rhythm and breathing) or following == next_lesson_due(sent, zone, rhythm)

@@ -70,16 +70,12 @@ def list_courses(app: App) -> None:
                 select(Lesson.course_id, func.count())
                 .where(Lesson.retired_at.is_(None))
                 .group_by(Lesson.course_id)
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         people = dict(
             session.execute(
                 select(Enrollment.course_id, func.count()).group_by(Enrollment.course_id)
-            )
-            .tuples()
-            .all()
+            ).all()
         )
         courses = session.scalars(select(Course).order_by(Course.slug)).all()
     if not courses:
