@@ -83,9 +83,9 @@ class Dispatcher:
         now = self.clock.now()
         while not self.stop.is_set():
             with self.database.transaction() as session:
-                made = materialise_due(session, now, self.settings.batch_size)
-            report.materialised += made
-            if made < self.settings.batch_size:
+                handled = materialise_due(session, now, self.settings.batch_size)
+            report.materialised += handled
+            if handled < self.settings.batch_size:
                 break
         courses: dict[int, CourseView] = {}
         jobs = self._claim(courses)

@@ -57,10 +57,13 @@ class Job:
 
 
 def materialise_due(session: Session, now: datetime, limit: int) -> int:
-    """Put the next lesson of each enrolment whose time has come into the ledger; returns how many.
+    """Put the next lesson of each enrolment whose time has come into the ledger.
 
-    One lesson per enrolment at a time: the following one is scheduled only when this one is sent
-    (`record`), from the moment it was actually sent, so a downtime never ends in a burst.
+    Returns how many due enrolments it handled (each leaves the due set: owed a lesson now, held
+    because suppressed, or completed), so that a caller can loop until fewer than `limit` come back.
+
+    One lesson per enrolment at a time: the following one is scheduled only once this one is sent
+    or given up (`record`), so a downtime never ends in a burst.
     """
     query = (
         select(Enrollment)
@@ -87,7 +90,6 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
         c.id: c
         for c in session.scalars(select(Course).where(Course.id.in_({e.course_id for e in due})))
     }
-    made = 0
     for enrollment in due:
         due_at, enrollment.next_due_at = enrollment.next_due_at, None
         if enrollment.subscriber.email in suppressed:
@@ -102,8 +104,7 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
         _insert_lesson_delivery(
             session, enrollment, courses[enrollment.course_id], ids[key], due_at
         )
-        made += 1
-    return made
+    return len(due)
 
 
 def _insert_lesson_delivery(
