@@ -92,6 +92,8 @@ def _coerce(name: str, value: Any) -> Any:
     kind = _FIELDS[name].type
     try:
         if kind == "int":
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise TypeError(f"expected a whole number, got {value!r}")
             return int(value)
         if kind == "Path":
             return Path(value)

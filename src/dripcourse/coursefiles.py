@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,8 +169,6 @@ def _read_settings(file: Path, problems: list[Problem]) -> dict[str, Any]:
         return {}
     lines = _key_lines(file.read_text(encoding="utf-8"))
     settings: dict[str, Any] = {}
-    for key in sorted(set(raw) - set(COURSE_SCHEMA) - set(COURSE_SCHEMA[""]) - {"related"}):
-        problems.append(Problem(file, lines.get(key, 1), f"unknown setting {key!r}"))
     for section, keys in COURSE_SCHEMA.items():
         table = raw if section == "" else raw.get(section)
         if table is None:
@@ -185,7 +184,11 @@ def _read_settings(file: Path, problems: list[Problem]) -> dict[str, Any]:
         else:
             settings[section] = values
     settings["related"] = _check_items(
-        raw.get("related", []), "related", file, lines.get("related", 1), problems
+        raw.get("related", []),
+        "related",
+        file,
+        _item_lines(file.read_text(encoding="utf-8"), "related"),
+        problems,
     )
     return _normalise_settings(settings, file, lines, problems)
 
@@ -194,29 +197,26 @@ def _normalise_settings(
     settings: dict[str, Any], file: Path, lines: dict[str, int], problems: list[Problem]
 ) -> dict[str, Any]:
     schedule = settings.get("schedule", {})
-    where = lines.get("schedule", 1)
     normal: dict[str, Any] = {
         "cadence_days": 7,
         "send_time": "08:00",
         "send_days": list(range(7)),
         "timezone": "UTC",
     }
-    try:
-        cadence = schedule.get("cadence_days", 7)
-        if cadence < 1:
-            raise ValueError("cadence_days must be at least 1")
-        normal["cadence_days"] = cadence
-        normal["send_time"] = parse_send_time(schedule.get("send_time", "08:00")).strftime("%H:%M")
-        if "send_days" in schedule:
-            normal["send_days"] = sorted(parse_send_days(schedule["send_days"]))
-        normal["timezone"] = schedule.get("timezone", "UTC")
-        ZoneInfo(normal["timezone"])
-    except (ValueError, TypeError) as exc:
-        problems.append(Problem(file, where, f"[schedule]: {exc}"))
-    except ZoneInfoNotFoundError:
-        problems.append(
-            Problem(file, where, f"[schedule]: unknown time zone {schedule.get('timezone')!r}")
-        )
+    checks: dict[str, Callable[[Any], Any]] = {
+        "cadence_days": _check_cadence,
+        "send_time": lambda value: parse_send_time(value).strftime("%H:%M"),
+        "send_days": lambda value: sorted(parse_send_days(value)),
+        "timezone": _check_zone,
+    }
+    for key, check in checks.items():
+        if key not in schedule:
+            continue
+        try:
+            normal[key] = check(schedule[key])
+        except (ValueError, TypeError) as exc:
+            line = lines.get(key, lines.get("schedule", 1))
+            problems.append(Problem(file, line, f"schedule.{key}: {exc}"))
     settings["schedule"] = normal
     settings.setdefault("language", "en")
     settings.setdefault("description", None)
@@ -246,6 +246,22 @@ def _normalise_settings(
     return settings
 
 
+def _check_cadence(value: int) -> int:
+    if value < 1:
+        raise ValueError("must be at least 1 (days between lessons)")
+    return value
+
+
+def _check_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name such as 'America/Toronto')"
+        ) from None
+    return value
+
+
 def _read_lesson(file: Path, position: int, problems: list[Problem]) -> LessonSource | None:
     text = file.read_text(encoding="utf-8")
     lines = text.splitlines(keepends=True)
@@ -265,7 +281,8 @@ def _read_lesson(file: Path, position: int, problems: list[Problem]) -> LessonSo
     data = _check_keys(raw, LESSON_KEYS, file, key_lines, "", problems)
     for name in ("exercises", "related"):
         if name in data:
-            data[name] = _check_items(data[name], name, file, key_lines.get(name, 1), problems)
+            item_lines = [line + 1 for line in _item_lines(front_text, name)]
+            data[name] = _check_items(data[name], name, file, item_lines, problems)
     for name in ("topics", "equipment"):
         if name in data and not all(isinstance(item, str) for item in data[name]):
             problems.append(Problem(file, key_lines.get(name, 1), f"{name} must be a list of text"))
@@ -338,7 +355,7 @@ def _check_keys(
                 continue
             values[key] = value
         elif section or (key not in COURSE_SCHEMA and key != "related"):
-            problems.append(Problem(file, lines.get(key, 1), f"unknown setting {prefix}{key!r}"))
+            problems.append(Problem(file, lines.get(key, 1), f"unknown setting {prefix + key!r}"))
     for key, (_kind, required) in keys.items():
         if required and key not in table:
             problems.append(Problem(file, lines.get(section, 1), f"missing {prefix}{key}"))
@@ -346,14 +363,17 @@ def _check_keys(
 
 
 def _check_items(
-    items: Any, name: str, file: Path, line: int, problems: list[Problem]
+    items: Any, name: str, file: Path, item_lines: list[int], problems: list[Problem]
 ) -> list[dict[str, Any]]:
+    """Each [[name]] table checked; `item_lines` has the line of each table's header."""
     fields = ITEM_KEYS[name]
+    line = item_lines[0] if item_lines else 1
     if not isinstance(items, list):
         problems.append(Problem(file, line, f"{name} must be a list of tables ([[{name}]])"))
         return []
     checked = []
     for number, item in enumerate(items, start=1):
+        line = item_lines[number - 1] if number <= len(item_lines) else line
         if not isinstance(item, dict):
             problems.append(Problem(file, line, f"{name} #{number} must be a table"))
             continue
@@ -379,6 +399,12 @@ def _key_lines(toml_text: str) -> dict[str, int]:
         if match:
             found.setdefault(match.group(1) or match.group(2), number)
     return found
+
+
+def _item_lines(toml_text: str, name: str) -> list[int]:
+    """The line of each `[[name]]` header, in order."""
+    header = re.compile(rf"\s*\[\[\s*{re.escape(name)}\s*\]\]")
+    return [n for n, line in enumerate(toml_text.splitlines(), start=1) if header.match(line)]
 
 
 def _kind_name(kind: type) -> str:

@@ -20,7 +20,9 @@ from dripcourse.plaintext import markdown_to_html, markdown_to_text
 
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _PLACEHOLDER = re.compile(r"DCJ(\d{4})Z")
-_LONE_STATEMENT = re.compile(r"<p>(DCJ\d{4}Z)</p>\n?")
+_LONE_STATEMENT_LINE = re.compile(r"^[ \t]*(\{%.*?%\})[ \t]*$", re.MULTILINE)
+_LONE_STATEMENT_HTML = re.compile(r"<p>(DCJ\d{4}Z)</p>\n?")
+_LONE_STATEMENT_TEXT = re.compile(r"^(DCJ\d{4}Z)\n(?:\n|\Z)", re.MULTILINE)
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
 
 
@@ -138,24 +140,31 @@ def render_confirmation(
 
 
 def compile_body(markdown: str) -> tuple[str, str]:
-    """The body as an HTML and a text Jinja template, its Jinja tags kept out of Markdown's way."""
+    """The body as an HTML and a text Jinja template, its Jinja tags kept out of Markdown's way.
+
+    Each tag becomes a placeholder word while Markdown is converted, then is put back. A statement
+    alone on its line (`{% if %}`, `{% endif %}`) is made a block of its own, so it never lands in
+    the middle of a wrapped paragraph; the empty paragraph or line it would leave is removed, and
+    `trim_blocks` eats the newline after it when the template renders.
+    """
     tags: list[str] = []
 
     def protect(match: re.Match[str]) -> str:
         tags.append(match.group(0))
         return f"DCJ{len(tags) - 1:04d}Z"
 
-    protected = _JINJA_TAG.sub(protect, markdown)
-
     def restore(match: re.Match[str]) -> str:
         return tags[int(match.group(1))]
 
-    # A statement on a line of its own ({% if %}) would otherwise leave an empty paragraph behind.
-    html = _LONE_STATEMENT.sub(
-        lambda m: m.group(1) + "\n" if tags[int(m.group(1)[3:7])].startswith("{%") else m.group(0),
-        markdown_to_html(protected),
-    )
-    return _PLACEHOLDER.sub(restore, html), _PLACEHOLDER.sub(restore, markdown_to_text(protected))
+    protected = _JINJA_TAG.sub(protect, _LONE_STATEMENT_LINE.sub(r"\n\1\n", markdown))
+    statements = {f"DCJ{i:04d}Z" for i, tag in enumerate(tags) if tag.startswith("{%")}
+
+    def unwrap(match: re.Match[str]) -> str:
+        return match.group(1) + "\n" if match.group(1) in statements else match.group(0)
+
+    html = _LONE_STATEMENT_HTML.sub(unwrap, markdown_to_html(protected))
+    text = _LONE_STATEMENT_TEXT.sub(unwrap, markdown_to_text(protected))
+    return _PLACEHOLDER.sub(restore, html), _PLACEHOLDER.sub(restore, text)
 
 
 def one_line(text: str) -> str:

@@ -64,20 +64,22 @@ def parse_instant(text: str) -> datetime:
     """An ISO-8601 instant; without an offset it is taken as UTC."""
     try:
         value = datetime.fromisoformat(text.strip())
-    except ValueError:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise BadInput(
             f"not an ISO-8601 date and time: {_shown(text)} (example: 2026-03-02T08:00:00+01:00)"
         ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @lru_cache(maxsize=1)
 def _zone_names() -> frozenset[str]:
-    return frozenset(available_timezones()) | {"UTC"}
+    # The system's zoneinfo folder also lists files that are not zones of the world.
+    return (frozenset(available_timezones()) - {"localtime", "posixrules", "Factory"}) | {"UTC"}
 
 
 def _has_control(text: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in text)
+    # Cs: a lone surrogate, which is what an undecodable byte in a command-line argument becomes.
+    return any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in text)
 
 
 def _shown(text: str) -> str:

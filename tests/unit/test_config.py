@@ -1,0 +1,119 @@
+"""Settings as an operator gives them: a TOML file, overridden by DRIPCOURSE_* variables (config.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dripcourse.config import Settings, load_settings
+from dripcourse.errors import BadInput
+
+
+def config_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "dripcourse.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_without_file_or_variables_the_defaults_apply() -> None:
+    settings = load_settings(None, {})
+
+    assert settings == Settings()
+    assert settings.email_backend == "console:"
+    assert settings.secret_key is None
+
+
+def test_the_toml_file_is_read(tmp_path: Path) -> None:
+    path = config_file(
+        tmp_path,
+        'database_url = "sqlite:///prod.db"\n'
+        'base_url = "https://courses.example.org"\n'
+        'courses_dir = "/srv/courses"\n'
+        "batch_size = 50\n",
+    )
+
+    settings = load_settings(path, {})
+
+    assert settings.database_url == "sqlite:///prod.db"
+    assert settings.base_url == "https://courses.example.org"
+    assert settings.courses_dir == Path("/srv/courses")
+    assert settings.batch_size == 50
+    assert settings.dispatch_interval == 60
+
+
+def test_environment_variables_win_over_the_file(tmp_path: Path) -> None:
+    path = config_file(
+        tmp_path, 'base_url = "https://from-file.example"\nbatch_size = 50\nlease_seconds = 120\n'
+    )
+    environ = {
+        "DRIPCOURSE_BASE_URL": "https://from-env.example",
+        "DRIPCOURSE_BATCH_SIZE": "25",
+        "DRIPCOURSE_COURSES_DIR": "/srv/env-courses",
+        "UNRELATED": "ignored",
+    }
+
+    settings = load_settings(path, environ)
+
+    assert settings.base_url == "https://from-env.example"
+    assert settings.batch_size == 25
+    assert settings.courses_dir == Path("/srv/env-courses")
+    assert settings.lease_seconds == 120
+
+
+def test_an_empty_environment_variable_does_not_override(tmp_path: Path) -> None:
+    path = config_file(tmp_path, 'secret_key = "from-file"\n')
+
+    settings = load_settings(path, {"DRIPCOURSE_SECRET_KEY": ""})
+
+    assert settings.secret_key == "from-file"
+
+
+def test_the_real_environment_is_read_when_none_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DRIPCOURSE_DISPATCH_INTERVAL", "15")
+
+    assert load_settings().dispatch_interval == 15
+
+
+def test_an_unknown_key_in_the_file_is_refused_by_name(tmp_path: Path) -> None:
+    path = config_file(tmp_path, 'base_url = "https://x.example"\nbatch_sise = 10\n')
+
+    with pytest.raises(BadInput, match=r"unknown setting.*batch_sise"):
+        load_settings(path, {})
+
+
+@pytest.mark.parametrize("value", ['"many"', "2.5", "true", "[1]"])
+def test_a_whole_number_setting_in_the_file_must_be_a_whole_number(
+    tmp_path: Path, value: str
+) -> None:
+    path = config_file(tmp_path, f"batch_size = {value}\n")
+
+    with pytest.raises(BadInput, match="batch_size"):
+        load_settings(path, {})
+
+
+@pytest.mark.parametrize("value", ["ten", "2.5", " ", "1e3"])
+def test_a_whole_number_setting_in_the_environment_must_be_a_whole_number(value: str) -> None:
+    with pytest.raises(BadInput, match="dispatch_interval"):
+        load_settings(None, {"DRIPCOURSE_DISPATCH_INTERVAL": value})
+
+
+def test_a_text_setting_given_a_number_is_refused(tmp_path: Path) -> None:
+    path = config_file(tmp_path, "base_url = 8000\n")
+
+    with pytest.raises(BadInput, match="base_url"):
+        load_settings(path, {})
+
+
+def test_a_missing_config_file_is_refused_with_its_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "dripcourse.toml"
+
+    with pytest.raises(BadInput, match=r"config file not found: .*nowhere"):
+        load_settings(missing, {})
+
+
+def test_a_config_file_that_is_not_toml_is_refused(tmp_path: Path) -> None:
+    path = config_file(tmp_path, "base_url = https://no-quotes.example\n")
+
+    with pytest.raises(BadInput, match="cannot read config file"):
+        load_settings(path, {})
