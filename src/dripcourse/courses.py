@@ -18,7 +18,14 @@ import jinja2
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dripcourse.coursefiles import CourseSource, LessonSource, Problem, discover, read_course
+from dripcourse.coursefiles import (
+    SLUG,
+    CourseSource,
+    LessonSource,
+    Problem,
+    discover,
+    read_course,
+)
 from dripcourse.errors import BadInput, NotFound
 from dripcourse.models import (
     Course,
@@ -290,11 +297,15 @@ def lesson_history(session: Session, enrollment_id: int) -> list[tuple[str, date
 
 
 def get_course(session: Session, slug: str) -> Course:
-    course = session.scalar(select(Course).where(Course.slug == slug))
+    # A name that cannot be a slug cannot be a course (and may not even be encodable text).
+    course = (
+        session.scalar(select(Course).where(Course.slug == slug)) if SLUG.fullmatch(slug) else None
+    )
     if course is None:
         known = ", ".join(session.scalars(select(Course.slug).order_by(Course.slug))) or "none"
+        shown = slug.encode("utf-8", "backslashreplace").decode()
         raise NotFound(
-            f"unknown course {slug!r} (synced courses: {known}; run `dripcourse courses sync`)"
+            f"unknown course {shown!r} (synced courses: {known}; run `dripcourse courses sync`)"
         )
     return course
 

@@ -32,7 +32,7 @@ def find_lesson(session: Session, course_slug: str, which: str) -> tuple[Course,
     """A lesson by its number in the course (`3`) or by its key (`knees`)."""
     course = get_course(session, course_slug)
     current = [lesson for lesson in course.lessons if lesson.retired_at is None]
-    if which.isdigit():
+    if which.isascii() and which.isdigit():
         number = int(which)
         if not 1 <= number <= len(current):
             raise NotFound(f"course {course_slug!r} has lessons 1 to {len(current)}, not {which}")

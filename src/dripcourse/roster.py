@@ -63,10 +63,12 @@ def read_rows(stream: TextIO) -> Iterator[Row | tuple[int, str]]:
             "the CSV needs a header row with an 'email' column "
             "(and optionally 'name' and 'timezone')"
         )
+    if len(set(header)) != len(header):
+        raise BadInput(f"the CSV header names a column twice: {', '.join(header)}")
     reader.fieldnames = header
+    line = reader.line_num + 1  # where the next row starts: a quoted field may span lines
     try:
         for record in reader:
-            line = reader.line_num
             if None in record:
                 yield line, "more fields than the header has"
                 continue
@@ -80,8 +82,10 @@ def read_rows(stream: TextIO) -> Iterator[Row | tuple[int, str]]:
                 )
             except DripcourseError as exc:
                 yield line, str(exc)
+            finally:
+                line = reader.line_num + 1
     except (csv.Error, UnicodeDecodeError) as exc:
-        raise BadInput(f"not a readable CSV file (line {reader.line_num}): {exc}") from None
+        raise BadInput(f"not a readable CSV file (line {line}): {exc}") from None
 
 
 def import_subscribers(

@@ -201,8 +201,9 @@ def pause(
             enrollment.status = EnrollmentStatus.PAUSED
             enrollment.paused_at = now
             changed.append(enrollment)
-    if course_slug and not changed:
-        raise Conflict(f"{subscriber.email} is not active in {course_slug!r}, nothing to pause")
+    if not changed:
+        where = f"in {course_slug!r}" if course_slug else "in any course"
+        raise Conflict(f"{subscriber.email} is not active {where}, nothing to pause")
     return changed
 
 
@@ -231,8 +232,9 @@ def resume(
         enrollment.status = EnrollmentStatus.ACTIVE
         enrollment.paused_at = None
         changed.append(enrollment)
-    if course_slug and not changed:
-        raise Conflict(f"{subscriber.email} is not paused in {course_slug!r}, nothing to resume")
+    if not changed:
+        where = f"in {course_slug!r}" if course_slug else "in any course"
+        raise Conflict(f"{subscriber.email} is not paused {where}, nothing to resume")
     return changed
 
 

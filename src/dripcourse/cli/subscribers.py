@@ -10,6 +10,7 @@ import click
 
 from dripcourse import overview, roster, subscriptions
 from dripcourse.cli.main import App, local_time, now_option, pass_app, utc_time
+from dripcourse.courses import get_course
 from dripcourse.errors import BadInput
 
 course_option = click.option("--course", "course", metavar="SLUG", help="Only this course.")
@@ -194,13 +195,12 @@ def import_csv(app: App, csv_file: Path, course: str, confirmed: bool, now: str 
     except UnicodeDecodeError:
         raise BadInput(f"{csv_file} is not UTF-8 text") from None
     rows = list(roster.read_rows(io.StringIO(text, newline="")))
-    with (
-        app.database().transaction() as session,
-        click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar,
-    ):
-        report = roster.import_subscribers(
-            session, rows, course, app.clock.now(), confirmed=confirmed, progress=bar.update
-        )
+    with app.database().transaction() as session:
+        get_course(session, course)  # refused before the progress bar draws anything
+        with click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar:
+            report = roster.import_subscribers(
+                session, rows, course, app.clock.now(), confirmed=confirmed, progress=bar.update
+            )
     for line, problem in report.rejected:
         click.echo(f"{csv_file}:{line}: {problem}", err=True)
     click.echo(
