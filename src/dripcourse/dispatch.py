@@ -25,7 +25,15 @@ from dripcourse.backends.base import DeliveryBackend, DeliveryResult, Outcome
 from dripcourse.clock import Clock
 from dripcourse.config import Settings
 from dripcourse.db import Database
-from dripcourse.ledger import Job, cancel, claim, materialise_due, record, still_wanted
+from dripcourse.ledger import (
+    Job,
+    cancel,
+    claim,
+    materialise_due,
+    record,
+    release,
+    still_wanted,
+)
 from dripcourse.messages import CourseView, MessageBuilder
 from dripcourse.models import Course
 from dripcourse.tokens import Signer, secret_key
@@ -136,13 +144,14 @@ class Dispatcher:
                 for job in chunk:
                     if job.delivery_id not in wanted:
                         cancel(session, job, "unsubscribed or suppressed before sending")
-            for job in chunk:
+            for offset, job in enumerate(chunk):
                 view = courses[job.course_id]
                 if job.delivery_id not in wanted:
                     yield self._sent(job, view, "cancelled", "unsubscribed or suppressed")
                     continue
                 if self.stop.is_set():
-                    return  # the lease runs out and the message goes in a later pass
+                    self._release(jobs[start + offset :])
+                    return
                 result = self._send_one(job, view)
                 with self.database.transaction() as session:
                     status = record(
@@ -154,6 +163,11 @@ class Dispatcher:
                         self.settings.retry_policy,
                     )
                 yield self._sent(job, view, status, result.detail)
+
+    def _release(self, jobs: Sequence[Job]) -> None:
+        with self.database.transaction() as session:
+            release(session, jobs, self.worker)
+        log.info("stopping: handed back %d claimed message(s) not yet sent", len(jobs))
 
     def _send_one(self, job: Job, view: CourseView) -> DeliveryResult:
         assert self._builder is not None

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, joinedload
 
 from dripcourse.backends.base import DeliveryResult, Outcome
 from dripcourse.courses import rhythm_of
+from dripcourse.db import upsert_insert
 from dripcourse.models import (
     Course,
     Delivery,
@@ -123,7 +123,7 @@ def _insert_lesson_delivery(
         "created_at": due_at,
         "message_id": make_message_id(course),
     }
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = upsert_insert(session)
     statement = insert(Delivery).values(**values)
     session.execute(
         statement.on_conflict_do_update(
@@ -254,6 +254,26 @@ def cancel(session: Session, job: Job, reason: str) -> None:
             lease_owner=None,
             lease_expires_at=None,
         )
+    )
+
+
+def release(session: Session, jobs: Sequence[Job], worker: str) -> None:
+    """Hand back claimed deliveries that were not attempted (the worker is stopping), so that they
+    need not wait for the lease to expire."""
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id.in_([job.delivery_id for job in jobs]),
+            Delivery.status == DeliveryStatus.SENDING,
+            Delivery.lease_owner == worker,
+        )
+        .values(
+            status=DeliveryStatus.PENDING,
+            lease_owner=None,
+            lease_expires_at=None,
+            attempts=Delivery.attempts - 1,
+        )
+        .execution_options(synchronize_session=False)
     )
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from dripcourse.db import upsert_insert
 from dripcourse.errors import BadInput
 from dripcourse.models import AppMeta
 
@@ -67,8 +67,7 @@ def secret_key(session: Session, configured: str | None) -> str:
         return stored
     candidate = secrets.token_urlsafe(32)
     # Two processes starting at once must agree on one key: insert if absent, then read back.
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = upsert_insert(session)
     session.execute(
         insert(AppMeta)
         .values(key=SECRET_KEY_META, value=candidate)

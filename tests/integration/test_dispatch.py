@@ -267,3 +267,26 @@ def test_lessons_only_on_allowed_weekdays(
     ]
     assert days and set(days) <= {"Mon", "Wed", "Fri"}
     assert days[0] == "Wed"
+
+
+def test_a_stopping_worker_finishes_the_message_in_flight_and_hands_back_the_rest(
+    synced, settings, clock, smtpd
+):
+    for number in range(5):
+        enrol(synced, clock, (f"p{number}@example.com", f"P {number}", "UTC"))
+    clock.set(datetime(2026, 3, 3, 8, 0, tzinfo=UTC))
+    dispatcher = Dispatcher(synced, settings, load_backend(settings.email_backend), clock)
+
+    def stop_after_the_second(outcome) -> None:
+        if dispatcher.stop.is_set() is False and len(smtpd.messages) == 2:
+            dispatcher.stop.set()
+
+    report = dispatcher.run_pass(on_outcome=stop_after_the_second)
+    assert report.count("sent") == 2
+    with synced.transaction() as session:
+        rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+        waiting = [(d.status, d.attempts, d.lease_owner) for d in rows if d.status != "sent"]
+    assert waiting == [("pending", 0, None)] * 3
+    # The next worker sends them at once, without waiting for a lease to expire.
+    tick(synced, settings, clock, clock.now())
+    assert len(smtpd.messages) == 5
