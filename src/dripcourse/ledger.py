@@ -38,7 +38,12 @@ from dripcourse.schedule import (
     retry_at,
     should_give_up,
 )
-from dripcourse.subscriptions import SELF_LIFTED, make_message_id, suppress
+from dripcourse.subscriptions import (
+    SELF_LIFTED,
+    WAITING_FOR_CONSENT,
+    make_message_id,
+    suppress,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +155,7 @@ def claim(session: Session, now: datetime, worker: str, limit: int, lease: timed
         or_(
             and_(
                 Delivery.kind == DeliveryKind.CONFIRMATION,
-                Enrollment.status == EnrollmentStatus.PENDING,
+                Enrollment.status.in_(WAITING_FOR_CONSENT),
             ),
             and_(
                 Delivery.kind == DeliveryKind.LESSON, Enrollment.status == EnrollmentStatus.ACTIVE

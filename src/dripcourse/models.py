@@ -178,6 +178,11 @@ class Enrollment(Base):
     """When it completed or was unsubscribed."""
     next_due_at: Mapped[datetime | None]
     """When the next lesson is owed; None while one is in the ledger or nothing is owed."""
+    # Consent evidence (double opt-in): who asked, from where, and who confirmed.
+    signup_ip: Mapped[str | None] = mapped_column(String(45))
+    signup_user_agent: Mapped[str | None] = mapped_column(String(300))
+    confirm_ip: Mapped[str | None] = mapped_column(String(45))
+    confirm_user_agent: Mapped[str | None] = mapped_column(String(300))
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="enrollments")
     course: Mapped[Course] = relationship()

@@ -25,13 +25,18 @@ log = logging.getLogger(__name__)
 
 
 def expire_unconfirmed(database: Database, clock: Clock, max_age: timedelta) -> int:
-    """Remove sign-ups never confirmed within `max_age` (their confirmation rows go with them)."""
+    """Remove sign-ups never confirmed within `max_age` (their confirmation rows go with them).
+
+    Only enrolments that never started: someone who left a course and asked to come back keeps
+    their history whether or not they confirm."""
     cutoff = clock.now() - max_age
     with database.transaction() as session:
         stale = list(
             session.scalars(
                 select(Enrollment.id).where(
-                    Enrollment.status == EnrollmentStatus.PENDING, Enrollment.created_at < cutoff
+                    Enrollment.status == EnrollmentStatus.PENDING,
+                    Enrollment.confirmed_at.is_(None),
+                    Enrollment.created_at < cutoff,
                 )
             )
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -32,15 +32,41 @@ from dripcourse.schedule import first_lesson_due, resumed_due
 from dripcourse.validation import check_timezone, clean_name, normalise_email
 
 OPEN_DELIVERY = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
+# Enrolments that a new sign-up (re)starts once the person confirms it.
+WAITING_FOR_CONSENT = (
+    EnrollmentStatus.PENDING,
+    EnrollmentStatus.UNSUBSCRIBED,
+    EnrollmentStatus.COMPLETED,
+)
 # Suppressions that only the person's own new, explicit sign-up may lift.
 SELF_LIFTED = (SuppressionReason.UNSUBSCRIBED,)
+
+
+CONFIRMATION_INTERVAL = timedelta(hours=1)
+"""At most one confirmation email per address in this time, however often the form is sent."""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Where a request came from, kept as proof of consent."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+
+    def clipped(self) -> tuple[str | None, str | None]:
+        return (self.ip or None) and self.ip[:45], (self.user_agent or None) and self.user_agent[
+            :300
+        ]
 
 
 @dataclass(frozen=True)
 class SubscribeResult:
     enrollment: Enrollment
     created: bool
-    """False when the person was already enrolled (the call changed nothing but their details)."""
+    """A new enrolment was made (False: the person was enrolled in this course before)."""
+    confirmation_queued: bool = False
+    started: bool = False
+    """This call started the course (a confirmed sign-up): the next lesson is now owed."""
 
 
 def subscribe(
@@ -53,8 +79,13 @@ def subscribe(
     timezone: str | None = None,
     confirmed: bool = False,
     source: str = "cli",
+    evidence: Evidence | None = None,
 ) -> SubscribeResult:
-    """Enrol a person. Confirmed: lesson 1 is owed at the next send slot; else a confirmation email."""
+    """Enrol a person. Confirmed: lesson 1 is owed at the next send slot; else a confirmation email.
+
+    Without `confirmed` nothing about an existing person changes until they confirm: a stranger
+    who types someone's address into a form can only cause one confirmation email an hour.
+    """
     address = normalise_email(email)
     clean = clean_name(name)
     zone = check_timezone(timezone) if timezone else None
@@ -71,7 +102,7 @@ def subscribe(
         )
         session.add(subscriber)
         session.flush()
-    else:
+    elif confirmed:
         subscriber.name = clean or subscriber.name
         subscriber.timezone = zone or subscriber.timezone
 
@@ -91,17 +122,16 @@ def subscribe(
         )
         session.add(enrollment)
         session.flush()
-    elif enrollment.status in (EnrollmentStatus.UNSUBSCRIBED, EnrollmentStatus.COMPLETED):
-        # A new sign-up after leaving picks up where they left off.
-        enrollment.status = EnrollmentStatus.PENDING
-        enrollment.ended_at = None
-        created = True
-    if enrollment.status == EnrollmentStatus.PENDING:
-        if confirmed:
-            activate(session, enrollment, now)
-        elif created:
-            queue_confirmation(session, enrollment, now)
-    return SubscribeResult(enrollment=enrollment, created=created)
+    if enrollment.status not in WAITING_FOR_CONSENT:
+        return SubscribeResult(enrollment=enrollment, created=created)
+    if confirmed:
+        activate(session, enrollment, now)
+        return SubscribeResult(enrollment=enrollment, created=created, started=True)
+    if _recently_asked(session, subscriber.id, now):
+        return SubscribeResult(enrollment=enrollment, created=created)
+    enrollment.signup_ip, enrollment.signup_user_agent = (evidence or Evidence()).clipped()
+    queue_confirmation(session, enrollment, now)
+    return SubscribeResult(enrollment=enrollment, created=created, confirmation_queued=True)
 
 
 def activate(session: Session, enrollment: Enrollment, now: datetime) -> None:
@@ -113,12 +143,16 @@ def activate(session: Session, enrollment: Enrollment, now: datetime) -> None:
     )
 
 
-def confirm(session: Session, enrollment: Enrollment, now: datetime) -> bool:
-    """Double opt-in: True if this confirmed the enrolment, False if it already was."""
-    if enrollment.status != EnrollmentStatus.PENDING:
+def confirm(
+    session: Session, enrollment: Enrollment, now: datetime, evidence: Evidence | None = None
+) -> bool:
+    """Double opt-in: True if this (re)started the enrolment, False if it was running already."""
+    if enrollment.status not in WAITING_FOR_CONSENT:
         return False
     # The person's own confirmed sign-up is the one thing that lifts their earlier unsubscribe.
     _lift_own_unsubscribe(session, enrollment.subscriber.email)
+    enrollment.confirm_ip, enrollment.confirm_user_agent = (evidence or Evidence()).clipped()
+    enrollment.ended_at = None
     activate(session, enrollment, now)
     return True
 
@@ -276,6 +310,22 @@ def _lift_own_unsubscribe(session: Session, address: str) -> None:
     found = session.scalar(select(Suppression).where(Suppression.email == address))
     if found is not None and found.reason in SELF_LIFTED:
         session.delete(found)
+
+
+def _recently_asked(session: Session, subscriber_id: int, now: datetime) -> bool:
+    return (
+        session.scalar(
+            select(Delivery.id)
+            .join(Enrollment)
+            .where(
+                Enrollment.subscriber_id == subscriber_id,
+                Delivery.kind == DeliveryKind.CONFIRMATION,
+                Delivery.created_at > now - CONFIRMATION_INTERVAL,
+            )
+            .limit(1)
+        )
+        is not None
+    )
 
 
 def _zone(enrollment: Enrollment) -> ZoneInfo:

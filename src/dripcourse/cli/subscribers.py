@@ -55,15 +55,16 @@ def subscribe(
         enrollment = result.enrollment
         address, zone = enrollment.subscriber.email, enrollment.subscriber.timezone
         state, due = enrollment.status, enrollment.next_due_at
-    if not result.created:
-        click.echo(f"{address} is already enrolled in {course} ({state})")
-    elif state == "active":
-        click.echo(f"subscribed {address} to {course}; lesson 1 is due {local_time(due, zone)}")
-    else:
+    if result.started:
+        lesson = "lesson 1" if result.created else "their next lesson"
+        click.echo(f"subscribed {address} to {course}; {lesson} is due {local_time(due, zone)}")
+    elif result.confirmation_queued:
         click.echo(
             f"subscribed {address} to {course}; a confirmation email is queued "
             "(the course starts when they confirm)"
         )
+    else:
+        click.echo(f"{address} is already enrolled in {course} ({state})")
 
 
 @click.command("unsubscribe")
