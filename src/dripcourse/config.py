@@ -43,6 +43,10 @@ class Settings:
     confirmation_expiry_hours: int = 72
     """Unconfirmed sign-ups older than this are removed by housekeeping."""
     sqlite_busy_timeout_ms: int = 30_000
+    api_token: str = ""
+    """Bearer tokens of the operator API, comma-separated; none set: the API refuses everyone."""
+    signup_rate_per_minute: int = 10
+    """Sign-ups accepted from one client address per minute; more get 429."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -52,6 +56,10 @@ class Settings:
             max_delay=timedelta(seconds=self.retry_max_delay),
             give_up_after=timedelta(seconds=self.retry_give_up_after),
         )
+
+    @property
+    def api_tokens(self) -> list[str]:
+        return [token.strip() for token in self.api_token.split(",") if token.strip()]
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)

@@ -70,6 +70,7 @@ COURSE_SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "description": (_STR, False),
         "brand": (_STR, True),
         "language": (_STR, False),
+        "double_opt_in": (bool, False),
     },
     "sender": {
         "name": (_STR, True),
@@ -219,6 +220,7 @@ def _normalise_settings(
             problems.append(Problem(file, line, f"schedule.{key}: {exc}"))
     settings["schedule"] = normal
     settings.setdefault("language", "en")
+    settings.setdefault("double_opt_in", True)
     settings.setdefault("description", None)
     sender = settings.setdefault("sender", {})
     sender.setdefault("reply_to", None)
@@ -348,7 +350,7 @@ def _check_keys(
             values[key] = value
         elif key in keys:
             kind = keys[key][0]
-            if not isinstance(value, kind) or isinstance(value, bool):
+            if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
                 problems.append(
                     Problem(file, lines.get(key, 1), f"{prefix}{key} must be {_kind_name(kind)}")
                 )
@@ -408,4 +410,4 @@ def _item_lines(toml_text: str, name: str) -> list[int]:
 
 
 def _kind_name(kind: type) -> str:
-    return {str: "text", int: "a whole number", list: "a list"}[kind]
+    return {str: "text", int: "a whole number", list: "a list", bool: "true or false"}[kind]

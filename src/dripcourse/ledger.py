@@ -199,6 +199,11 @@ def claim(session: Session, now: datetime, worker: str, limit: int, lease: timed
         )
         .execution_options(synchronize_session=False)
     )
+    return jobs_for(session, ids)
+
+
+def jobs_for(session: Session, delivery_ids: Sequence[int]) -> list[Job]:
+    """The deliveries as plain `Job`s, in sending order."""
     rows = session.execute(
         select(
             Delivery.id,
@@ -214,7 +219,7 @@ def claim(session: Session, now: datetime, worker: str, limit: int, lease: timed
         .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
         .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
         .outerjoin(Lesson, Delivery.lesson_id == Lesson.id)
-        .where(Delivery.id.in_(ids))
+        .where(Delivery.id.in_(delivery_ids))
         .order_by(Delivery.next_attempt_at, Delivery.id)
     ).all()
     return [Job(*row) for row in rows]

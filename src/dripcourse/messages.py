@@ -10,8 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
 from dripcourse.backends.base import OutgoingMessage
-from dripcourse.ledger import Job
+from dripcourse.errors import NotFound
+from dripcourse.ledger import Job, jobs_for
 from dripcourse.mime import Envelope, compose, domain_of
 from dripcourse.models import Course, DeliveryKind
 from dripcourse.rendering import (
@@ -90,3 +94,15 @@ class MessageBuilder:
             recipient=job.email,
             data=compose(envelope, subject_prefix + rendered.subject, rendered.text, rendered.html),
         )
+
+
+def view_online(session: Session, builder: MessageBuilder, delivery_id: int) -> RenderedLesson:
+    """A lesson as its recipient got it, for the "view in your browser" link."""
+    jobs = [job for job in jobs_for(session, [delivery_id]) if job.lesson_key is not None]
+    if not jobs:
+        raise NotFound("this lesson is no longer available")
+    course = session.scalars(
+        select(Course).where(Course.id == jobs[0].course_id).options(selectinload(Course.lessons))
+    ).one()
+    rendered, _ = builder.render(jobs[0], CourseView.of(course))
+    return rendered

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import signal
-from datetime import timedelta
+import threading
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -22,6 +23,8 @@ from dripcourse.dispatch import Dispatcher
 from dripcourse.models import Enrollment, EnrollmentStatus
 
 log = logging.getLogger(__name__)
+
+DISPATCH_JOB = "dispatch"
 
 
 def expire_unconfirmed(database: Database, clock: Clock, max_age: timedelta) -> int:
@@ -47,31 +50,54 @@ def expire_unconfirmed(database: Database, clock: Clock, max_age: timedelta) -> 
     return len(stale)
 
 
-def run_forever(
-    database: Database, settings: Settings, dispatcher: Dispatcher, clock: Clock
-) -> None:
-    """Block until SIGINT/SIGTERM, dispatching every `settings.dispatch_interval` seconds."""
-    stop = dispatcher.stop
-    scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(
-        dispatcher.run_pass,
-        "interval",
-        seconds=settings.dispatch_interval,
-        id="dispatch",
-        coalesce=True,
-        max_instances=1,
-        next_run_time=clock.now(),
-    )
-    scheduler.add_job(
-        expire_unconfirmed,
-        "cron",
-        hour=3,
-        minute=17,
-        id="housekeeping",
-        args=[database, clock, timedelta(hours=settings.confirmation_expiry_hours)],
-        coalesce=True,
-        max_instances=1,
-    )
+class Scheduler:
+    """The APScheduler jobs of one process: dispatch on an interval, housekeeping daily."""
+
+    def __init__(
+        self, database: Database, settings: Settings, dispatcher: Dispatcher, clock: Clock
+    ) -> None:
+        self.dispatcher = dispatcher
+        self._scheduler = BackgroundScheduler(timezone="UTC")
+        self._scheduler.add_job(
+            dispatcher.run_pass,
+            "interval",
+            seconds=settings.dispatch_interval,
+            id=DISPATCH_JOB,
+            coalesce=True,
+            max_instances=1,
+            next_run_time=clock.now(),
+        )
+        self._scheduler.add_job(
+            expire_unconfirmed,
+            "cron",
+            hour=3,
+            minute=17,
+            id="housekeeping",
+            args=[database, clock, timedelta(hours=settings.confirmation_expiry_hours)],
+            coalesce=True,
+            max_instances=1,
+        )
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def wake(self) -> None:
+        """Run a dispatch pass now (a confirmation email was just queued), not at the next interval.
+
+        If a pass is running, this one waits its turn (`max_instances=1`) and the rest coalesce."""
+        if self._scheduler.running:
+            self._scheduler.modify_job(DISPATCH_JOB, next_run_time=datetime.now(UTC))
+
+    def shutdown(self) -> None:
+        """Let the message in flight finish, then stop."""
+        self.dispatcher.stop.set()
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+
+
+def run_forever(scheduler: Scheduler) -> None:
+    """Block until SIGINT/SIGTERM, dispatching on the scheduler's interval."""
+    stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("received %s: finishing the message in flight", signal.Signals(signum).name)
@@ -79,12 +105,10 @@ def run_forever(
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     scheduler.start()
-    log.info("dripcourse running: dispatch every %ss", settings.dispatch_interval)
     try:
-        while not stop.wait(timeout=1.0):
-            pass
+        stop.wait()
     finally:
-        scheduler.shutdown(wait=True)
+        scheduler.shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     log.info("stopped cleanly")

@@ -202,6 +202,21 @@ def unsubscribe(
     return enrollments
 
 
+def unsubscribe_by_link(
+    session: Session, enrollment_id: int, now: datetime, everything: bool
+) -> Enrollment | None:
+    """The unsubscribe link of an email: leave that course, or everything. None if the enrolment is
+    gone (the person was deleted): there is nothing left to unsubscribe, which is not an error."""
+    enrollment = session.get(Enrollment, enrollment_id)
+    if enrollment is None:
+        return None
+    if everything:
+        unsubscribe(session, enrollment.subscriber.email, now)
+    else:
+        end_enrollment(session, enrollment, now)
+    return enrollment
+
+
 def end_enrollment(session: Session, enrollment: Enrollment, now: datetime) -> None:
     if enrollment.status != EnrollmentStatus.UNSUBSCRIBED:
         enrollment.status = EnrollmentStatus.UNSUBSCRIBED

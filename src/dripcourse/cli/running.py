@@ -7,7 +7,7 @@ import click
 from dripcourse import overview
 from dripcourse.cli.main import App, local_time, now_option, pass_app, utc_time
 from dripcourse.dispatch import Dispatcher, Sent
-from dripcourse.scheduler import run_forever
+from dripcourse.scheduler import Scheduler, run_forever
 
 
 def _print_outcome(outcome: Sent) -> None:
@@ -49,7 +49,7 @@ def run(app: App) -> None:
         f"via {app.settings.email_backend.split(':')[0]} (Ctrl-C to stop)",
         err=True,
     )
-    run_forever(database, app.settings, dispatcher, app.clock)
+    run_forever(Scheduler(database, app.settings, dispatcher, app.clock))
 
 
 @click.command("queue")

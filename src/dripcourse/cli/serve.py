@@ -1,0 +1,53 @@
+"""`dripcourse serve`: the HTTP side, and (unless told not to) the scheduler in the same process."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+import uvicorn
+
+from dripcourse.cli.main import App, pass_app
+from dripcourse.dispatch import Dispatcher
+from dripcourse.scheduler import Scheduler
+from dripcourse.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", help="Address to listen on.")
+@click.option("--port", default=8000, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option(
+    "--no-scheduler",
+    is_flag=True,
+    help="Serve HTTP only; run `dripcourse run` elsewhere to send mail.",
+)
+@pass_app
+def serve(app: App, host: str, port: int, no_scheduler: bool) -> None:
+    """Serve the sign-up pages, unsubscribe links and the operator API.
+
+    With the scheduler (the default) a small deployment is one process: a sign-up's confirmation
+    email goes out within seconds, and lessons on the usual interval.
+    """
+    database = app.database()
+    scheduler = None
+    if not no_scheduler:
+        dispatcher = Dispatcher(database, app.settings, app.backend(), app.clock)
+        scheduler = Scheduler(database, app.settings, dispatcher, app.clock)
+    web = create_app(
+        app.settings, database, app.clock, wake=scheduler.wake if scheduler else lambda: None
+    )
+    if scheduler is not None:
+        scheduler.start()
+    click.echo(f"dripcourse serving on http://{host}:{port} (Ctrl-C to stop)", err=True)
+    try:
+        # uvicorn handles SIGINT/SIGTERM itself and returns after a graceful shutdown.
+        uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=True)
+    finally:
+        if scheduler is not None:
+            scheduler.shutdown()
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(serve)

@@ -1,0 +1,138 @@
+"""The FastAPI application: routes, and the one place where errors become HTTP answers.
+
+`DripcourseError`s become 4xx (400 bad input, 404 not found, 409 conflict): JSON under `/api/`, a
+friendly page elsewhere. Request bodies are capped in size; a flood of sign-ups gets 429.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from dripcourse import __version__
+from dripcourse.clock import Clock
+from dripcourse.config import Settings
+from dripcourse.db import Database
+from dripcourse.errors import BadInput, Conflict, DripcourseError, NotFound
+from dripcourse.web import api, public
+from dripcourse.web.context import WebContext
+from dripcourse.web.ratelimit import RateLimiter
+
+MAX_BODY_BYTES = 64 * 1024
+STATUS = {BadInput: 400, NotFound: 404, Conflict: 409}
+
+
+def create_app(
+    settings: Settings,
+    database: Database,
+    clock: Clock,
+    wake: Callable[[], None] = lambda: None,
+) -> FastAPI:
+    app = FastAPI(
+        title="dripcourse",
+        version=__version__,
+        description="Operator API of dripcourse: subscribers, enrolments, courses, lessons, "
+        "deliveries. Every call needs `Authorization: Bearer <DRIPCOURSE_API_TOKEN>`.",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.context = WebContext(
+        settings=settings,
+        database=database,
+        clock=clock,
+        wake=wake,
+        limiter=RateLimiter(settings.signup_rate_per_minute, timedelta(minutes=1)),
+    )
+    app.include_router(public.router)
+    app.include_router(api.router)
+    _install_error_handlers(app)
+
+    @app.middleware("http")
+    async def limit_body(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        length = request.headers.get("content-length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            return _error(request, 413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
+        return await call_next(request)
+
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DripcourseError)
+    async def dripcourse_error(request: Request, exc: DripcourseError) -> Response:
+        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+        return _error(request, status, str(exc))
+
+    @app.exception_handler(public.TooManyRequests)
+    async def too_many(request: Request, exc: public.TooManyRequests) -> Response:
+        response = _error(request, 429, "too many sign-ups from your address; try again later")
+        response.headers["Retry-After"] = "60"
+        return response
+
+    @app.exception_handler(public.UnsupportedMediaType)
+    async def media_type(request: Request, exc: public.UnsupportedMediaType) -> Response:
+        return _error(request, 415, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        if _is_api(request):
+            return JSONResponse({"detail": jsonable_errors(exc)}, status_code=422)
+        return _error(request, 400, "the request is not complete: " + _summary(exc))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        response = _error(request, exc.status_code, str(exc.detail))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if _is_api(request) or request.headers.get("accept", "").startswith("application/json"):
+        return JSONResponse({"error": message}, status_code=status)
+    return public.page(
+        request,
+        "message.html",
+        status_code=status,
+        title=_TITLES.get(status, "Sorry"),
+        text=message[:1].upper() + message[1:] + ("" if message.endswith(".") else "."),
+    )
+
+
+_TITLES = {
+    400: "This did not work",
+    404: "Not found",
+    409: "This did not work",
+    413: "Too much data",
+    415: "Unsupported request",
+    429: "Please slow down",
+}
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def jsonable_errors(exc: RequestValidationError) -> list[dict[str, object]]:
+    return [
+        {
+            "loc": list(error.get("loc", ())),
+            "msg": str(error.get("msg", "")),
+            "type": str(error.get("type", "")),
+        }
+        for error in exc.errors()
+    ]
+
+
+def _summary(exc: RequestValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', '')}"
+        for error in exc.errors()
+    )

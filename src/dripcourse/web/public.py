@@ -1,0 +1,218 @@
+"""Public pages for recipients: sign up, confirm, unsubscribe, view a lesson online.
+
+HTML without JavaScript (one optional line preselects the visitor's time zone). Every handler is a
+thin shell: parse, call one operation in one transaction, render the result.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import available_timezones
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+
+from dripcourse import subscriptions
+from dripcourse.courses import get_course
+from dripcourse.errors import BadInput, Conflict
+from dripcourse.messages import MessageBuilder, view_online
+from dripcourse.models import Enrollment
+from dripcourse.tokens import Purpose
+from dripcourse.web.context import WebContext, context_of
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+ZONES = sorted(
+    zone for zone in available_timezones() if "/" in zone and not zone.startswith("Etc/")
+)
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+ONE_CLICK = "One-Click"
+
+Context = Annotated[WebContext, Depends(context_of)]
+
+
+class TooManyRequests(Exception):
+    """The client sent more sign-ups than the rate limit allows."""
+
+
+def page(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, template, values, status_code=status_code)
+
+
+def evidence_of(request: Request) -> subscriptions.Evidence:
+    return subscriptions.Evidence(
+        ip=request.client.host if request.client else None,
+        user_agent=request.headers.get("user-agent"),
+    )
+
+
+@router.get("/subscribe", response_class=HTMLResponse)
+def subscribe_form(request: Request, context: Context, course: str = "") -> HTMLResponse:
+    with context.database.transaction() as session:
+        found = get_course(session, course)
+        settings = found.settings
+    return page(
+        request,
+        "subscribe.html",
+        course=settings,
+        slug=course,
+        zones=ZONES,
+        values={"timezone": settings["schedule"]["timezone"]},
+    )
+
+
+@router.post("/subscribe")
+async def subscribe(request: Request, context: Context) -> Response:
+    """The sign-up form's target, and the same for JSON. Every accepted request gets the same
+    answer, whether the address is new, pending, subscribed or suppressed: nobody learns which."""
+    wants_json = request.headers.get("content-type", "").startswith("application/json")
+    fields = await _fields(request, wants_json)
+    client = request.client.host if request.client else "unknown"
+    if not context.limiter.allow(client):
+        raise TooManyRequests()
+    course = str(fields.get("course", ""))
+    try:
+        with context.database.transaction() as session:
+            double_opt_in = get_course(session, course).settings.get("double_opt_in", True)
+            result = subscriptions.subscribe(
+                session,
+                email=str(fields.get("email", "")),
+                course_slug=course,
+                name=str(fields.get("name", "")),
+                timezone=str(fields.get("timezone", "")) or None,
+                confirmed=not double_opt_in,
+                source="http",
+                evidence=evidence_of(request),
+                now=context.clock.now(),
+            )
+            queued = result.confirmation_queued
+    except Conflict:
+        queued = False  # suppressed: answered like any other sign-up, and nothing is sent
+    except BadInput as exc:
+        if wants_json:
+            raise
+        return _form_again(request, context, course, fields, str(exc))
+    if queued:
+        context.wake()
+    message = (
+        "Thanks! Check your inbox: we sent you an email with a link to confirm your subscription."
+        if double_opt_in
+        else "Thanks! You are subscribed: the first lesson is on its way."
+    )
+    if wants_json:
+        return JSONResponse({"status": "accepted", "message": message}, status_code=202)
+    return page(request, "message.html", title="Almost there", text=message)
+
+
+@router.get("/confirm/{token}", response_class=HTMLResponse)
+def confirm(request: Request, token: str, context: Context) -> HTMLResponse:
+    payload = context.signer.read(Purpose.CONFIRM, token, max_age=context.confirm_max_age)
+    with context.database.transaction() as session:
+        enrollment = _enrollment(session, payload)
+        subscriptions.confirm(session, enrollment, context.clock.now(), evidence_of(request))
+        title = enrollment.course.settings["title"]
+    return page(
+        request,
+        "message.html",
+        title="You're in",
+        text=f"Thank you for confirming. {title} starts with the next lesson, "
+        "sent to your inbox at the course's usual time in your time zone.",
+    )
+
+
+@router.get("/unsubscribe/{token}", response_class=HTMLResponse)
+def unsubscribe_page(request: Request, token: str, context: Context) -> HTMLResponse:
+    """Only a page with a button: mail scanners fetch links, and a GET must never unsubscribe."""
+    payload = context.signer.read(Purpose.UNSUBSCRIBE, token)
+    with context.database.transaction() as session:
+        enrollment = session.get(Enrollment, int(payload.get("e", 0)))
+        course = enrollment.course.settings if enrollment else None
+    return page(request, "unsubscribe.html", course=course, token=token)
+
+
+@router.post("/unsubscribe/{token}", response_class=HTMLResponse)
+async def unsubscribe(request: Request, token: str, context: Context) -> HTMLResponse:
+    """The page's button, and the RFC 8058 one-click endpoint (`List-Unsubscribe=One-Click`):
+    no cookie, no confirmation, answers 200."""
+    payload = context.signer.read(Purpose.UNSUBSCRIBE, token)
+    form = await _form(request)
+    everything = form.get("scope") == "all" and form.get("List-Unsubscribe") != ONE_CLICK
+    with context.database.transaction() as session:
+        enrollment = subscriptions.unsubscribe_by_link(
+            session, int(payload.get("e", 0)), context.clock.now(), everything
+        )
+        title = enrollment.course.settings["title"] if enrollment else "this course"
+    text = (
+        "You will get no more email from us."
+        if everything
+        else f"You will get no more lessons of {title}."
+    )
+    return page(request, "message.html", title="You are unsubscribed", text=text)
+
+
+@router.get("/view/{token}", response_class=HTMLResponse)
+def view(request: Request, token: str, context: Context) -> HTMLResponse:
+    payload = context.signer.read(Purpose.VIEW, token)
+    builder = MessageBuilder(context.signer, context.settings.base_url)
+    with context.database.transaction() as session:
+        rendered = view_online(session, builder, int(payload.get("d", 0)))
+    return HTMLResponse(rendered.html)
+
+
+async def _fields(request: Request, wants_json: bool) -> dict[str, Any]:
+    if wants_json:
+        try:
+            data = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            raise BadInput("the body is not valid JSON") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str | None) for v in data.values()):
+            raise BadInput("send a JSON object of text fields: email, name, timezone, course")
+        return {k: v or "" for k, v in data.items()}
+    return dict(await _form(request))
+
+
+async def _form(request: Request) -> FormData:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith(FORM_TYPES):
+        raise UnsupportedMediaType(content_type or "none")
+    try:
+        return await request.form(max_files=0, max_fields=20)
+    except Exception as exc:  # malformed multipart bodies raise several kinds of errors
+        raise BadInput(f"the form data could not be read: {exc}") from None
+
+
+class UnsupportedMediaType(Exception):
+    def __init__(self, content_type: str) -> None:
+        super().__init__(
+            f"unsupported content type {content_type!r}: send a form "
+            "(application/x-www-form-urlencoded or multipart/form-data) or application/json"
+        )
+
+
+def _form_again(
+    request: Request, context: WebContext, course: str, fields: dict[str, Any], error: str
+) -> HTMLResponse:
+    with context.database.transaction() as session:
+        settings = get_course(session, course).settings
+    return page(
+        request,
+        "subscribe.html",
+        status_code=400,
+        course=settings,
+        slug=course,
+        zones=ZONES,
+        values={k: str(v)[:300] for k, v in fields.items()},
+        error=error,
+    )
+
+
+def _enrollment(session: Session, payload: dict[str, Any]) -> Enrollment:
+    enrollment = session.get(Enrollment, int(payload.get("e", 0)))
+    if enrollment is None:
+        raise BadInput("this link is no longer valid: the sign-up it confirms has expired")
+    return enrollment

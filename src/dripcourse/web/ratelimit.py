@@ -1,0 +1,35 @@
+"""A token bucket per client address, in memory: enough to stop one client flooding the sign-up form.
+
+Per process: with several processes behind a proxy each keeps its own buckets, so the effective limit
+is the per-process limit times the process count.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from datetime import timedelta
+
+MAX_CLIENTS = 100_000
+"""Buckets kept at most; the least recently seen client is forgotten first."""
+
+
+class RateLimiter:
+    def __init__(self, allowed: int, per: timedelta) -> None:
+        self.capacity = float(allowed)
+        self.refill_per_second = allowed / per.total_seconds()
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def allow(self, client: str, now: float | None = None) -> bool:
+        """Take one token from `client`'s bucket; False when it is empty."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, seen = self._buckets.pop(client, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - seen) * self.refill_per_second)
+            allowed = tokens >= 1.0
+            self._buckets[client] = (tokens - 1.0 if allowed else tokens, now)
+            while len(self._buckets) > MAX_CLIENTS:
+                self._buckets.popitem(last=False)
+            return allowed
