@@ -17,6 +17,7 @@ import css_inline
 import jinja2
 
 from dripcourse.plaintext import markdown_to_html, markdown_to_text
+from dripcourse.stencil import Pieces, Placeholders, Stencil, only_printed, values_of
 
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _PLACEHOLDER = re.compile(r"DCJ(\d{4})Z")
@@ -76,6 +77,7 @@ class CourseRenderer:
     _by_key: dict[str, LessonContent] = field(init=False)
     _html_env: jinja2.Environment = field(init=False)
     _text_env: jinja2.Environment = field(init=False)
+    _stencils: dict[str, Stencil | None] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._by_key = {lesson.key: lesson for lesson in self.lessons}
@@ -120,11 +122,37 @@ class CourseRenderer:
         }
 
     def render(self, key: str, recipient: Recipient, links: Links) -> RenderedLesson:
+        """The lesson for one recipient: from its stencil when it has one, else rendered in full."""
+        if key not in self._stencils:
+            self._stencils[key] = self._stencil(key)
+        stencil = self._stencils[key]
+        if stencil is None:
+            return self.render_in_full(key, recipient, links)
+        subject, html, text = stencil.fill(values_of(recipient, links))
+        return RenderedLesson(subject=one_line(subject), html=html, text=text)
+
+    def _stencil(self, key: str) -> Stencil | None:
+        html, text = f"{key}.html", f"{key}.txt"
+        if not (
+            only_printed(self._html_env, [html])
+            and only_printed(self._text_env, [text])
+            and only_printed(self._text_env, [f"{key}.subject"])
+        ):
+            return None
+        marked = self.render_in_full(
+            key,
+            Placeholders("subscriber"),
+            Placeholders("links"),  # type: ignore[arg-type]
+        )
+        return Stencil(Pieces.cut(marked.subject), Pieces.cut(marked.html), Pieces.cut(marked.text))
+
+    def render_in_full(self, key: str, recipient: Recipient, links: Links) -> RenderedLesson:
+        """Jinja2 and CSS inlining for this recipient: the reference the stencils must match."""
         context = self.context(key, recipient, links)
         subject = self._text_env.get_template(f"{key}.subject").render(context)
         context["lesson"]["subject"] = subject
         html = self._html_env.get_template(f"{key}.html").render(context)
-        text = self._text_env.get_template(f"{key}.txt").render(context)
+        text = self._text_env.get_template(f"{key}.txt").render(context).rstrip() + "\n"
         return RenderedLesson(subject=one_line(subject), html=_INLINER.inline(html), text=text)
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import copy
 import email.policy
+import html
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -467,3 +469,43 @@ def test_a_confirmation_message_links_to_a_confirm_token_and_has_no_unsubscribe(
     start = text.index("https://courses.example.org/confirm/")
     token = text[start:].split()[0].rpartition("/")[2]
     assert signer.read(Purpose.CONFIRM, token) == {"e": 7}
+
+
+# --- stencils: rendered once, filled per recipient ----------------------------------------------
+
+
+def shipped_renderer() -> CourseRenderer:
+    from dripcourse.coursefiles import read_course
+    from dripcourse.courses import renderer_for_source
+
+    return renderer_for_source(read_course(Path(__file__).resolve().parents[2] / "emails/runners"))
+
+
+HOSTILE = Recipient(email="o'neil@example.com", name='Ann <b>O\'Neil</b> & "Co"', timezone="UTC")
+HOSTILE_LINKS = Links(
+    unsubscribe="https://x.example/unsubscribe/a.b?c=1&d=<2>", view_online="https://x.example/v/d"
+)
+
+
+@pytest.mark.parametrize("recipient", [HOSTILE, Recipient(email="plain@example.com")])
+def test_every_shipped_lesson_is_filled_from_a_stencil_exactly_like_a_full_render(
+    recipient: Recipient,
+) -> None:
+    renderer = shipped_renderer()
+    for lesson in renderer.lessons:
+        fast = renderer.render(lesson.key, recipient, HOSTILE_LINKS)
+        full = renderer.render_in_full(lesson.key, recipient, HOSTILE_LINKS)
+        assert renderer._stencils[lesson.key] is not None, "the shipped lessons are eligible"
+        assert (fast.subject, fast.text) == (full.subject, full.text)
+        # The HTML differs only in how a character is escaped (&#39; or '), never in meaning.
+        assert html.unescape(fast.html) == html.unescape(full.html)
+        assert "<b>" not in fast.html
+
+
+def test_a_lesson_that_branches_on_a_personal_value_is_rendered_in_full() -> None:
+    body = "{% if subscriber.name %}Hi {{ subscriber.first_name }}{% else %}Hello{% endif %}\n"
+    renderer = CourseRenderer(settings=SETTINGS, lessons=[lesson(body=body)])
+    named = renderer.render("feet", Recipient(email="a@example.com", name="Ada"), LINKS)
+    anonymous = renderer.render("feet", Recipient(email="b@example.com"), LINKS)
+    assert renderer._stencils["feet"] is None
+    assert "Hi Ada" in named.text and "Hello" in anonymous.text
