@@ -98,7 +98,9 @@ class CourseRenderer:
     def lesson(self, key: str) -> LessonContent:
         return self._by_key[key]
 
-    def context(self, key: str, recipient: Recipient, links: Links) -> dict[str, Any]:
+    def context(
+        self, key: str, recipient: Recipient | Placeholders, links: Links | Placeholders
+    ) -> dict[str, Any]:
         lesson = self._by_key[key]
         data = dict(lesson.data)
         return {
@@ -139,14 +141,12 @@ class CourseRenderer:
             and only_printed(self._text_env, [f"{key}.subject"])
         ):
             return None
-        marked = self.render_in_full(
-            key,
-            Placeholders("subscriber"),
-            Placeholders("links"),  # type: ignore[arg-type]
-        )
+        marked = self.render_in_full(key, Placeholders("subscriber"), Placeholders("links"))
         return Stencil(Pieces.cut(marked.subject), Pieces.cut(marked.html), Pieces.cut(marked.text))
 
-    def render_in_full(self, key: str, recipient: Recipient, links: Links) -> RenderedLesson:
+    def render_in_full(
+        self, key: str, recipient: Recipient | Placeholders, links: Links | Placeholders
+    ) -> RenderedLesson:
         """Jinja2 and CSS inlining for this recipient: the reference the stencils must match."""
         context = self.context(key, recipient, links)
         subject = self._text_env.get_template(f"{key}.subject").render(context)
