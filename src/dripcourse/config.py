@@ -43,6 +43,16 @@ class Settings:
     confirmation_expiry_hours: int = 72
     """Unconfirmed sign-ups older than this are removed by housekeeping."""
     sqlite_busy_timeout_ms: int = 30_000
+    workers: int = 0
+    """Sending processes for a large backlog; 0: one per CPU core (at most 4). Small passes
+    always run in one process."""
+    send_group: int = 50
+    """Messages sent between two records of their outcomes (one transaction). A crash can repeat
+    at most this many messages of the crashed worker."""
+    max_rate: float = 0.0
+    """Messages per second at most, over all workers (0: as fast as the server takes them)."""
+    max_connections: int = 0
+    """SMTP connections at most (one per worker; 0: no limit beyond the worker count)."""
     api_token: str = ""
     """Bearer tokens of the operator API, comma-separated; none set: the API refuses everyone."""
     signup_rate_per_minute: int = 10
@@ -99,6 +109,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _coerce(name: str, value: Any) -> Any:
     kind = _FIELDS[name].type
     try:
+        if kind == "float":
+            if isinstance(value, bool) or not isinstance(value, int | float | str):
+                raise TypeError(f"expected a number, got {value!r}")
+            return float(value)
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, int | str):
                 raise TypeError(f"expected a whole number, got {value!r}")

@@ -21,7 +21,7 @@ from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
 from dripcourse.courses import load_sources, sync_course
 from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher
+from dripcourse.dispatch import Dispatcher, Sent
 from dripcourse.smtpserver import CapturingSMTPServer, ReceivedMessage
 
 COURSE = "runners"
@@ -111,7 +111,9 @@ def _simulate(
         if next_due is None or next_due > end:
             break
         clock.set(max(next_due, clock.now()))
-        for outcome in dispatcher.run_pass().outcomes:
+        outcomes: list[Sent] = []
+        dispatcher.run_pass(on_outcome=outcomes.append)
+        for outcome in outcomes:
             zone = next(p.timezone for p in PEOPLE if p.email == outcome.email)
             local = outcome.at.astimezone(ZoneInfo(zone))
             echo(

@@ -1,47 +1,48 @@
 """One dispatch pass: materialise what is due, claim a batch, render, deliver, record each outcome.
 
 No transaction stays open across network I/O: the claim is one short transaction, sending happens
-outside any, and each message's outcome is written in its own short transaction right after the
-server's answer. A crash can therefore repeat at most the one message whose answer was not yet
-recorded; its lease expires and another pass sends it again (at-least-once, window of one message).
+outside any, and the outcomes of each group of messages (`send_group`, default 50) are written in
+one short transaction right after the server's answers. A crash can therefore repeat at most one
+group of the crashed worker (the messages sent but not yet recorded); their lease expires and another
+pass sends them again: at-least-once, with that bounded window.
+
+A large backlog is shared by several worker processes (`workers`); they coordinate only through
+the database, exactly as separate `dripcourse run` processes do.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import multiprocessing.pool
 import os
 import socket
 import threading
+import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import jinja2
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from dripcourse.backends.base import DeliveryBackend, DeliveryResult, Outcome
-from dripcourse.clock import Clock
+from dripcourse.backends import load_backend
+from dripcourse.backends.base import DeliveryBackend, DeliveryResult, Outcome, OutgoingMessage
+from dripcourse.clock import Clock, FixedClock, SystemClock
 from dripcourse.config import Settings
 from dripcourse.db import Database
-from dripcourse.ledger import (
-    Job,
-    cancel,
-    claim,
-    materialise_due,
-    record,
-    release,
-    still_wanted,
-)
+from dripcourse.ledger import Job, cancel, claim, materialise_due, release, still_wanted
 from dripcourse.messages import CourseView, MessageBuilder
-from dripcourse.models import Course
+from dripcourse.models import Course, Delivery, DeliveryStatus
+from dripcourse.outcomes import CourseFacts, record_outcomes
 from dripcourse.tokens import Signer, secret_key
 
 log = logging.getLogger(__name__)
 
-SEND_CHUNK = 20
-"""Messages sent between two checks for unsubscribes that arrived after the claim."""
+MAX_AUTO_WORKERS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +62,11 @@ class Sent:
 @dataclass
 class PassReport:
     materialised: int = 0
-    outcomes: list[Sent] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+    """Messages by their new status (sent, pending: to retry, failed, cancelled)."""
 
     def count(self, status: str) -> int:
-        return sum(1 for outcome in self.outcomes if outcome.status == status)
+        return self.counts[status]
 
 
 class Dispatcher:
@@ -85,8 +87,13 @@ class Dispatcher:
         self.stop = stop or threading.Event()
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._builder: MessageBuilder | None = None
+        self._courses: dict[int, tuple[CourseView, CourseFacts]] = {}
+        self._pacer = Pacer(settings.max_rate)
 
-    def run_pass(self, on_outcome: Callable[[Sent], None] | None = None) -> PassReport:
+    def run_pass(
+        self, on_outcome: Callable[[Sent], None] | None = None, workers: int | None = None
+    ) -> PassReport:
+        """Materialise what is due, then send until nothing claimable is left."""
         report = PassReport()
         now = self.clock.now()
         while not self.stop.is_set():
@@ -95,17 +102,10 @@ class Dispatcher:
             report.materialised += handled
             if handled < self.settings.batch_size:
                 break
-        courses: dict[int, CourseView] = {}
-        jobs = self._claim(courses)
-        if jobs:
-            # The backend (one SMTP connection) is opened only when there is something to send.
-            with self.backend:
-                while jobs:
-                    for outcome in self._deliver(jobs, courses):
-                        report.outcomes.append(outcome)
-                        if on_outcome is not None:
-                            on_outcome(outcome)
-                    jobs = [] if self.stop.is_set() else self._claim(courses)
+        helpers = self._helpers_for(workers)
+        with ProcessPool(helpers, self.settings, self.clock, print_outcomes=on_outcome) as pool:
+            report.counts.update(self.drain(on_outcome, share=helpers + 1))
+            report.counts.update(pool.results())
         log.info(
             "pass done: %d owed, %d sent, %d to retry, %d failed, %d cancelled",
             report.materialised,
@@ -116,7 +116,49 @@ class Dispatcher:
         )
         return report
 
-    def _claim(self, courses: dict[int, CourseView]) -> list[Job]:
+    def drain(
+        self, on_outcome: Callable[[Sent], None] | None = None, share: int = 1
+    ) -> Counter[str]:
+        """Claim, send and record until nothing claimable is left (or we are told to stop)."""
+        self._pacer = Pacer(self.settings.max_rate / share)
+        counts: Counter[str] = Counter()
+        jobs = self._claim()
+        if not jobs:
+            return counts
+        # The backend (one SMTP connection) is opened only when there is something to send.
+        with self.backend:
+            while jobs:
+                for outcome in self._deliver(jobs):
+                    counts[outcome.status] += 1
+                    if on_outcome is not None:
+                        on_outcome(outcome)
+                jobs = [] if self.stop.is_set() else self._claim()
+        return counts
+
+    def _helpers_for(self, workers: int | None) -> int:
+        """Extra processes worth starting: only for a backlog of several batches."""
+        wanted = workers if workers is not None else self.settings.workers
+        if wanted == 0:
+            wanted = min(os.cpu_count() or 1, MAX_AUTO_WORKERS)
+        if self.settings.max_connections:
+            wanted = min(wanted, self.settings.max_connections)
+        if wanted <= 1:
+            return 0
+        with self.database.transaction() as session:
+            backlog = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(Delivery)
+                    .where(
+                        Delivery.status == DeliveryStatus.PENDING,
+                        Delivery.next_attempt_at <= self.clock.now(),
+                    )
+                )
+                or 0
+            )
+        return max(0, min(wanted, backlog // (2 * self.settings.batch_size)) - 1)
+
+    def _claim(self) -> list[Job]:
         now = self.clock.now()
         with self.database.transaction() as session:
             jobs = claim(
@@ -129,58 +171,73 @@ class Dispatcher:
             if self._builder is None:
                 signer = Signer(secret_key(session, self.settings.secret_key))
                 self._builder = MessageBuilder(signer, self.settings.base_url)
-            missing = {job.course_id for job in jobs} - set(courses)
+            missing = {job.course_id for job in jobs} - set(self._courses)
             for course in session.scalars(
                 select(Course).where(Course.id.in_(missing)).options(selectinload(Course.lessons))
             ):
-                courses[course.id] = CourseView.of(course)
+                view = CourseView.of(course)
+                current = [each.key for each in course.lessons if each.retired_at is None]
+                self._courses[course.id] = (view, CourseFacts.of(course.settings, current))
         return jobs
 
-    def _deliver(self, jobs: Sequence[Job], courses: dict[int, CourseView]) -> Iterator[Sent]:
-        for start in range(0, len(jobs), SEND_CHUNK):
-            chunk = jobs[start : start + SEND_CHUNK]
+    def _deliver(self, jobs: Sequence[Job]) -> Iterator[Sent]:
+        group_size = max(1, self.settings.send_group)
+        for start in range(0, len(jobs), group_size):
+            if self.stop.is_set():
+                self._release(jobs[start:])
+                return
+            group = jobs[start : start + group_size]
             with self.database.transaction() as session:
-                wanted = still_wanted(session, chunk)
-                for job in chunk:
+                wanted = still_wanted(session, group)
+                for job in group:
                     if job.delivery_id not in wanted:
                         cancel(session, job, "unsubscribed or suppressed before sending")
-            for offset, job in enumerate(chunk):
-                view = courses[job.course_id]
+            for job in group:
                 if job.delivery_id not in wanted:
-                    yield self._sent(job, view, "cancelled", "unsubscribed or suppressed")
-                    continue
-                if self.stop.is_set():
-                    self._release(jobs[start + offset :])
-                    return
-                result = self._send_one(job, view)
-                with self.database.transaction() as session:
-                    status = record(
-                        session,
-                        job,
-                        result,
-                        self.clock.now(),
-                        self.worker,
-                        self.settings.retry_policy,
-                    )
-                yield self._sent(job, view, status, result.detail)
+                    yield self._sent(job, "cancelled", "unsubscribed or suppressed")
+            sendable = [job for job in group if job.delivery_id in wanted]
+            if not sendable:
+                continue
+            self._pacer.wait(len(sendable))
+            results = self._send(sendable)
+            facts = {cid: self._courses[cid][1] for cid in {job.course_id for job in sendable}}
+            with self.database.transaction() as session:
+                statuses = record_outcomes(
+                    session,
+                    list(zip(sendable, results, strict=True)),
+                    self.clock.now(),
+                    self.worker,
+                    self.settings.retry_policy,
+                    facts,
+                )
+            for job, result, status in zip(sendable, results, statuses, strict=True):
+                yield self._sent(job, status, result.detail)
+
+    def _send(self, jobs: Sequence[Job]) -> list[DeliveryResult]:
+        """Build every message of the group, then hand the buildable ones to the backend at once."""
+        assert self._builder is not None
+        now = self.clock.now()
+        built: list[OutgoingMessage | DeliveryResult] = []
+        for job in jobs:
+            try:
+                built.append(self._builder.build(job, self._courses[job.course_id][0], now))
+            except (jinja2.TemplateError, LookupError) as exc:
+                log.error("cannot render delivery %d: %s", job.delivery_id, exc)
+                failure = f"render failed: {exc}"
+                built.append(
+                    DeliveryResult(str(job.delivery_id), Outcome.TEMPORARY, detail=failure)
+                )
+        messages = [item for item in built if isinstance(item, OutgoingMessage)]
+        answers = iter(self.backend.send(messages) if messages else [])
+        return [next(answers) if isinstance(item, OutgoingMessage) else item for item in built]
 
     def _release(self, jobs: Sequence[Job]) -> None:
         with self.database.transaction() as session:
             release(session, jobs, self.worker)
         log.info("stopping: handed back %d claimed message(s) not yet sent", len(jobs))
 
-    def _send_one(self, job: Job, view: CourseView) -> DeliveryResult:
-        assert self._builder is not None
-        try:
-            message = self._builder.build(job, view, self.clock.now())
-        except (jinja2.TemplateError, LookupError) as exc:
-            log.error("cannot render delivery %d: %s", job.delivery_id, exc)
-            return DeliveryResult(
-                str(job.delivery_id), Outcome.TEMPORARY, detail=f"render failed: {exc}"
-            )
-        return self.backend.send([message])[0]
-
-    def _sent(self, job: Job, view: CourseView, status: str, detail: str) -> Sent:
+    def _sent(self, job: Job, status: str, detail: str) -> Sent:
+        view = self._courses[job.course_id][0]
         number = None
         if job.lesson_key is not None:
             number = view.renderer.lesson(job.lesson_key).number
@@ -194,3 +251,70 @@ class Dispatcher:
             status=status,
             detail=detail,
         )
+
+
+class Pacer:
+    """Keeps sending under `rate` messages per second (0: no limit), as providers demand."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = time.monotonic()
+
+    def wait(self, messages: int) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        if self._next > now:
+            time.sleep(self._next - now)
+        self._next = max(self._next, now) + messages * self.interval
+
+
+class ProcessPool:
+    """Helper processes that drain the ledger beside this one (spawned: no state is shared)."""
+
+    def __init__(
+        self,
+        size: int,
+        settings: Settings,
+        clock: Clock,
+        print_outcomes: Callable[[Sent], None] | None,
+    ) -> None:
+        self.size = size
+        fixed = clock.now() if isinstance(clock, FixedClock) else None
+        self._args = (settings, fixed, print_outcomes is not None)
+        self._pool: multiprocessing.pool.Pool | None = None
+        self._pending: list[multiprocessing.pool.AsyncResult[Counter[str]]] = []
+
+    def __enter__(self) -> ProcessPool:
+        if self.size:
+            self._pool = multiprocessing.get_context("spawn").Pool(self.size)
+            self._pending = [
+                self._pool.apply_async(_drain_in_helper, (*self._args, self.size + 1))
+                for _ in range(self.size)
+            ]
+        return self
+
+    def results(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for pending in self._pending:
+            total.update(pending.get())
+        return total
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+
+
+def _drain_in_helper(
+    settings: Settings, fixed_now: datetime | None, print_outcomes: bool, share: int
+) -> Counter[str]:
+    from dripcourse.cli.running import print_outcome  # a helper prints like `tick` does
+
+    database = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    clock: Clock = FixedClock(fixed_now) if fixed_now is not None else SystemClock()
+    dispatcher = Dispatcher(database, settings, load_backend(settings.email_backend), clock)
+    try:
+        return dispatcher.drain(print_outcome if print_outcomes else None, share=share)
+    finally:
+        database.dispose()

@@ -11,13 +11,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy.orm import Session
 
-from dripcourse.backends.base import DeliveryResult, Outcome
-from dripcourse.courses import rhythm_of
 from dripcourse.db import upsert_insert
 from dripcourse.models import (
     Course,
@@ -29,20 +27,14 @@ from dripcourse.models import (
     Lesson,
     Subscriber,
     Suppression,
-    SuppressionReason,
 )
 from dripcourse.schedule import (
-    RetryPolicy,
-    following_lesson_due,
     next_lesson,
-    retry_at,
-    should_give_up,
 )
 from dripcourse.subscriptions import (
     SELF_LIFTED,
     WAITING_FOR_CONSENT,
     make_message_id,
-    suppress,
 )
 
 
@@ -59,6 +51,10 @@ class Job:
     email: str
     name: str
     timezone: str
+    due_at: datetime
+    attempts: int
+    """Attempts so far, this one included."""
+    first_attempt_at: datetime
 
 
 def materialise_due(session: Session, now: datetime, limit: int) -> int:
@@ -68,82 +64,90 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
     because suppressed, or completed), so that a caller can loop until fewer than `limit` come back.
 
     One lesson per enrolment at a time: the following one is scheduled only once this one is sent
-    or given up (`record`), so a downtime never ends in a burst.
+    or given up (`outcomes.record_outcomes`), so a downtime never ends in a burst.
     """
     query = (
-        select(Enrollment)
+        select(Enrollment.id, Enrollment.course_id, Enrollment.next_due_at, Subscriber.email)
+        .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
         .where(Enrollment.status == EnrollmentStatus.ACTIVE, Enrollment.next_due_at <= now)
         .order_by(Enrollment.next_due_at)
         .limit(limit)
-        .options(joinedload(Enrollment.subscriber))
     )
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Enrollment)
-    due = session.scalars(query).all()
+    due = session.execute(query).all()
     if not due:
         return 0
-    orders = _lesson_orders(session, {e.course_id for e in due})
-    histories = _histories(session, [e.id for e in due])
+    ids = [row.id for row in due]
+    course_ids = {row.course_id for row in due}
+    orders = _lesson_orders(session, course_ids)
+    histories = _histories(session, ids)
     suppressed = set(
         session.scalars(
-            select(Suppression.email).where(
-                Suppression.email.in_({e.subscriber.email for e in due})
-            )
+            select(Suppression.email).where(Suppression.email.in_({row.email for row in due}))
         )
     )
     courses = {
-        c.id: c
-        for c in session.scalars(select(Course).where(Course.id.in_({e.course_id for e in due})))
+        course.id: course
+        for course in session.scalars(select(Course).where(Course.id.in_(course_ids)))
     }
-    for enrollment in due:
-        due_at, enrollment.next_due_at = enrollment.next_due_at, None
-        if enrollment.subscriber.email in suppressed:
+    owed: list[dict[str, object]] = []
+    finished: list[int] = []
+    for row in due:
+        if row.email in suppressed:
             continue  # held: nothing is owed to a suppressed address
-        keys, ids = orders[enrollment.course_id]
-        key = next_lesson(keys, histories[enrollment.id])
+        keys, lesson_ids = orders[row.course_id]
+        key = next_lesson(keys, histories[row.id])
         if key is None:
-            enrollment.status = EnrollmentStatus.COMPLETED
-            enrollment.ended_at = now
+            finished.append(row.id)
             continue
-        assert due_at is not None
-        _insert_lesson_delivery(
-            session, enrollment, courses[enrollment.course_id], ids[key], due_at
+        owed.append(
+            {
+                "enrollment_id": row.id,
+                "lesson_id": lesson_ids[key],
+                "kind": DeliveryKind.LESSON,
+                "status": DeliveryStatus.PENDING,
+                "due_at": row.next_due_at,
+                "next_attempt_at": row.next_due_at,
+                "attempts": 0,
+                "created_at": now,
+                "message_id": make_message_id(courses[row.course_id]),
+            }
         )
+    session.execute(
+        update(Enrollment)
+        .where(Enrollment.id.in_(ids))
+        .values(next_due_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    if finished:
+        session.execute(
+            update(Enrollment)
+            .where(Enrollment.id.in_(finished))
+            .values(status=EnrollmentStatus.COMPLETED, ended_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    if owed:
+        session.execute(_owe_once(session), owed)
     return len(due)
 
 
-def _insert_lesson_delivery(
-    session: Session, enrollment: Enrollment, course: Course, lesson_id: int, due_at: datetime
-) -> None:
+def _owe_once(session: Session) -> Any:
     # The partial unique index makes a lesson owed once per enrolment: a second worker's insert
     # is ignored, and a copy cancelled earlier (they had unsubscribed) is owed again.
-    values = {
-        "enrollment_id": enrollment.id,
-        "lesson_id": lesson_id,
-        "kind": DeliveryKind.LESSON,
-        "status": DeliveryStatus.PENDING,
-        "due_at": due_at,
-        "next_attempt_at": due_at,
-        "attempts": 0,
-        "created_at": due_at,
-        "message_id": make_message_id(course),
-    }
-    insert = upsert_insert(session)
-    statement = insert(Delivery).values(**values)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["enrollment_id", "lesson_id"],
-            index_where=Delivery.kind == DeliveryKind.LESSON,
-            set_={
-                "status": DeliveryStatus.PENDING,
-                "due_at": due_at,
-                "next_attempt_at": due_at,
-                "attempts": 0,
-                "last_error": None,
-                "first_attempt_at": None,
-            },
-            where=Delivery.status == DeliveryStatus.CANCELLED,
-        )
+    statement = upsert_insert(session)(Delivery)
+    return statement.on_conflict_do_update(
+        index_elements=["enrollment_id", "lesson_id"],
+        index_where=text("kind = 'lesson'"),  # the partial index's own predicate
+        set_={
+            "status": DeliveryStatus.PENDING,
+            "due_at": statement.excluded.due_at,
+            "next_attempt_at": statement.excluded.next_attempt_at,
+            "attempts": 0,
+            "last_error": None,
+            "first_attempt_at": None,
+        },
+        where=Delivery.status == DeliveryStatus.CANCELLED,
     )
 
 
@@ -206,15 +210,18 @@ def jobs_for(session: Session, delivery_ids: Sequence[int]) -> list[Job]:
     """The deliveries as plain `Job`s, in sending order."""
     rows = session.execute(
         select(
-            Delivery.id,
+            Delivery.id.label("delivery_id"),
             Delivery.kind,
             Delivery.enrollment_id,
             Enrollment.course_id,
-            Lesson.key,
+            Lesson.key.label("lesson_key"),
             Delivery.message_id,
             Subscriber.email,
             Subscriber.name,
             Subscriber.timezone,
+            Delivery.due_at,
+            Delivery.attempts,
+            func.coalesce(Delivery.first_attempt_at, Delivery.due_at).label("first_attempt_at"),
         )
         .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
         .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
@@ -222,7 +229,7 @@ def jobs_for(session: Session, delivery_ids: Sequence[int]) -> list[Job]:
         .where(Delivery.id.in_(delivery_ids))
         .order_by(Delivery.next_attempt_at, Delivery.id)
     ).all()
-    return [Job(*row) for row in rows]
+    return [Job(**row._mapping) for row in rows]
 
 
 def still_wanted(session: Session, jobs: Sequence[Job]) -> set[int]:
@@ -284,68 +291,6 @@ def release(session: Session, jobs: Sequence[Job], worker: str) -> None:
             attempts=Delivery.attempts - 1,
         )
         .execution_options(synchronize_session=False)
-    )
-
-
-def record(
-    session: Session,
-    job: Job,
-    result: DeliveryResult,
-    now: datetime,
-    worker: str,
-    policy: RetryPolicy,
-) -> str:
-    """Write one message's outcome; returns the delivery's new status."""
-    delivery = session.get(Delivery, job.delivery_id)
-    if (
-        delivery is None
-        or delivery.status != DeliveryStatus.SENDING
-        or delivery.lease_owner != worker
-    ):
-        # Our lease ran out and another worker took the message over: its outcome counts.
-        return delivery.status if delivery else DeliveryStatus.CANCELLED
-    delivery.lease_owner, delivery.lease_expires_at = None, None
-    delivery.smtp_code = result.code
-    if result.outcome == Outcome.SENT:
-        delivery.status, delivery.sent_at, delivery.last_error = DeliveryStatus.SENT, now, None
-    elif result.outcome == Outcome.PERMANENT:
-        delivery.status, delivery.last_error = DeliveryStatus.FAILED, result.detail
-        suppress(
-            session,
-            job.email,
-            SuppressionReason.HARD_BOUNCE,
-            now,
-            detail=f"{result.code or ''} {result.detail}".strip(),
-        )
-    elif should_give_up(delivery.first_attempt_at or now, now, policy):
-        delivery.status = DeliveryStatus.FAILED
-        delivery.last_error = f"gave up after {delivery.attempts} attempts: {result.detail}"
-    else:
-        delivery.status, delivery.last_error = DeliveryStatus.PENDING, result.detail
-        delivery.next_attempt_at = retry_at(delivery.attempts, now, policy)
-    if delivery.kind == DeliveryKind.LESSON and delivery.status in (
-        DeliveryStatus.SENT,
-        DeliveryStatus.FAILED,
-    ):
-        _schedule_following(session, delivery, now)
-    return delivery.status
-
-
-def _schedule_following(session: Session, delivery: Delivery, now: datetime) -> None:
-    """The next lesson: a cadence after this one was due, or after it went out if very late."""
-    enrollment = delivery.enrollment
-    if enrollment.status not in (EnrollmentStatus.ACTIVE, EnrollmentStatus.PAUSED):
-        return
-    keys, _ = _lesson_orders(session, {enrollment.course_id})[enrollment.course_id]
-    if keys and delivery.lesson is not None and delivery.lesson.key == keys[-1]:
-        enrollment.status, enrollment.ended_at = EnrollmentStatus.COMPLETED, now
-        enrollment.next_due_at = None
-        return
-    enrollment.next_due_at = following_lesson_due(
-        delivery.due_at,
-        now,
-        ZoneInfo(enrollment.subscriber.timezone),
-        rhythm_of(enrollment.course.settings),
     )
 
 

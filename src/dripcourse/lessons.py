@@ -5,14 +5,15 @@ A queued lesson is an extra delivery outside the rhythm: the person's weekly les
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dripcourse.courses import get_course
-from dripcourse.errors import Conflict, NotFound
+from dripcourse.errors import BadInput, Conflict, NotFound
 from dripcourse.ledger import Job
+from dripcourse.messages import CourseView, MessageBuilder
 from dripcourse.models import (
     Course,
     Delivery,
@@ -22,8 +23,12 @@ from dripcourse.models import (
     EnrollmentStatus,
     Lesson,
 )
+from dripcourse.rendering import RenderedLesson
 from dripcourse.subscriptions import find_subscriber, new_delivery
+from dripcourse.validation import clean_name, normalise_email
 
+NEVER = datetime.fromtimestamp(0, UTC)
+"""The due time of a delivery that exists only in memory."""
 # Those who may still be sent an extra lesson: finished the course, or in it.
 QUEUEABLE = (EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED)
 
@@ -41,6 +46,28 @@ def find_lesson(session: Session, course_slug: str, which: str) -> tuple[Course,
         if lesson.key == which:
             return course, lesson
     raise NotFound(f"course {course_slug!r} has no lesson {which!r}")
+
+
+def number_of(course: Course, lesson: Lesson) -> int | None:
+    """The lesson's number in the course today (1-based), None for a retired lesson."""
+    current = [one.id for one in course.lessons if one.retired_at is None]
+    return current.index(lesson.id) + 1 if lesson.id in current else None
+
+
+def preview(
+    session: Session,
+    builder: MessageBuilder,
+    course_slug: str,
+    which: str,
+    *,
+    email: str = "sample.reader@example.com",
+    name: str = "Sam Sample",
+) -> tuple[Course, Lesson, RenderedLesson]:
+    """A lesson rendered for a sample reader, exactly as it would be sent (links included)."""
+    address, clean = normalise_email(email), clean_name(name)
+    course, lesson = find_lesson(session, course_slug, which)
+    rendered, _ = builder.render(sample_job(course, lesson, address, clean), CourseView.of(course))
+    return course, lesson, rendered
 
 
 def sample_job(
@@ -61,6 +88,9 @@ def sample_job(
         email=email,
         name=name,
         timezone=timezone,
+        due_at=NEVER,
+        attempts=0,
+        first_attempt_at=NEVER,
     )
 
 
@@ -77,6 +107,8 @@ def queue_lesson(
 
     Queueing the same lesson again for someone who is still waiting for it moves it, never doubles it.
     """
+    if (to is None) == (not all_active):
+        raise BadInput("give exactly one of: one person's address, or everyone active")
     course, lesson = find_lesson(session, course_slug, which)
     if to is not None:
         subscriber = find_subscriber(session, to)
@@ -89,7 +121,6 @@ def queue_lesson(
                 "nothing is sent to them"
             )
     else:
-        assert all_active
         enrollments = list(
             session.scalars(
                 select(Enrollment).where(

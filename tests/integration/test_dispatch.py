@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from zoneinfo import ZoneInfo
@@ -15,9 +16,10 @@ from dripcourse.backends.base import DeliveryResult, Outcome
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
 from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher, PassReport
-from dripcourse.ledger import claim, record, still_wanted
+from dripcourse.dispatch import Dispatcher, PassReport, Sent
+from dripcourse.ledger import claim, materialise_due, still_wanted
 from dripcourse.models import Delivery, Enrollment, Suppression
+from dripcourse.outcomes import record_outcomes
 from dripcourse.smtpserver import CapturingSMTPServer
 
 ADA = ("ada@example.com", "Ada Lovelace", "America/Toronto")
@@ -38,9 +40,20 @@ def enrol(database: Database, clock: FixedClock, person: tuple[str, str, str]) -
         )
 
 
-def tick(database: Database, settings: Settings, clock: FixedClock, at: datetime) -> PassReport:
+@dataclass
+class Ticked:
+    report: PassReport
+    outcomes: list[Sent]
+
+    def count(self, status: str) -> int:
+        return self.report.count(status)
+
+
+def tick(database: Database, settings: Settings, clock: FixedClock, at: datetime) -> Ticked:
     clock.set(at)
-    return Dispatcher(database, settings, load_backend(settings.email_backend), clock).run_pass()
+    outcomes: list[Sent] = []
+    dispatcher = Dispatcher(database, settings, load_backend(settings.email_backend), clock)
+    return Ticked(dispatcher.run_pass(on_outcome=outcomes.append), outcomes)
 
 
 def received(smtpd: CapturingSMTPServer, email: str) -> list[EmailMessage]:
@@ -157,8 +170,6 @@ def test_unsubscribe_after_the_claim_is_honoured(synced, settings, clock, smtpd)
     enrol(synced, clock, ADA)
     clock.set(datetime(2026, 3, 3, 13, 0, tzinfo=UTC))
     Dispatcher(synced, settings, load_backend("memory:"), clock)  # nothing sent yet
-    from dripcourse.ledger import materialise_due
-
     with synced.transaction() as session:
         materialise_due(session, clock.now(), 10)
     with synced.transaction() as session:
@@ -174,8 +185,6 @@ def test_unsubscribe_after_the_claim_is_honoured(synced, settings, clock, smtpd)
 
 def test_a_dead_workers_claim_is_taken_over_after_its_lease(synced, settings, clock, smtpd):
     enrol(synced, clock, ADA)
-    from dripcourse.ledger import materialise_due
-
     clock.set(datetime(2026, 3, 3, 13, 0, tzinfo=UTC))
     with synced.transaction() as session:
         materialise_due(session, clock.now(), 10)
@@ -191,8 +200,6 @@ def test_a_dead_workers_claim_is_taken_over_after_its_lease(synced, settings, cl
 
 def test_a_late_answer_from_a_worker_whose_lease_was_taken_over_is_ignored(synced, clock):
     enrol(synced, clock, ADA)
-    from dripcourse.ledger import materialise_due
-
     clock.set(datetime(2026, 3, 3, 13, 0, tzinfo=UTC))
     with synced.transaction() as session:
         materialise_due(session, clock.now(), 10)
@@ -204,10 +211,11 @@ def test_a_late_answer_from_a_worker_whose_lease_was_taken_over_is_ignored(synce
     sent = DeliveryResult(str(job.delivery_id), Outcome.SENT, 250)
     policy = Settings().retry_policy
     with synced.transaction() as session:
-        record(session, job_b, sent, later, "worker-b", policy)
+        assert record_outcomes(session, [(job_b, sent)], later, "worker-b", policy) == ["sent"]
     with synced.transaction() as session:
         failure = DeliveryResult(str(job.delivery_id), Outcome.TEMPORARY, 451, "late")
-        assert record(session, job, failure, later, "worker-a", policy) == "sent"
+        statuses = record_outcomes(session, [(job, failure)], later, "worker-a", policy)
+        assert statuses == ["taken-over"]
         assert session.get(Delivery, job.delivery_id).status == "sent"
 
 
@@ -275,7 +283,10 @@ def test_a_stopping_worker_finishes_the_message_in_flight_and_hands_back_the_res
     for number in range(5):
         enrol(synced, clock, (f"p{number}@example.com", f"P {number}", "UTC"))
     clock.set(datetime(2026, 3, 3, 8, 0, tzinfo=UTC))
-    dispatcher = Dispatcher(synced, settings, load_backend(settings.email_backend), clock)
+    # Messages go out in groups (one SMTP round of pipelined commands each); a stop waits for the
+    # group in flight. Groups of one make "the message in flight" exact here.
+    one_by_one = settings.with_overrides(send_group=1)
+    dispatcher = Dispatcher(synced, one_by_one, load_backend(settings.email_backend), clock)
 
     def stop_after_the_second(outcome) -> None:
         if dispatcher.stop.is_set() is False and len(smtpd.messages) == 2:

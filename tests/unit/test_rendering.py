@@ -416,6 +416,9 @@ def job(kind: str = DeliveryKind.LESSON) -> Job:
         email="ada@example.com",
         name="Ada Lovelace",
         timezone="Europe/London",
+        due_at=datetime(2026, 3, 3, 8, 0, tzinfo=UTC),
+        attempts=1,
+        first_attempt_at=datetime(2026, 3, 3, 8, 0, tzinfo=UTC),
     )
 
 

@@ -10,7 +10,7 @@ from dripcourse.dispatch import Dispatcher, Sent
 from dripcourse.scheduler import Scheduler, run_forever
 
 
-def _print_outcome(outcome: Sent) -> None:
+def print_outcome(outcome: Sent) -> None:
     what = f"lesson {outcome.number} ({outcome.lesson})" if outcome.lesson else outcome.kind
     if outcome.kind == "extra":
         what += " [queued by operator]"
@@ -29,7 +29,7 @@ def tick(app: App, now: str | None, quiet: bool) -> None:
     """Run one dispatch pass, as if it were --now, and print what it sent."""
     app.at(now)
     dispatcher = Dispatcher(app.database(), app.settings, app.backend(), app.clock)
-    report = dispatcher.run_pass(on_outcome=None if quiet else _print_outcome)
+    report = dispatcher.run_pass(on_outcome=None if quiet else print_outcome)
     click.echo(
         f"tick at {utc_time(app.clock.now())}: {report.count('sent')} sent, "
         f"{report.count('pending')} to retry, {report.count('failed')} failed, "

@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 
 import click
-import uvicorn
 
 from dripcourse.cli.main import App, pass_app
 from dripcourse.dispatch import Dispatcher
 from dripcourse.scheduler import Scheduler
-from dripcourse.web.app import create_app
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +28,11 @@ def serve(app: App, host: str, port: int, no_scheduler: bool) -> None:
     With the scheduler (the default) a small deployment is one process: a sign-up's confirmation
     email goes out within seconds, and lessons on the usual interval.
     """
+    # Imported here: the web stack takes half a second to load, which every other command is spared.
+    import uvicorn
+
+    from dripcourse.web.app import create_app
+
     database = app.database()
     scheduler = None
     if not no_scheduler:

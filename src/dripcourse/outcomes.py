@@ -1,0 +1,144 @@
+"""Recording what the mail server answered: a group of outcomes written in one short transaction.
+
+Sent lessons schedule the next one (a cadence after this one was due, or after it went out if very
+late); temporary failures are retried with backoff until the retry window closes; permanent ones
+suppress the address. A worker whose lease was taken over records nothing: the new owner's outcome
+counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from dripcourse.backends.base import DeliveryResult, Outcome
+from dripcourse.courses import rhythm_of
+from dripcourse.ledger import Job
+from dripcourse.models import (
+    Course,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Lesson,
+    SuppressionReason,
+)
+from dripcourse.schedule import RetryPolicy, Rhythm, following_lesson_due, retry_at, should_give_up
+from dripcourse.subscriptions import suppress
+
+TAKEN_OVER = "taken-over"
+"""The status reported for an outcome that was not recorded: another worker owns the delivery now."""
+
+
+@dataclass(frozen=True, slots=True)
+class CourseFacts:
+    """What recording needs to know of a course: its rhythm and its last lesson."""
+
+    rhythm: Rhythm
+    last_key: str | None
+
+    @classmethod
+    def of(cls, settings: Mapping[str, Any], lesson_keys: Sequence[str]) -> CourseFacts:
+        return cls(rhythm_of(dict(settings)), lesson_keys[-1] if lesson_keys else None)
+
+
+def record_outcomes(
+    session: Session,
+    outcomes: Sequence[tuple[Job, DeliveryResult]],
+    now: datetime,
+    worker: str,
+    policy: RetryPolicy,
+    facts: Mapping[int, CourseFacts] | None = None,
+) -> list[str]:
+    """Write each outcome; returns each delivery's new status, in order."""
+    owned = set(
+        session.scalars(
+            select(Delivery.id).where(
+                Delivery.id.in_([job.delivery_id for job, _ in outcomes]),
+                Delivery.status == DeliveryStatus.SENDING,
+                Delivery.lease_owner == worker,
+            )
+        )
+    )
+    known = dict(facts or {})
+    rows: list[dict[str, Any]] = []
+    following: list[dict[str, Any]] = []
+    finished: list[int] = []
+    statuses: list[str] = []
+    for job, result in outcomes:
+        if job.delivery_id not in owned:
+            statuses.append(TAKEN_OVER)
+            continue
+        row = _row(session, job, result, now, policy)
+        rows.append(row)
+        statuses.append(row["status"])
+        if job.kind == DeliveryKind.LESSON and row["status"] != DeliveryStatus.PENDING:
+            course = known.get(job.course_id) or known.setdefault(
+                job.course_id, _facts(session, job.course_id)
+            )
+            if job.lesson_key == course.last_key:
+                finished.append(job.enrollment_id)
+            else:
+                due = following_lesson_due(job.due_at, now, ZoneInfo(job.timezone), course.rhythm)
+                following.append({"id": job.enrollment_id, "next_due_at": due})
+    if rows:
+        session.execute(update(Delivery).execution_options(synchronize_session=None), rows)
+    # Only enrolments still running move on: one that was unsubscribed meanwhile stays ended.
+    running = or_(
+        Enrollment.status == EnrollmentStatus.ACTIVE, Enrollment.status == EnrollmentStatus.PAUSED
+    )
+    if following:
+        session.execute(
+            update(Enrollment).where(running).execution_options(synchronize_session=None),
+            following,
+        )
+    if finished:
+        session.execute(
+            update(Enrollment)
+            .where(Enrollment.id.in_(finished), running)
+            .values(status=EnrollmentStatus.COMPLETED, ended_at=now, next_due_at=None)
+            .execution_options(synchronize_session=False)
+        )
+    return statuses
+
+
+def _row(
+    session: Session, job: Job, result: DeliveryResult, now: datetime, policy: RetryPolicy
+) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "id": job.delivery_id,
+        "smtp_code": result.code,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    if result.outcome == Outcome.SENT:
+        return row | {"status": DeliveryStatus.SENT, "sent_at": now, "last_error": None}
+    if result.outcome == Outcome.PERMANENT:
+        detail = f"{result.code or ''} {result.detail}".strip()
+        suppress(session, job.email, SuppressionReason.HARD_BOUNCE, now, detail=detail)
+        return row | {"status": DeliveryStatus.FAILED, "last_error": result.detail}
+    if should_give_up(job.first_attempt_at, now, policy):
+        error = f"gave up after {job.attempts} attempts: {result.detail}"
+        return row | {"status": DeliveryStatus.FAILED, "last_error": error}
+    return row | {
+        "status": DeliveryStatus.PENDING,
+        "last_error": result.detail,
+        "next_attempt_at": retry_at(job.attempts, now, policy),
+    }
+
+
+def _facts(session: Session, course_id: int) -> CourseFacts:
+    settings = session.scalars(select(Course.settings).where(Course.id == course_id)).one()
+    keys = session.scalars(
+        select(Lesson.key)
+        .where(Lesson.course_id == course_id, Lesson.retired_at.is_(None))
+        .order_by(Lesson.position)
+    ).all()
+    return CourseFacts.of(settings, keys)
