@@ -32,22 +32,38 @@ def build(url: str, courses: Path, due: int, idle: int) -> None:
     for start in range(0, due + idle, CHUNK):
         numbers = range(start, min(start + CHUNK, due + idle))
         with database.transaction() as session:
-            session.execute(insert(Subscriber), [
-                {"email": f"reader{n}@example.com", "name": f"Reader {n}",
-                 "timezone": ZONES[n % len(ZONES)], "created_at": DUE - timedelta(days=1)}
-                for n in numbers
-            ])
-            first = session.scalar(select(Subscriber.id).where(
-                Subscriber.email == f"reader{numbers[0]}@example.com"))
+            session.execute(
+                insert(Subscriber),
+                [
+                    {
+                        "email": f"reader{n}@example.com",
+                        "name": f"Reader {n}",
+                        "timezone": ZONES[n % len(ZONES)],
+                        "created_at": DUE - timedelta(days=1),
+                    }
+                    for n in numbers
+                ],
+            )
+            first = session.scalar(
+                select(Subscriber.id).where(Subscriber.email == f"reader{numbers[0]}@example.com")
+            )
             assert first is not None
-            session.execute(insert(Enrollment), [
-                {"subscriber_id": first + i, "course_id": course_id, "status": "active",
-                 "source": "bench", "created_at": DUE - timedelta(days=1),
-                 "confirmed_at": DUE - timedelta(days=1),
-                 # The idle ones are due in a year: present in the index, not due now.
-                 "next_due_at": DUE if n < due else DUE + timedelta(days=365)}
-                for i, n in enumerate(numbers)
-            ])
+            session.execute(
+                insert(Enrollment),
+                [
+                    {
+                        "subscriber_id": first + i,
+                        "course_id": course_id,
+                        "status": "active",
+                        "source": "bench",
+                        "created_at": DUE - timedelta(days=1),
+                        "confirmed_at": DUE - timedelta(days=1),
+                        # The idle ones are due in a year: present in the index, not due now.
+                        "next_due_at": DUE if n < due else DUE + timedelta(days=365),
+                    }
+                    for i, n in enumerate(numbers)
+                ],
+            )
     database.dispose()
 
 

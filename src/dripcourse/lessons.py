@@ -23,8 +23,9 @@ from dripcourse.models import (
     EnrollmentStatus,
     Lesson,
 )
+from dripcourse.people import find_subscriber
 from dripcourse.rendering import RenderedLesson
-from dripcourse.subscriptions import find_subscriber, new_delivery
+from dripcourse.subscriptions import new_delivery
 from dripcourse.validation import clean_name, normalise_email
 
 NEVER = datetime.fromtimestamp(0, UTC)

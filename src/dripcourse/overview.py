@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
-from dripcourse.courses import lesson_history
+from dripcourse.courses import get_course, lesson_history
 from dripcourse.models import (
     Course,
     Delivery,
@@ -22,8 +22,8 @@ from dripcourse.models import (
     Subscriber,
     Suppression,
 )
+from dripcourse.people import find_subscriber, get_subscriber
 from dripcourse.schedule import next_lesson
-from dripcourse.subscriptions import find_subscriber
 
 
 @dataclass(frozen=True)
@@ -181,7 +181,16 @@ def subscribers(
 
 
 def subscriber_detail(session: Session, email: str) -> tuple[Subscriber, list[Delivery]]:
-    subscriber = find_subscriber(session, email)
+    return _with_history(session, find_subscriber(session, email))
+
+
+def subscriber_detail_by_id(
+    session: Session, subscriber_id: int
+) -> tuple[Subscriber, list[Delivery]]:
+    return _with_history(session, get_subscriber(session, subscriber_id))
+
+
+def _with_history(session: Session, subscriber: Subscriber) -> tuple[Subscriber, list[Delivery]]:
     deliveries = session.scalars(
         select(Delivery)
         .join(Enrollment)
@@ -193,6 +202,75 @@ def subscriber_detail(session: Session, email: str) -> tuple[Subscriber, list[De
         )
     ).all()
     return subscriber, list(deliveries)
+
+
+def deliveries(
+    session: Session,
+    status_filter: str | None = None,
+    course_slug: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Delivery]:
+    """The ledger, newest first, with each row's person, course and lesson loaded."""
+    query = (
+        select(Delivery)
+        .order_by(Delivery.id.desc())
+        .limit(limit)
+        .offset(offset)
+        .options(
+            selectinload(Delivery.lesson),
+            selectinload(Delivery.enrollment).selectinload(Enrollment.course),
+            selectinload(Delivery.enrollment).selectinload(Enrollment.subscriber),
+        )
+    )
+    if status_filter:
+        query = query.where(Delivery.status == status_filter)
+    if course_slug:
+        query = query.join(Enrollment).join(Course).where(Course.slug == course_slug)
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class CourseSummary:
+    course: Course
+    lessons: list[Lesson]
+    """The current lessons, in sending order: lesson n is `lessons[n - 1]`."""
+    retired: list[Lesson]
+    enrollments: dict[str, int]
+    """How many enrolments are in each status."""
+
+
+def courses(session: Session) -> list[CourseSummary]:
+    found = session.scalars(
+        select(Course).order_by(Course.slug).options(selectinload(Course.lessons))
+    ).all()
+    counts: dict[int, dict[str, int]] = {course.id: {} for course in found}
+    for course_id, state, count in session.execute(
+        select(Enrollment.course_id, Enrollment.status, func.count()).group_by(
+            Enrollment.course_id, Enrollment.status
+        )
+    ):
+        counts.setdefault(course_id, {})[state] = count
+    return [_summary(course, counts[course.id]) for course in found]
+
+
+def course_summary(session: Session, slug: str) -> CourseSummary:
+    found = get_course(session, slug)
+    counts = session.execute(
+        select(Enrollment.status, func.count())
+        .where(Enrollment.course_id == found.id)
+        .group_by(Enrollment.status)
+    ).all()
+    return _summary(found, dict(counts))
+
+
+def _summary(course: Course, counts: dict[str, int]) -> CourseSummary:
+    return CourseSummary(
+        course=course,
+        lessons=[lesson for lesson in course.lessons if lesson.retired_at is None],
+        retired=[lesson for lesson in course.lessons if lesson.retired_at is not None],
+        enrollments=counts,
+    )
 
 
 def _lesson_label(lesson: Lesson | None, kind: str, number: int | None = None) -> str:

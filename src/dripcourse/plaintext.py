@@ -52,7 +52,8 @@ def markdown_to_text(markdown: str, width: int = 72) -> str:
     blocks = _render_blocks(root.children, width, links)
     if links.urls:
         blocks.append("\n".join(["Links:", *(f"[{n}] {url}" for n, url in links.numbered())]))
-    text = "\n\n".join(blocks)
+    # A code block may end in blank lines of its own; the text ends with exactly one newline.
+    text = "\n\n".join(blocks).rstrip("\n")
     return text + "\n" if text else ""
 
 

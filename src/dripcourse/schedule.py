@@ -148,6 +148,21 @@ def following_lesson_due(
     return next_lesson_due(previous_sent_at, zone, rhythm)
 
 
+def same_local_day(
+    due_at: datetime,
+    old: ZoneInfo,
+    new: ZoneInfo,
+    rhythm: Rhythm,
+    not_before: datetime | None = None,
+) -> datetime:
+    """A lesson due at `due_at` in zone `old`, moved to a person's new zone: the send time of the
+    same local date in `new` (or the next allowed day), never before `not_before`."""
+    start_of_day = slot_on(_aware(due_at, "due_at").astimezone(old).date(), new, time(0, 0))
+    if not_before is not None:
+        start_of_day = max(start_of_day, _aware(not_before, "not_before"))
+    return first_slot_at_or_after(start_of_day, new, rhythm)
+
+
 def resumed_due(
     due_at: datetime | None,
     paused_at: datetime,

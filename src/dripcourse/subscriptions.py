@@ -1,4 +1,4 @@
-"""The operations people ask for: subscribe, confirm, unsubscribe, pause, resume.
+"""The operations people ask for: subscribe, confirm, unsubscribe, pause, resume, change, delete.
 
 Each takes the session of the caller's transaction and never commits; the CLI and the HTTP API are thin
 shells over these functions. Input is validated before anything is written.
@@ -28,7 +28,11 @@ from dripcourse.models import (
     Suppression,
     SuppressionReason,
 )
-from dripcourse.schedule import first_lesson_due, resumed_due
+from dripcourse.people import find_subscriber, get_subscriber
+from dripcourse.schedule import (
+    first_lesson_due,
+    resumed_due,
+)
 from dripcourse.validation import check_timezone, clean_name, normalise_email
 
 OPEN_DELIVERY = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
@@ -144,11 +148,24 @@ def activate(session: Session, enrollment: Enrollment, now: datetime) -> None:
 
 
 def confirm(
-    session: Session, enrollment: Enrollment, now: datetime, evidence: Evidence | None = None
+    session: Session,
+    enrollment: Enrollment,
+    now: datetime,
+    evidence: Evidence | None = None,
+    requested_at: datetime | None = None,
 ) -> bool:
-    """Double opt-in: True if this (re)started the enrolment, False if it was running already."""
+    """Double opt-in: True if this (re)started the enrolment, False if it was running already.
+
+    `requested_at` is when the confirmation link was made: a link from before the person left
+    cannot bring them back (a mail scanner opening an old email must not undo an unsubscribe).
+    """
     if enrollment.status not in WAITING_FOR_CONSENT:
         return False
+    if requested_at is not None and _left_after(session, enrollment, requested_at):
+        raise Conflict(
+            "this confirmation link is older than your unsubscribe; "
+            "sign up again if you would like to come back"
+        )
     # The person's own confirmed sign-up is the one thing that lifts their earlier unsubscribe.
     _lift_own_unsubscribe(session, enrollment.subscriber.email)
     enrollment.confirm_ip, enrollment.confirm_user_agent = (evidence or Evidence()).clipped()
@@ -244,8 +261,52 @@ def pause(
     session: Session, email: str, now: datetime, course_slug: str | None = None
 ) -> list[Enrollment]:
     subscriber = find_subscriber(session, email)
+    return _pause(subscriber, _enrollments(session, subscriber, course_slug), now, course_slug)
+
+
+def resume(
+    session: Session, email: str, now: datetime, course_slug: str | None = None
+) -> list[Enrollment]:
+    """Continue where they stopped: what was still to wait when paused is waited after resuming."""
+    subscriber = find_subscriber(session, email)
+    enrollments = _enrollments(session, subscriber, course_slug)
+    return _resume(session, subscriber, enrollments, now, course_slug)
+
+
+def pause_enrollment(
+    session: Session, subscriber_id: int, course_slug: str, now: datetime
+) -> Enrollment:
+    """`pause` for one enrolment, the person named by id (the operator API)."""
+    subscriber = get_subscriber(session, subscriber_id)
+    enrollments = _enrollments(session, subscriber, course_slug)
+    return _pause(subscriber, enrollments, now, course_slug)[0]
+
+
+def resume_enrollment(
+    session: Session, subscriber_id: int, course_slug: str, now: datetime
+) -> Enrollment:
+    """`resume` for one enrolment, the person named by id (the operator API)."""
+    subscriber = get_subscriber(session, subscriber_id)
+    enrollments = _enrollments(session, subscriber, course_slug)
+    return _resume(session, subscriber, enrollments, now, course_slug)[0]
+
+
+def unsubscribe_enrollment(
+    session: Session, subscriber_id: int, course_slug: str, now: datetime
+) -> Enrollment:
+    """Leave one course, the person named by id. Their address is not suppressed: other courses
+    go on. Asking again is not an error."""
+    subscriber = get_subscriber(session, subscriber_id)
+    [enrollment] = _enrollments(session, subscriber, course_slug)
+    end_enrollment(session, enrollment, now)
+    return enrollment
+
+
+def _pause(
+    subscriber: Subscriber, enrollments: list[Enrollment], now: datetime, course_slug: str | None
+) -> list[Enrollment]:
     changed = []
-    for enrollment in _enrollments(session, subscriber, course_slug):
+    for enrollment in enrollments:
         if enrollment.status == EnrollmentStatus.ACTIVE:
             enrollment.status = EnrollmentStatus.PAUSED
             enrollment.paused_at = now
@@ -256,13 +317,15 @@ def pause(
     return changed
 
 
-def resume(
-    session: Session, email: str, now: datetime, course_slug: str | None = None
+def _resume(
+    session: Session,
+    subscriber: Subscriber,
+    enrollments: list[Enrollment],
+    now: datetime,
+    course_slug: str | None,
 ) -> list[Enrollment]:
-    """Continue where they stopped: what was still to wait when paused is waited after resuming."""
-    subscriber = find_subscriber(session, email)
     changed = []
-    for enrollment in _enrollments(session, subscriber, course_slug):
+    for enrollment in enrollments:
         if enrollment.status != EnrollmentStatus.PAUSED or enrollment.paused_at is None:
             continue
         zone, rhythm = _zone(enrollment), rhythm_of(enrollment.course.settings)
@@ -285,14 +348,6 @@ def resume(
         where = f"in {course_slug!r}" if course_slug else "in any course"
         raise Conflict(f"{subscriber.email} is not paused {where}, nothing to resume")
     return changed
-
-
-def find_subscriber(session: Session, email: str) -> Subscriber:
-    address = normalise_email(email)
-    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
-    if subscriber is None:
-        raise NotFound(f"no subscriber {address}")
-    return subscriber
 
 
 def _enrollments(
@@ -325,6 +380,17 @@ def _lift_own_unsubscribe(session: Session, address: str) -> None:
     found = session.scalar(select(Suppression).where(Suppression.email == address))
     if found is not None and found.reason in SELF_LIFTED:
         session.delete(found)
+
+
+def _left_after(session: Session, enrollment: Enrollment, instant: datetime) -> bool:
+    """Did the person leave this course, or all mail, at or after `instant`?"""
+    left = [enrollment.ended_at] if enrollment.status == EnrollmentStatus.UNSUBSCRIBED else []
+    suppression = session.scalar(
+        select(Suppression).where(Suppression.email == enrollment.subscriber.email)
+    )
+    if suppression is not None:
+        left.append(suppression.created_at)
+    return any(moment is not None and moment >= instant for moment in left)
 
 
 def _recently_asked(session: Session, subscriber_id: int, now: datetime) -> bool:

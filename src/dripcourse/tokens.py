@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import re
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import itsdangerous
@@ -81,6 +81,12 @@ class Signer:
         if not isinstance(payload, dict):
             raise BadInput("this link is not valid")
         return payload
+
+    def issued_at(self, purpose: Purpose, token: str) -> datetime:
+        """When an expiring token was made (ask after `read` has accepted it)."""
+        _, stamp = self._timed[purpose].loads(token, return_timestamp=True)
+        issued: datetime = stamp
+        return issued.astimezone(UTC) if issued.tzinfo else issued.replace(tzinfo=UTC)
 
 
 _COMPACT = re.compile(r"[a-z]{1,8}\d{1,18}(?:-[a-z]{1,8}\d{1,18})*")

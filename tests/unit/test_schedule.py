@@ -30,6 +30,7 @@ from dripcourse.schedule import (
     parse_send_time,
     resumed_due,
     retry_at,
+    same_local_day,
     should_give_up,
     slot_on,
 )
@@ -706,3 +707,13 @@ def test_the_following_lesson_never_comes_in_a_burst(
     in_rhythm = following == next_lesson_due(previous_due, zone, rhythm)
     breathing = following - sent >= timedelta(days=rhythm.cadence_days) / 2
     assert (in_rhythm and breathing) or following == next_lesson_due(sent, zone, rhythm)
+
+
+def test_moving_to_another_zone_keeps_the_local_date_and_send_time() -> None:
+    due_in_berlin = slot_on(date(2026, 3, 10), BERLIN, time(8, 0))
+    moved = same_local_day(due_in_berlin, BERLIN, SYDNEY, WEEKLY)
+    assert moved.astimezone(SYDNEY).replace(tzinfo=None) == datetime(2026, 3, 10, 8, 0)
+    # Never into the past: if that moment has gone, the next slot.
+    later = same_local_day(due_in_berlin, BERLIN, SYDNEY, WEEKLY, not_before=due_in_berlin)
+    assert later >= due_in_berlin
+    assert later.astimezone(SYDNEY).time() == time(8, 0)

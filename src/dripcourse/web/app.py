@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dripcourse import __version__
 from dripcourse.clock import Clock
@@ -51,6 +52,8 @@ def create_app(
     app.include_router(public.router)
     app.include_router(api.router)
     _install_error_handlers(app)
+    # Added first, so it sits inside the one below, next to the handlers that read the body.
+    app.add_middleware(LimitStreamedBody, limit=MAX_BODY_BYTES)
 
     @app.middleware("http")
     async def limit_body(
@@ -62,6 +65,31 @@ def create_app(
         return await call_next(request)
 
     return app
+
+
+class LimitStreamedBody:
+    """The Content-Length check above cannot see a chunked body, which has no length up front:
+    this counts the bytes as the handler reads them and stops at the cap."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise public.RequestTooLarge(self.limit)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -95,7 +123,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _error(request: Request, status: int, message: str) -> Response:
-    if _is_api(request) or request.headers.get("accept", "").startswith("application/json"):
+    # A JSON request gets a JSON error even when its Accept header is the usual */*.
+    if _is_api(request) or any(
+        request.headers.get(name, "").startswith("application/json")
+        for name in ("accept", "content-type")
+    ):
         return JSONResponse({"error": message}, status_code=status)
     return public.page(
         request,

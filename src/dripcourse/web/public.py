@@ -15,13 +15,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
 
 from dripcourse import subscriptions
 from dripcourse.courses import get_course
-from dripcourse.errors import BadInput, Conflict
+from dripcourse.errors import BadInput, Conflict, NotFound
 from dripcourse.messages import MessageBuilder, view_online
-from dripcourse.models import Enrollment
+from dripcourse.models import Course, Enrollment
 from dripcourse.tokens import Purpose
 from dripcourse.web.context import WebContext, context_of
 
@@ -40,6 +42,14 @@ class TooManyRequests(Exception):
     """The client sent more sign-ups than the rate limit allows."""
 
 
+class RequestTooLarge(HTTPException):
+    """The request body grew past the size cap while it was being read (a chunked upload). An
+    HTTPException, so that FastAPI's own body parsing (the operator API) lets it through too."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+
+
 def page(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
     return templates.TemplateResponse(request, template, values, status_code=status_code)
 
@@ -54,7 +64,7 @@ def evidence_of(request: Request) -> subscriptions.Evidence:
 @router.get("/subscribe", response_class=HTMLResponse)
 def subscribe_form(request: Request, context: Context, course: str = "") -> HTMLResponse:
     with context.database.transaction() as session:
-        found = get_course(session, course)
+        found = _course(session, course)
         settings = found.settings
     return page(
         request,
@@ -77,26 +87,14 @@ async def subscribe(request: Request, context: Context) -> Response:
         raise TooManyRequests()
     course = str(fields.get("course", ""))
     try:
-        with context.database.transaction() as session:
-            double_opt_in = get_course(session, course).settings.get("double_opt_in", True)
-            result = subscriptions.subscribe(
-                session,
-                email=str(fields.get("email", "")),
-                course_slug=course,
-                name=str(fields.get("name", "")),
-                timezone=str(fields.get("timezone", "")) or None,
-                confirmed=not double_opt_in,
-                source="http",
-                evidence=evidence_of(request),
-                now=context.clock.now(),
-            )
-            queued = result.confirmation_queued
-    except Conflict:
-        queued = False  # suppressed: answered like any other sign-up, and nothing is sent
+        # The database work runs in the thread pool: SQLite would block the event loop.
+        double_opt_in, queued = await run_in_threadpool(
+            _sign_up, context, course, fields, evidence_of(request)
+        )
     except BadInput as exc:
         if wants_json:
             raise
-        return _form_again(request, context, course, fields, str(exc))
+        return await run_in_threadpool(_form_again, request, context, course, fields, str(exc))
     if queued:
         context.wake()
     message = (
@@ -109,12 +107,38 @@ async def subscribe(request: Request, context: Context) -> Response:
     return page(request, "message.html", title="Almost there", text=message)
 
 
+def _sign_up(
+    context: WebContext, course: str, fields: dict[str, Any], evidence: subscriptions.Evidence
+) -> tuple[bool, bool]:
+    """(whether the course asks for confirmation, whether a confirmation email was queued)"""
+    with context.database.transaction() as session:
+        double_opt_in = bool(_course(session, course).settings.get("double_opt_in", True))
+        try:
+            result = subscriptions.subscribe(
+                session,
+                email=str(fields.get("email", "")),
+                course_slug=course,
+                name=str(fields.get("name", "")),
+                timezone=str(fields.get("timezone", "")) or None,
+                confirmed=not double_opt_in,
+                source="http",
+                evidence=evidence,
+                now=context.clock.now(),
+            )
+        except Conflict:
+            return double_opt_in, False  # suppressed: answered like any other sign-up
+        return double_opt_in, result.confirmation_queued
+
+
 @router.get("/confirm/{token}", response_class=HTMLResponse)
 def confirm(request: Request, token: str, context: Context) -> HTMLResponse:
     payload = context.signer.read(Purpose.CONFIRM, token, max_age=context.confirm_max_age)
+    requested_at = context.signer.issued_at(Purpose.CONFIRM, token)
     with context.database.transaction() as session:
         enrollment = _enrollment(session, payload)
-        subscriptions.confirm(session, enrollment, context.clock.now(), evidence_of(request))
+        subscriptions.confirm(
+            session, enrollment, context.clock.now(), evidence_of(request), requested_at
+        )
         title = enrollment.course.settings["title"]
     return page(
         request,
@@ -142,17 +166,22 @@ async def unsubscribe(request: Request, token: str, context: Context) -> HTMLRes
     payload = context.signer.read(Purpose.UNSUBSCRIBE, token)
     form = await _form(request)
     everything = form.get("scope") == "all" and form.get("List-Unsubscribe") != ONE_CLICK
-    with context.database.transaction() as session:
-        enrollment = subscriptions.unsubscribe_by_link(
-            session, int(payload.get("e", 0)), context.clock.now(), everything
-        )
-        title = enrollment.course.settings["title"] if enrollment else "this course"
+    title = await run_in_threadpool(_unsubscribe, context, int(payload.get("e", 0)), everything)
     text = (
         "You will get no more email from us."
         if everything
         else f"You will get no more lessons of {title}."
     )
     return page(request, "message.html", title="You are unsubscribed", text=text)
+
+
+def _unsubscribe(context: WebContext, enrollment_id: int, everything: bool) -> str:
+    """The unsubscribe, in one transaction; returns the course's title for the answer."""
+    with context.database.transaction() as session:
+        enrollment = subscriptions.unsubscribe_by_link(
+            session, enrollment_id, context.clock.now(), everything
+        )
+        return str(enrollment.course.settings["title"]) if enrollment else "this course"
 
 
 @router.get("/view/{token}", response_class=HTMLResponse)
@@ -182,6 +211,8 @@ async def _form(request: Request) -> FormData:
         raise UnsupportedMediaType(content_type or "none")
     try:
         return await request.form(max_files=0, max_fields=20)
+    except RequestTooLarge:
+        raise
     except Exception as exc:  # malformed multipart bodies raise several kinds of errors
         raise BadInput(f"the form data could not be read: {exc}") from None
 
@@ -198,7 +229,7 @@ def _form_again(
     request: Request, context: WebContext, course: str, fields: dict[str, Any], error: str
 ) -> HTMLResponse:
     with context.database.transaction() as session:
-        settings = get_course(session, course).settings
+        settings = _course(session, course).settings
     return page(
         request,
         "subscribe.html",
@@ -207,8 +238,17 @@ def _form_again(
         slug=course,
         zones=ZONES,
         values={k: str(v)[:300] for k, v in fields.items()},
-        error=error,
+        error=error[:1].upper() + error[1:],
     )
+
+
+def _course(session: Session, slug: str) -> Course:
+    # get_course's message lists every course and names a CLI command: right for an operator,
+    # not for a visitor who followed a broken link.
+    try:
+        return get_course(session, slug)
+    except NotFound:
+        raise NotFound("there is no such course: please check the link you followed") from None
 
 
 def _enrollment(session: Session, payload: dict[str, Any]) -> Enrollment:

@@ -1,0 +1,83 @@
+"""The subscriber record itself: find a person, change their details, erase them.
+
+Enrolments (what they receive) are `subscriptions.py`'s business; this module is about the person.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dripcourse.courses import rhythm_of
+from dripcourse.errors import NotFound
+from dripcourse.models import EnrollmentStatus, Subscriber
+from dripcourse.schedule import same_local_day
+from dripcourse.validation import check_timezone, clean_name, normalise_email
+
+
+def update_subscriber(
+    session: Session,
+    subscriber_id: int,
+    now: datetime,
+    *,
+    name: str | None = None,
+    timezone: str | None = None,
+) -> Subscriber:
+    """Change a person's name and/or time zone (None: leave as it is; an empty name clears it).
+
+    A new zone moves the next lesson of each running enrolment to the send time of the same local
+    date in the new zone (never into the past), so "08:00 their time" stays true from the next
+    lesson on; the lessons after it follow from there.
+    """
+    subscriber = get_subscriber(session, subscriber_id)
+    clean = None if name is None else clean_name(name)
+    zone = None if timezone is None else check_timezone(timezone)
+    if clean is not None:
+        subscriber.name = clean
+    if zone is not None and zone != subscriber.timezone:
+        old, new = ZoneInfo(subscriber.timezone), ZoneInfo(zone)
+        for enrollment in subscriber.enrollments:
+            if enrollment.next_due_at is not None and enrollment.status in (
+                EnrollmentStatus.ACTIVE,
+                EnrollmentStatus.PAUSED,
+            ):
+                enrollment.next_due_at = same_local_day(
+                    enrollment.next_due_at,
+                    old,
+                    new,
+                    rhythm_of(enrollment.course.settings),
+                    # A paused enrolment keeps its place; `resume` moves it past the pause.
+                    not_before=now if enrollment.status == EnrollmentStatus.ACTIVE else None,
+                )
+        subscriber.timezone = zone
+    return subscriber
+
+
+def delete_subscriber(session: Session, subscriber_id: int) -> str:
+    """Erase a person: the subscriber row with their enrolments, consent evidence and delivery
+    history (the foreign keys cascade). A suppression of their address stays: it is what keeps the
+    promise never to mail them again, should the address come back. Returns the address."""
+    subscriber = get_subscriber(session, subscriber_id)
+    address = subscriber.email
+    # Enrolments and deliveries not loaded go with the database's ON DELETE CASCADE.
+    session.delete(subscriber)
+    session.flush()
+    return address
+
+
+def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise NotFound(f"no subscriber with id {subscriber_id}")
+    return subscriber
+
+
+def find_subscriber(session: Session, email: str) -> Subscriber:
+    address = normalise_email(email)
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    if subscriber is None:
+        raise NotFound(f"no subscriber {address}")
+    return subscriber
