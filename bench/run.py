@@ -10,7 +10,6 @@ and times whole processes, start-up included. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import resource
 import shutil
