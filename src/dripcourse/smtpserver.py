@@ -43,7 +43,9 @@ class CapturingSMTPServer:
 
     `port=0` picks a free port when first started; a restart keeps the port, so clients see the same
     server go away and come back. With `credentials`, AUTH is offered (without TLS: it only listens
-    locally) and mail is refused with 530 until the client logs in with them.
+    locally) and mail is refused with 530 until the client logs in with them. PIPELINING (RFC 2920)
+    is offered unless `pipelining=False`: aiosmtpd reads each connection as one stream and answers
+    commands in order, so it handles pipelined commands, but it does not say so by itself.
     """
 
     def __init__(
@@ -52,10 +54,12 @@ class CapturingSMTPServer:
         port: int = 0,
         *,
         credentials: tuple[str, str] | None = None,
+        pipelining: bool = True,
     ) -> None:
         self.host = host
         self.port = port
         self.credentials = credentials
+        self.pipelining = pipelining
         self._lock = threading.Lock()
         self._messages: list[ReceivedMessage] = []
         self._connections = 0
@@ -72,6 +76,10 @@ class CapturingSMTPServer:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         # Bound here rather than by aiosmtpd so that port 0 works and the port is known at once.
         listener = socket.create_server((self.host, self.port), family=family)
+        # asyncio turns Nagle off only on sockets whose proto is IPPROTO_TCP, which create_server's
+        # are not (proto 0); accepted connections inherit it from here. With Nagle on, each reply
+        # to pipelined commands after the first waits for the client's delayed ACK (~40 ms).
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.port = listener.getsockname()[1]
         controller = _Controller(self, listener)
         with self._lock:
@@ -214,6 +222,20 @@ class _Handler:
 
     def __init__(self, owner: CapturingSMTPServer) -> None:
         self._owner = owner
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        # With this (5-argument) hook, aiosmtpd leaves recording the client's name to the handler.
+        session.host_name = hostname
+        if self._owner.pipelining:
+            responses.insert(-1, "250-PIPELINING")  # before the last line, "250 HELP"
+        return responses
 
     async def handle_MAIL(
         self,

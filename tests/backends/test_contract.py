@@ -40,11 +40,13 @@ class Harness:
     """The bytes of every message that arrived, in order."""
 
 
-@pytest.fixture(params=["smtp", "console", "file", "memory"])
+@pytest.fixture(params=["smtp", "smtp-one-by-one", "console", "file", "memory"])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
-    if request.param == "smtp":
+    if request.param.startswith("smtp"):
+        # The test server offers PIPELINING (RFC 2920); the URL option turns it off.
         smtpd: CapturingSMTPServer = request.getfixturevalue("smtpd")
-        yield Harness(smtpd.url, lambda: [m.data for m in smtpd.messages])
+        url = smtpd.url + ("&pipelining=0" if request.param == "smtp-one-by-one" else "")
+        yield Harness(url, lambda: [m.data for m in smtpd.messages])
     elif request.param == "console":
         # The URL form writes to sys.stdout, looked up when sending; capsys stands in for it.
         capsys: pytest.CaptureFixture[str] = request.getfixturevalue("capsys")

@@ -1,12 +1,14 @@
-"""SMTPBackend against a real aiosmtpd server: reply codes, connection reuse, and every way a
-connection can fail. smtplib is never mocked."""
+"""SMTPBackend against a real aiosmtpd server: reply codes, pipelined and one command at a time,
+connection reuse, and every way a connection can fail. smtplib is never mocked."""
 
 from __future__ import annotations
 
 import re
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from email import policy
 from email.message import EmailMessage
 from urllib.parse import quote
@@ -29,7 +31,8 @@ def make_message(key: str, recipient: str = "ann@example.org") -> OutgoingMessag
     email["From"] = "course@example.com"
     email["To"] = recipient
     email["Subject"] = f"Lesson for {recipient}"
-    email.set_content("Run easy today.\n")
+    # 8-bit text, and dots where SMTP's dot-stuffing must give them back as they were.
+    email.set_content(f"Run easy today, {key}.\n.\n.a dot first\n..two dots\nLäuft!\n")
     return OutgoingMessage(key, "course@example.com", recipient, email.as_bytes())
 
 
@@ -141,6 +144,169 @@ def test_a_non_ascii_address_goes_out_with_smtputf8(
     [result] = backend.send([make_message("m1", "jürgen@example.org")])
     assert result.outcome is SENT
     assert smtpd.messages[0].rcpt_tos == ("jürgen@example.org",)
+
+
+# -- pipelining (RFC 2920) --------------------------------------------------------------------
+
+TEN = [f"reader{n}@example.org" for n in range(1, 11)]
+Script = Callable[[CapturingSMTPServer], None]
+
+
+def refuse(n: int, code: int) -> Script:
+    return lambda server: server.fail_recipient(f"reader{n}@example.org", code)
+
+
+def fail_next(n: int, code: int, command: Command) -> Script:
+    return lambda server: server.fail_next(n, code, command=command)
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+@pytest.mark.parametrize(
+    ("scripts", "expected"),
+    [
+        ([refuse(5, 550)], {5: (PERMANENT, 550)}),
+        ([refuse(5, 450)], {5: (TEMPORARY, 450)}),
+        ([refuse(3, 550), refuse(4, 551)], {3: (PERMANENT, 550), 4: (PERMANENT, 551)}),
+        ([refuse(10, 550)], {10: (PERMANENT, 550)}),
+        ([fail_next(1, 451, "DATA")], {1: (TEMPORARY, 451)}),
+        ([fail_next(2, 554, "DATA")], {1: (PERMANENT, 554), 2: (PERMANENT, 554)}),
+        # The scripted DATA failure falls on the first message that gets as far as its content.
+        ([refuse(1, 550), fail_next(1, 452, "DATA")], {1: (PERMANENT, 550), 2: (TEMPORARY, 452)}),
+        ([fail_next(1, 451, "MAIL")], {1: (TEMPORARY, 451)}),
+        ([fail_next(1, 553, "MAIL")], {1: (PERMANENT, 553)}),
+        ([fail_next(1, 450, "RCPT"), refuse(6, 550)], {1: (TEMPORARY, 450), 6: (PERMANENT, 550)}),
+    ],
+    ids=[
+        "rcpt-550-mid",
+        "rcpt-450-mid",
+        "rcpt-two-in-a-row",
+        "rcpt-last",
+        "data-451-first",
+        "data-554-first-two",
+        "data-after-a-refusal",
+        "mail-451",
+        "mail-553",
+        "rcpt-first-and-mid",
+    ],
+)
+def test_a_failure_in_a_batch_of_ten_is_that_message_s_alone(
+    smtpd: CapturingSMTPServer,
+    pipelining: bool,
+    scripts: list[Script],
+    expected: dict[int, tuple[Outcome, int]],
+) -> None:
+    for script in scripts:
+        script(smtpd)
+    messages = batch(*TEN)
+    backend = smtp_backend(smtpd.url + ("" if pipelining else "&pipelining=0"))
+
+    results = backend.send(messages)
+    backend.close()
+
+    assert [r.key for r in results] == [m.key for m in messages]
+    assert outcomes(results) == [expected.get(n, (SENT, 250)) for n in range(1, 11)]
+    sent = [m for n, m in enumerate(messages, 1) if n not in expected]
+    assert [m.data for m in smtpd.messages] == [m.data for m in sent]
+    assert [m.rcpt_tos for m in smtpd.messages] == [(m.recipient,) for m in sent]
+    assert backend.pipelined_count == (10 if pipelining else 0)
+    assert backend.connection_count == smtpd.connections == 1
+
+
+def test_pipelining_is_used_only_when_the_server_offers_it_and_the_url_allows_it() -> None:
+    with CapturingSMTPServer(pipelining=False) as plain, CapturingSMTPServer() as pipelining:
+        for url, used in [
+            (plain.url, False),
+            (pipelining.url + "&pipelining=0", False),
+            (pipelining.url + "&pipelining=on", True),
+        ]:
+            backend = smtp_backend(url)
+            assert [r.outcome for r in backend.send(batch(*TEN[:3]))] == [SENT] * 3
+            backend.close()
+            assert backend.pipelined_count == (3 if used else 0), url
+        assert len(plain.messages) == 3
+        assert len(pipelining.messages) == 6
+
+
+@pytest.mark.parametrize("pipelining", ["1", "0"])
+def test_dots_and_line_ends_arrive_as_sent(smtpd: CapturingSMTPServer, pipelining: str) -> None:
+    bodies = [
+        b"Subject: dots\r\n\r\n.\r\n..\r\n.x\r\n...\r\nend\r\n",
+        b".Subject: a dot at the very start\r\n\r\nx\r\n",
+        b"Subject: last line is a dot\r\n\r\nx\r\n.\r\n",
+        b"Subject: bare LF and CR\n\nline one\nline two\r.line three\r\n",
+        b"Subject: no final line end\r\n\r\n.end",
+    ]
+    messages = [
+        OutgoingMessage(f"m{n}", "course@example.com", "ann@example.org", body)
+        for n, body in enumerate(bodies)
+    ]
+    with load_backend(f"{smtpd.url}&pipelining={pipelining}") as backend:
+        assert [r.outcome for r in backend.send(messages)] == [SENT] * len(messages)
+
+    assert [m.data for m in smtpd.messages] == [
+        bodies[0],
+        bodies[1],
+        bodies[2],
+        b"Subject: bare LF and CR\r\n\r\nline one\r\nline two\r\n.line three\r\n",
+        b"Subject: no final line end\r\n\r\n.end\r\n",
+    ]
+
+
+def test_an_address_refused_before_sending_keeps_its_place_in_a_pipelined_batch(
+    smtpd: CapturingSMTPServer, backend: SMTPBackend
+) -> None:
+    ann, smuggler, bob = batch("ann@example.org", "eve@example.org", "bob@example.org")
+    smuggler = replace(smuggler, recipient="eve@example.org>\r\nRSET")
+
+    results = backend.send([ann, smuggler, bob])
+
+    assert outcomes(results) == [(SENT, 250), (PERMANENT, None), (SENT, 250)]
+    assert "line break" in results[1].detail
+    assert [m.rcpt_tos for m in smtpd.messages] == [("ann@example.org",), ("bob@example.org",)]
+
+
+def test_a_421_mid_batch_defers_the_rest_and_the_next_send_reconnects(
+    smtpd: CapturingSMTPServer, backend: SMTPBackend
+) -> None:
+    smtpd.fail_recipient("reader4@example.org", 421, "4.3.2 going down")
+
+    first = backend.send(batch(*TEN))
+    smtpd.reset()
+    second = backend.send(batch("ann@example.org"))
+
+    assert outcomes(first) == [(SENT, 250)] * 3 + [(TEMPORARY, 421)] * 7
+    assert all("going down" in r.detail for r in first[3:])
+    assert outcomes(second) == [(SENT, 250)]
+    assert backend.connection_count == 2
+
+
+def test_a_server_going_away_mid_batch_defers_the_rest(
+    smtpd: CapturingSMTPServer, backend: SMTPBackend
+) -> None:
+    messages = batch(*(f"reader{n}@example.org" for n in range(1000)))
+
+    def stop_when_some_have_arrived() -> None:
+        deadline = time.monotonic() + 10
+        while len(smtpd.messages) < 5 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        smtpd.stop()
+
+    stopper = threading.Thread(target=stop_when_some_have_arrived)
+    stopper.start()
+    results = backend.send(messages)
+    stopper.join()
+
+    sent = [r.outcome for r in results].count(SENT)
+    assert 5 <= sent < len(messages)
+    assert [r.outcome for r in results] == [SENT] * sent + [TEMPORARY] * (len(messages) - sent)
+    assert all(f"127.0.0.1:{smtpd.port}" in r.detail for r in results[sent:])
+    arrived = [m.data for m in smtpd.messages]
+    assert arrived[:sent] == [m.data for m in messages[:sent]]
+    # The message on the wire when the server went may have arrived without its reply reaching us.
+    assert len(arrived) - sent <= 1
+    smtpd.start()
+    assert outcomes(backend.send(batch("ann@example.org"))) == [(SENT, 250)]
+    assert backend.connection_count == 2
 
 
 # -- the connection ---------------------------------------------------------------------------
@@ -279,7 +445,11 @@ def test_url_defaults(url: str, host: str, port: int, tls: str, timeout: float) 
         ("smtp://mail.example.com?timeout=0", "timeout must be a positive number"),
         ("smtp://mail.example.com?timeout=-3", "timeout must be a positive number"),
         ("smtp://mail.example.com?timeout=inf", "timeout must be a positive number"),
-        ("smtp://mail.example.com?tsl=ssl", "unknown option 'tsl'; known options: timeout, tls"),
+        (
+            "smtp://mail.example.com?tsl=ssl",
+            "unknown option 'tsl'; known options: pipelining, timeout, tls",
+        ),
+        ("smtp://mail.example.com?pipelining=maybe", "pipelining must be 1 or 0"),
         ("smtp://mail.example.com?tls=ssl&tls=none", "option 'tls' given twice"),
         ("smtp://mail.example.com:99999", "port must be a number"),
         ("smtp://mail.example.com:smtp", "port must be a number"),
@@ -301,6 +471,14 @@ def test_credentials_are_percent_decoded(user: str, password: str) -> None:
     url = f"smtp://{quote(user, safe='')}:{quote(password, safe='')}@mail.example.com"
     backend = smtp_backend(url)
     assert (backend.username, backend.password) == (user, password)
+
+
+def test_pipelining_is_on_unless_the_url_turns_it_off() -> None:
+    assert smtp_backend("smtp://localhost").pipelining is True
+    assert smtp_backend("smtp://localhost?pipelining=1").pipelining is True
+    assert smtp_backend("smtp://localhost?pipelining=0").pipelining is False
+    assert smtp_backend("smtp://localhost?pipelining=OFF").pipelining is False
+    assert "pipelining=0" in repr(smtp_backend("smtp://localhost?pipelining=0"))
 
 
 def test_repr_shows_no_password() -> None:

@@ -1,9 +1,15 @@
-"""SMTP delivery: hands each message to a mail server over one reused smtplib connection.
+"""SMTP delivery: hands each message to a mail server over one reused connection.
 
-Responsible for the `smtp://[user:pass@]host[:port][?tls=starttls|ssl|none&timeout=SECONDS]` URL,
-the connection's life (connect, implicit TLS or STARTTLS, login, a liveness check before reuse, a
-polite QUIT) and for turning every server reply and network failure into a per-message result. The
-contract is in `base.py`.
+Responsible for the `smtp://[user:pass@]host[:port][?tls=starttls|ssl|none&timeout=SECONDS&pipelining=0]`
+URL, the connection's life (connect, implicit TLS or STARTTLS, login, a liveness check before reuse, a
+polite QUIT; all through smtplib) and for turning every server reply and network failure into a
+per-message result. The contract is in `base.py`.
+
+Messages go pipelined (RFC 2920, one round trip each; `smtpclient.py`) when the server offers
+PIPELINING, else one command at a time through smtplib; `pipelining=0` forces the latter. Either
+way a message that is not 7-bit is announced with BODY=8BITMIME (RFC 6152) where the server offers
+it. A server that does not is sent the 8-bit message as it is, as smtplib always did, with one
+warning in the log per backend: converting to quoted-printable would mean rebuilding the MIME.
 """
 
 from __future__ import annotations
@@ -25,6 +31,13 @@ from dripcourse.backends.base import (
     Outcome,
     OutgoingMessage,
 )
+from dripcourse.backends.smtpclient import (
+    Pipeline,
+    Verdict,
+    local_refusal,
+    mail_options,
+    send_one,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +45,18 @@ TLSMode = Literal["none", "starttls", "ssl"]
 DEFAULT_PORTS: dict[TLSMode, int] = {"none": 25, "starttls": 587, "ssl": 465}
 DEFAULT_TIMEOUT = 30.0
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-_OPTIONS = ("timeout", "tls")
+_OPTIONS = ("pipelining", "timeout", "tls")
+_SWITCHES = {
+    **dict.fromkeys(("1", "on", "yes", "true"), True),
+    **dict.fromkeys(("0", "off", "no", "false"), False),
+}
 
 # 530 "authentication required" says nothing about the recipient: it is our configuration, so the
 # mail is kept for later rather than the address being given up on.
 _AUTH_REQUIRED = 530
 # 421: the server is closing the channel; nothing more can go over this connection.
 _CLOSING = 421
+_REFUSED = {"MAIL": "sender refused", "RCPT": "recipient refused"}
 
 
 class _SessionFailure(Exception):
@@ -60,6 +78,7 @@ class SMTPBackend(DeliveryBackend):
         username: str | None = None,
         password: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
+        pipelining: bool = True,
     ) -> None:
         if tls is None:
             # Plain SMTP is only a sane default where the traffic never leaves the machine.
@@ -74,8 +93,13 @@ class SMTPBackend(DeliveryBackend):
         self.username = username
         self.password = password
         self.timeout = timeout
+        self.pipelining = pipelining
+        """Pipeline (RFC 2920) where the server offers it."""
         self.connection_count = 0
         """How many connections this backend has opened in its life."""
+        self.pipelined_count = 0
+        """How many messages went out pipelined, whatever became of them."""
+        self._warned_8bit = False
         self._connection: smtplib.SMTP | None = None
 
     @classmethod
@@ -105,11 +129,13 @@ class SMTPBackend(DeliveryBackend):
             username=None if parts.username is None else unquote(parts.username),
             password=None if parts.password is None else unquote(parts.password),
             timeout=_parse_timeout(options["timeout"]) if "timeout" in options else DEFAULT_TIMEOUT,
+            pipelining=_parse_switch("pipelining", options.get("pipelining", "1")),
         )
 
     def __repr__(self) -> str:
         user = f"{self.username}@" if self.username else ""
-        return f"<SMTPBackend smtp://{user}{self._address} tls={self.tls}>"
+        pipelining = "" if self.pipelining else " pipelining=0"
+        return f"<SMTPBackend smtp://{user}{self._address} tls={self.tls}{pipelining}>"
 
     def open(self) -> None:
         if self._connection is not None:
@@ -138,12 +164,15 @@ class SMTPBackend(DeliveryBackend):
             return results
         try:
             self._ensure_live_connection()
-            for message in messages:
+            # Each pass ends with every message sent or with the connection dropped after a
+            # refused RSET; the next pass goes on over a fresh one.
+            while len(results) < len(messages):
                 connection = self._connection or self._connect_now()
-                result = self._send_one(connection, message)
-                results.append(result)
-                if result.outcome is not Outcome.SENT:
-                    self._reset_after_refusal(connection)
+                rest = messages[len(results) :]
+                if self.pipelining and connection.has_extn("pipelining"):
+                    self._send_pipelined(connection, rest, results)
+                else:
+                    self._send_one_by_one(connection, rest, results)
         except _SessionFailure as failure:
             self._defer(messages[len(results) :], failure, results)
         except Exception as exc:
@@ -264,60 +293,84 @@ class SMTPBackend(DeliveryBackend):
 
     # -- messages ---------------------------------------------------------------------------
 
-    def _send_one(self, connection: smtplib.SMTP, message: OutgoingMessage) -> DeliveryResult:
-        options: list[str] = []
-        if not (message.sender.isascii() and message.recipient.isascii()):
-            if not connection.has_extn("smtputf8"):
-                return DeliveryResult(
-                    message.key,
-                    Outcome.PERMANENT,
-                    None,
-                    "the address is not ASCII and the server does not offer SMTPUTF8",
-                )
-            options.append("SMTPUTF8")
-        try:
-            connection.sendmail(
-                message.sender, [message.recipient], message.data, mail_options=options
-            )
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = exc.recipients.get(message.recipient, (-1, b"refused"))
-            return self._refusal(connection, message, code, text, "recipient refused")
-        except smtplib.SMTPSenderRefused as exc:
-            return self._refusal(
-                connection, message, exc.smtp_code, exc.smtp_error, "sender refused"
-            )
-        except smtplib.SMTPDataError as exc:
-            return self._refusal(
-                connection, message, exc.smtp_code, exc.smtp_error, "message refused"
-            )
-        except smtplib.SMTPResponseException as exc:
-            return self._refusal(connection, message, exc.smtp_code, exc.smtp_error, "refused")
-        except ValueError as exc:
-            # smtplib refuses, before sending, an address with a line break in it.
-            detail = f"invalid address: {exc}"
-            return DeliveryResult(message.key, Outcome.PERMANENT, None, detail)
-        except OSError as exc:  # lost connection, timeout, protocol error
-            raise self._failure(exc) from exc
-        return DeliveryResult(message.key, Outcome.SENT, 250)
-
-    def _refusal(
+    def _send_pipelined(
         self,
         connection: smtplib.SMTP,
-        message: OutgoingMessage,
-        code: int,
-        text: bytes | str,
-        what: str,
-    ) -> DeliveryResult:
-        detail = f"{what}: {_reply(code, text)}"
-        # smtplib closes the socket itself on 421.
-        if code == _CLOSING or connection.sock is None:
+        messages: Sequence[OutgoingMessage],
+        results: list[DeliveryResult],
+    ) -> None:
+        try:
+            pipeline = Pipeline.over(connection)
+            for message in messages:
+                refusal = local_refusal(connection, message)
+                if refusal is not None:
+                    # The message before it is settled first, so that the results stay in order.
+                    self._settle(pipeline.finish(), results)
+                    results.append(DeliveryResult(message.key, Outcome.PERMANENT, None, refusal))
+                    continue
+                self.pipelined_count += 1
+                self._settle(
+                    pipeline.submit(message, self._mail_options(connection, message)), results
+                )
+                if pipeline.needs_reset and pipeline.reset().code != 250:
+                    self._drop()  # for the reason given in _reset_after_refusal()
+                    return
+            self._settle(pipeline.finish(), results)
+        except OSError as exc:  # lost connection, timeout, protocol error
+            raise self._failure(exc) from exc
+
+    def _send_one_by_one(
+        self,
+        connection: smtplib.SMTP,
+        messages: Sequence[OutgoingMessage],
+        results: list[DeliveryResult],
+    ) -> None:
+        for message in messages:
+            refusal = local_refusal(connection, message)
+            if refusal is not None:
+                results.append(DeliveryResult(message.key, Outcome.PERMANENT, None, refusal))
+                continue
+            try:
+                verdict = send_one(connection, message, self._mail_options(connection, message))
+            except OSError as exc:  # lost connection, timeout, protocol error
+                raise self._failure(exc) from exc
+            results.append(self._result(verdict))
+            if not verdict.delivered and not self._reset_after_refusal(connection):
+                return
+
+    def _mail_options(self, connection: smtplib.SMTP, message: OutgoingMessage) -> list[str]:
+        options = mail_options(connection, message)
+        if not (self._warned_8bit or "BODY=8BITMIME" in options or message.data.isascii()):
+            self._warned_8bit = True
+            log.warning(
+                "%s does not offer 8BITMIME; 8-bit messages are sent to it as they are",
+                self._address,
+            )
+        return options
+
+    def _settle(self, verdicts: list[Verdict], results: list[DeliveryResult]) -> None:
+        # One by one: when a verdict ends the session, the results before it must stay recorded.
+        for verdict in verdicts:
+            results.append(self._result(verdict))
+
+    def _result(self, verdict: Verdict) -> DeliveryResult:
+        """What a transaction's end means for its message; raises if it ends the session too."""
+        key, code = verdict.message.key, verdict.reply.code
+        if verdict.delivered:
+            return DeliveryResult(key, Outcome.SENT, code)
+        what = _REFUSED.get(verdict.stage, "message refused")
+        detail = f"{what}: {_reply(code, verdict.reply.text)}"
+        if code == _CLOSING:
             raise _SessionFailure(detail, code)
         if code == _AUTH_REQUIRED:
-            raise _SessionFailure(f"authentication required: {_reply(code, text)}", code)
+            raise _SessionFailure(
+                f"authentication required: {_reply(code, verdict.reply.text)}", code
+            )
         outcome = Outcome.PERMANENT if 500 <= code <= 599 else Outcome.TEMPORARY
-        return DeliveryResult(message.key, outcome, code, detail)
+        return DeliveryResult(key, outcome, code, detail)
 
-    def _reset_after_refusal(self, connection: smtplib.SMTP) -> None:
+    def _reset_after_refusal(self, connection: smtplib.SMTP) -> bool:
+        """False if the connection had to be dropped."""
         # smtplib already sent RSET but ignored the answer; a server that refuses it is in a state
         # we cannot trust, so the next message gets a fresh connection.
         try:
@@ -326,6 +379,7 @@ class SMTPBackend(DeliveryBackend):
             code = -1
         if code != 250:
             self._drop()
+        return code == 250
 
 
 def _parse_options(query: str) -> dict[str, str]:
@@ -338,6 +392,13 @@ def _parse_options(query: str) -> dict[str, str]:
             raise BackendError(f"option {key!r} given twice")
         options[key] = value
     return options
+
+
+def _parse_switch(name: str, value: str) -> bool:
+    try:
+        return _SWITCHES[value.lower()]
+    except KeyError:
+        raise BackendError(f"{name} must be 1 or 0 (on or off), not {value!r}") from None
 
 
 def _parse_tls(value: str) -> TLSMode:
