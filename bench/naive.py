@@ -14,9 +14,10 @@ from pathlib import Path
 
 import jinja2
 
-TEMPLATE = jinja2.Template(
-    (Path(__file__).parent / "naive_lesson.html").read_text(encoding="utf-8"), autoescape=True
-)
+HERE = Path(__file__).parent
+# The same lesson dripcourse sends: its HTML and its text part, personalised the same way.
+HTML = jinja2.Template((HERE / "naive_lesson.html").read_text(encoding="utf-8"), autoescape=True)
+TEXT = jinja2.Template((HERE / "naive_lesson.txt").read_text(encoding="utf-8"))
 
 
 def main(host: str, port: int, count: int) -> None:
@@ -24,13 +25,19 @@ def main(host: str, port: int, count: int) -> None:
     with smtplib.SMTP(host, port) as smtp:
         for number in range(count):
             name = f"Reader {number}"
-            html = TEMPLATE.render(first_name=name, unsubscribe=f"https://x.example/u/{number}")
+            links = {
+                "first_name": name,
+                "unsubscribe": f"https://x.example/unsubscribe/{number}",
+                "view_online": f"https://x.example/view/{number}",
+            }
             message = EmailMessage()
             message["From"] = "Northside Physio <course@northside-physio.example>"
             message["To"] = f"{name} <reader{number}@example.com>"
             message["Subject"] = "Lesson 1: Feet first"
-            message.set_content(f"Hi {name},\n\nYour lesson is in the HTML part.\n")
-            message.add_alternative(html, subtype="html")
+            message["List-Unsubscribe"] = f"<{links['unsubscribe']}>"
+            message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            message.set_content(TEXT.render(**links))
+            message.add_alternative(HTML.render(**links), subtype="html")
             smtp.send_message(message)
     elapsed = time.perf_counter() - began
     print(f"{count} {elapsed:.3f}")

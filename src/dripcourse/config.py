@@ -33,7 +33,7 @@ class Settings:
     """Signs links. Unset: generated on first use and kept in the database."""
     dispatch_interval: int = 60
     """Seconds between dispatch passes of `dripcourse run`."""
-    batch_size: int = 200
+    batch_size: int = 500
     """Deliveries claimed at once by one pass step."""
     lease_seconds: int = 300
     """How long a claim is held; a claim of a dead worker is taken over after this."""
@@ -46,7 +46,7 @@ class Settings:
     workers: int = 0
     """Sending processes for a large backlog; 0: one per CPU core (at most 4). Small passes
     always run in one process."""
-    send_group: int = 50
+    send_group: int = 100
     """Messages sent between two records of their outcomes (one transaction). A crash can repeat
     at most this many messages of the crashed worker."""
     max_rate: float = 0.0

@@ -1,7 +1,7 @@
 """One dispatch pass: materialise what is due, claim a batch, render, deliver, record each outcome.
 
 No transaction stays open across network I/O: the claim is one short transaction, sending happens
-outside any, and the outcomes of each group of messages (`send_group`, default 50) are written in
+outside any, and the outcomes of each group of messages (`send_group`, default 100) are written in
 one short transaction right after the server's answers. A crash can therefore repeat at most one
 group of the crashed worker (the messages sent but not yet recorded); their lease expires and another
 pass sends them again: at-least-once, with that bounded window.
@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -36,7 +37,7 @@ from dripcourse.config import Settings
 from dripcourse.db import Database
 from dripcourse.ledger import Job, cancel, claim, materialise_due, release, still_wanted
 from dripcourse.messages import CourseView, MessageBuilder
-from dripcourse.models import Course, Delivery, DeliveryStatus
+from dripcourse.models import Course, Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
 from dripcourse.outcomes import CourseFacts, record_outcomes
 from dripcourse.tokens import Signer, secret_key
 
@@ -93,19 +94,16 @@ class Dispatcher:
     def run_pass(
         self, on_outcome: Callable[[Sent], None] | None = None, workers: int | None = None
     ) -> PassReport:
-        """Materialise what is due, then send until nothing claimable is left."""
-        report = PassReport()
-        now = self.clock.now()
-        while not self.stop.is_set():
-            with self.database.transaction() as session:
-                handled = materialise_due(session, now, self.settings.batch_size)
-            report.materialised += handled
-            if handled < self.settings.batch_size:
-                break
+        """Put what is due into the ledger and send it, until nothing is left to do.
+
+        A backlog of several batches is shared with helper processes that do the same.
+        """
         helpers = self._helpers_for(workers)
         with ProcessPool(helpers, self.settings, self.clock, print_outcomes=on_outcome) as pool:
-            report.counts.update(self.drain(on_outcome, share=helpers + 1))
-            report.counts.update(pool.results())
+            report = self.drain(on_outcome, share=helpers + 1)
+            for other in pool.results():
+                report.materialised += other.materialised
+                report.counts.update(other.counts)
         log.info(
             "pass done: %d owed, %d sent, %d to retry, %d failed, %d cancelled",
             report.materialised,
@@ -116,24 +114,28 @@ class Dispatcher:
         )
         return report
 
-    def drain(
-        self, on_outcome: Callable[[Sent], None] | None = None, share: int = 1
-    ) -> Counter[str]:
-        """Claim, send and record until nothing claimable is left (or we are told to stop)."""
+    def drain(self, on_outcome: Callable[[Sent], None] | None = None, share: int = 1) -> PassReport:
+        """Materialise, claim, send and record, batch by batch, until nothing is left (or we are
+        told to stop). Several processes may drain the same database at once."""
         self._pacer = Pacer(self.settings.max_rate / share)
-        counts: Counter[str] = Counter()
-        jobs = self._claim()
-        if not jobs:
-            return counts
-        # The backend (one SMTP connection) is opened only when there is something to send.
-        with self.backend:
-            while jobs:
+        report = PassReport()
+        now = self.clock.now()
+        with ExitStack() as backend:
+            while not self.stop.is_set():
+                with self.database.transaction() as session:
+                    owed = materialise_due(session, now, self.settings.batch_size)
+                report.materialised += owed
+                jobs = self._claim()
+                if not jobs and not owed:
+                    break
+                if jobs and not backend:
+                    # One SMTP connection, opened only when there is something to send.
+                    backend.enter_context(self.backend)
                 for outcome in self._deliver(jobs):
-                    counts[outcome.status] += 1
+                    report.counts[outcome.status] += 1
                     if on_outcome is not None:
                         on_outcome(outcome)
-                jobs = [] if self.stop.is_set() else self._claim()
-        return counts
+        return report
 
     def _helpers_for(self, workers: int | None) -> int:
         """Extra processes worth starting: only for a backlog of several batches."""
@@ -144,18 +146,19 @@ class Dispatcher:
             wanted = min(wanted, self.settings.max_connections)
         if wanted <= 1:
             return 0
+        now = self.clock.now()
         with self.database.transaction() as session:
-            backlog = (
-                session.scalar(
-                    select(func.count())
-                    .select_from(Delivery)
-                    .where(
-                        Delivery.status == DeliveryStatus.PENDING,
-                        Delivery.next_attempt_at <= self.clock.now(),
-                    )
-                )
-                or 0
+            due = session.scalar(
+                select(func.count())
+                .select_from(Enrollment)
+                .where(Enrollment.status == EnrollmentStatus.ACTIVE, Enrollment.next_due_at <= now)
             )
+            waiting = session.scalar(
+                select(func.count())
+                .select_from(Delivery)
+                .where(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now)
+            )
+        backlog = (due or 0) + (waiting or 0)
         return max(0, min(wanted, backlog // (2 * self.settings.batch_size)) - 1)
 
     def _claim(self) -> list[Job]:
@@ -187,11 +190,13 @@ class Dispatcher:
                 self._release(jobs[start:])
                 return
             group = jobs[start : start + group_size]
-            with self.database.transaction() as session:
+            with self.database.read() as session:
                 wanted = still_wanted(session, group)
-                for job in group:
-                    if job.delivery_id not in wanted:
-                        cancel(session, job, "unsubscribed or suppressed before sending")
+            if len(wanted) < len(group):
+                with self.database.transaction() as session:
+                    for job in group:
+                        if job.delivery_id not in wanted:
+                            cancel(session, job, "unsubscribed or suppressed before sending")
             for job in group:
                 if job.delivery_id not in wanted:
                     yield self._sent(job, "cancelled", "unsubscribed or suppressed")
@@ -283,7 +288,7 @@ class ProcessPool:
         fixed = clock.now() if isinstance(clock, FixedClock) else None
         self._args = (settings, fixed, print_outcomes is not None)
         self._pool: multiprocessing.pool.Pool | None = None
-        self._pending: list[multiprocessing.pool.AsyncResult[Counter[str]]] = []
+        self._pending: list[multiprocessing.pool.AsyncResult[PassReport]] = []
 
     def __enter__(self) -> ProcessPool:
         if self.size:
@@ -294,11 +299,8 @@ class ProcessPool:
             ]
         return self
 
-    def results(self) -> Counter[str]:
-        total: Counter[str] = Counter()
-        for pending in self._pending:
-            total.update(pending.get())
-        return total
+    def results(self) -> list[PassReport]:
+        return [pending.get() for pending in self._pending]
 
     def __exit__(self, *exc: object) -> None:
         if self._pool is not None:
@@ -308,7 +310,7 @@ class ProcessPool:
 
 def _drain_in_helper(
     settings: Settings, fixed_now: datetime | None, print_outcomes: bool, share: int
-) -> Counter[str]:
+) -> PassReport:
     from dripcourse.cli.running import print_outcome  # a helper prints like `tick` does
 
     database = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)

@@ -11,9 +11,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import Table, and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from dripcourse.db import upsert_insert
@@ -135,7 +135,7 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
 def _owe_once(session: Session) -> Any:
     # The partial unique index makes a lesson owed once per enrolment: a second worker's insert
     # is ignored, and a copy cancelled earlier (they had unsubscribed) is owed again.
-    statement = upsert_insert(session)(Delivery)
+    statement = upsert_insert(session)(cast(Table, Delivery.__table__))
     return statement.on_conflict_do_update(
         index_elements=["enrollment_id", "lesson_id"],
         index_where=text("kind = 'lesson'"),  # the partial index's own predicate

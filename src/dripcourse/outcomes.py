@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from dripcourse.backends.base import DeliveryResult, Outcome
@@ -88,25 +88,58 @@ def record_outcomes(
             else:
                 due = following_lesson_due(job.due_at, now, ZoneInfo(job.timezone), course.rhythm)
                 following.append({"id": job.enrollment_id, "next_due_at": due})
-    if rows:
-        session.execute(update(Delivery).execution_options(synchronize_session=None), rows)
+    _write(session, rows, following, finished, now)
+    return statuses
+
+
+def _write(
+    session: Session,
+    rows: list[dict[str, Any]],
+    following: list[dict[str, Any]],
+    finished: list[int],
+    now: datetime,
+) -> None:
+    deliveries_table, enrollments_table = (
+        cast(Table, Delivery.__table__),
+        cast(Table, Enrollment.__table__),
+    )
+    deliveries, enrollments = deliveries_table.c, enrollments_table.c
+    sent = [row for row in rows if row["status"] == DeliveryStatus.SENT]
+    others = [row for row in rows if row["status"] != DeliveryStatus.SENT]
+    if sent:
+        # The common case, on the Core fast path: one executemany for the whole group.
+        session.execute(
+            update(deliveries_table)
+            .where(deliveries.id == bindparam("b_id"))
+            .values(
+                status=DeliveryStatus.SENT,
+                sent_at=now,
+                smtp_code=bindparam("b_code"),
+                last_error=None,
+                lease_owner=None,
+                lease_expires_at=None,
+            ),
+            [{"b_id": row["id"], "b_code": row["smtp_code"]} for row in sent],
+        )
+    if others:
+        session.execute(update(Delivery).execution_options(synchronize_session=None), others)
     # Only enrolments still running move on: one that was unsubscribed meanwhile stays ended.
     running = or_(
-        Enrollment.status == EnrollmentStatus.ACTIVE, Enrollment.status == EnrollmentStatus.PAUSED
+        enrollments.status == EnrollmentStatus.ACTIVE, enrollments.status == EnrollmentStatus.PAUSED
     )
     if following:
         session.execute(
-            update(Enrollment).where(running).execution_options(synchronize_session=None),
-            following,
+            update(enrollments_table)
+            .where(enrollments.id == bindparam("b_id"), running)
+            .values(next_due_at=bindparam("b_due")),
+            [{"b_id": row["id"], "b_due": row["next_due_at"]} for row in following],
         )
     if finished:
         session.execute(
-            update(Enrollment)
-            .where(Enrollment.id.in_(finished), running)
+            update(enrollments_table)
+            .where(enrollments.id.in_(finished), running)
             .values(status=EnrollmentStatus.COMPLETED, ended_at=now, next_due_at=None)
-            .execution_options(synchronize_session=False)
         )
-    return statuses
 
 
 def _row(

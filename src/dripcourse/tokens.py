@@ -11,6 +11,7 @@ every worker sharing the database signs alike.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -51,7 +52,7 @@ class Signer:
             for purpose in EXPIRING
         }
         self._compact = {
-            purpose: itsdangerous.Signer(secret_key, salt=f"dripcourse.{purpose}")
+            purpose: _KeptKeySigner(secret_key, salt=f"dripcourse.{purpose}")
             for purpose in Purpose
             if purpose not in EXPIRING
         }
@@ -92,6 +93,17 @@ class Signer:
         _, stamp = self._timed[purpose].loads(token, return_timestamp=True)
         issued: datetime = stamp
         return issued.astimezone(UTC) if issued.tzinfo else issued.replace(tzinfo=UTC)
+
+
+class _KeptKeySigner(itsdangerous.Signer):
+    """itsdangerous derives the signing key from the secret on every call; it never changes."""
+
+    @functools.cached_property
+    def _derived(self) -> bytes:
+        return super().derive_key()
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        return self._derived if secret_key is None else super().derive_key(secret_key)
 
 
 _COMPACT = re.compile(r"[a-z]{1,8}\d{1,18}(?:-[a-z]{1,8}\d{1,18})*")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -301,3 +302,31 @@ def test_a_stopping_worker_finishes_the_message_in_flight_and_hands_back_the_res
     # The next worker sends them at once, without waiting for a lease to expire.
     tick(synced, settings, clock, clock.now())
     assert len(smtpd.messages) == 5
+
+
+def test_a_rate_limit_spaces_the_sending(synced, settings, clock, smtpd):
+    for number in range(6):
+        enrol(synced, clock, (f"p{number}@example.com", f"P {number}", "UTC"))
+    clock.set(datetime(2026, 3, 3, 8, 0, tzinfo=UTC))
+    # 20 messages a second, sent one by one: six messages cannot take less than a quarter second.
+    paced = settings.with_overrides(max_rate=20.0, send_group=1)
+    dispatcher = Dispatcher(synced, paced, load_backend(settings.email_backend), clock)
+    began = time.monotonic()
+    assert dispatcher.run_pass().count("sent") == 6
+    assert time.monotonic() - began >= 0.25
+
+
+def test_a_large_backlog_is_shared_by_worker_processes(synced, settings, clock, smtpd):
+    for number in range(60):
+        enrol(synced, clock, (f"p{number}@example.com", f"P {number}", "UTC"))
+    clock.set(datetime(2026, 3, 3, 8, 0, tzinfo=UTC))
+    small_batches = settings.with_overrides(batch_size=10, send_group=5, workers=2)
+    dispatcher = Dispatcher(synced, small_batches, load_backend(settings.email_backend), clock)
+    assert dispatcher._helpers_for(None) == 1
+    assert dispatcher.run_pass().count("sent") == 60
+    # Each person got lesson 1 exactly once, whichever process sent it.
+    assert sorted(m.rcpt_tos[0] for m in smtpd.messages) == sorted(
+        f"p{number}@example.com" for number in range(60)
+    )
+    capped = small_batches.with_overrides(max_connections=1)
+    assert Dispatcher(synced, capped, load_backend("memory:"), clock)._helpers_for(None) == 0
