@@ -1,6 +1,7 @@
 """The throughput benchmark of issue 4: raw SMTP, a naive loop, and `dripcourse tick`, side by side.
 
     python bench/run.py --sizes 20000 100000
+    python bench/run.py --sizes 20000 --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 Each run builds a fresh SQLite database with N lessons due, starts a local SMTP sink (Postfix's
 `smtp-sink` when bench/.postfix holds an unpacked `apt-get download postfix`, else an aiosmtpd sink),
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,8 +136,7 @@ def naive(port: int, count: int) -> Row:
     return Row(f"naive (Jinja2 + EmailMessage + smtplib, {sent} msgs)", int(sent), float(seconds))
 
 
-def dripcourse(port: int, count: int, workdir: Path, extra_env: dict[str, str]) -> Row:
-    url = f"sqlite:///{workdir / f'bench-{count}.db'}"
+def dripcourse(port: int, count: int, url: str, extra_env: dict[str, str], label: str = "") -> Row:
     subprocess.run(
         [
             PYTHON,
@@ -169,12 +170,41 @@ def dripcourse(port: int, count: int, workdir: Path, extra_env: dict[str, str]) 
     peak = int(done.stderr.strip().splitlines()[-1])
     if f"{count} sent" not in done.stdout:
         raise SystemExit(f"dripcourse did not send {count}: {done.stdout} {done.stderr}")
-    label = "dripcourse tick (all headers, both parts, ledger)"
-    if extra_env:
+    label = label or "dripcourse tick (all headers, both parts, ledger)"
+    if extra_env and not label.startswith("dripcourse on PostgreSQL"):
         label += " " + " ".join(
             f"{k.removeprefix('DRIPCOURSE_').lower()}={v}" for k, v in extra_env.items()
         )
     return Row(label, count, seconds, peak / 1024)
+
+
+@contextmanager
+def postgres_schema(server_url: str, name: str) -> Iterator[str]:
+    """An empty schema of its own on the PostgreSQL server, dropped afterwards: a URL using it."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        connection.exec_driver_sql(f"CREATE SCHEMA {name}")
+    try:
+        url = make_url(server_url).update_query_dict({"options": f"-csearch_path={name}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        admin.dispose()
+
+
+def on_postgres(port: int, count: int, server_url: str) -> list[Row]:
+    """`dripcourse tick` on PostgreSQL with 1, 2 and 4 sending processes (DRIPCOURSE_WORKERS)."""
+    rows = []
+    for workers in (1, 2, 4):
+        with postgres_schema(server_url, f"bench_{count}_{workers}") as url:
+            label = f"dripcourse on PostgreSQL, {workers} worker{'s' if workers > 1 else ''}"
+            rows.append(dripcourse(port, count, url, {"DRIPCOURSE_WORKERS": str(workers)}, label))
+    return rows
 
 
 def table(rows: list[Row], naive_row: Row, raw_row: Row | None) -> str:
@@ -198,6 +228,13 @@ def main() -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
     parser.add_argument("--workers", default="", help="DRIPCOURSE_WORKERS for the dripcourse run")
+    parser.add_argument(
+        "--postgres",
+        metavar="URL",
+        default="",
+        help="also run on this PostgreSQL server with 1, 2 and 4 workers (a schema per run), "
+        "e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    )
     args = parser.parse_args()
     extra = {"DRIPCOURSE_WORKERS": args.workers} if args.workers else {}
     workdir = Path(tempfile.mkdtemp(prefix="dripcourse-bench-"))
@@ -207,7 +244,11 @@ def main() -> None:
                 raw_row = raw(port, size)
                 naive_row = naive(port, size)
                 rows = [r for r in (raw_row, naive_row) if r]
-                rows.append(dripcourse(port, size, workdir, extra))
+                rows.append(
+                    dripcourse(port, size, f"sqlite:///{workdir / f'bench-{size}.db'}", extra)
+                )
+                if args.postgres:
+                    rows.extend(on_postgres(port, size, args.postgres))
             print(f"\nN = {size:,} (sink: {kind}; {os.cpu_count()} cores)\n")
             print(table(rows, naive_row, raw_row))
     finally:

@@ -1,5 +1,7 @@
 """Builds a benchmark database: the runners course synced and N subscribers due at one instant.
 
+Any database URL works: a SQLite file, or an empty PostgreSQL database (postgresql+psycopg://...).
+
 Written with bulk INSERTs (not the subscribe operation) because the point is the state, not how it
 was reached: N active enrolments whose lesson 1 is due at `DUE`, plus optional idle subscribers.
 """
@@ -32,8 +34,9 @@ def build(url: str, courses: Path, due: int, idle: int) -> None:
     for start in range(0, due + idle, CHUNK):
         numbers = range(start, min(start + CHUNK, due + idle))
         with database.transaction() as session:
-            session.execute(
-                insert(Subscriber),
+            # Ids in the order of the rows (not "first + i": PostgreSQL's sequence need not be dense).
+            ids = session.scalars(
+                insert(Subscriber).returning(Subscriber.id, sort_by_parameter_order=True),
                 [
                     {
                         "email": f"reader{n}@example.com",
@@ -43,16 +46,12 @@ def build(url: str, courses: Path, due: int, idle: int) -> None:
                     }
                     for n in numbers
                 ],
-            )
-            first = session.scalar(
-                select(Subscriber.id).where(Subscriber.email == f"reader{numbers[0]}@example.com")
-            )
-            assert first is not None
+            ).all()
             session.execute(
                 insert(Enrollment),
                 [
                     {
-                        "subscriber_id": first + i,
+                        "subscriber_id": ids[i],
                         "course_id": course_id,
                         "status": "active",
                         "source": "bench",

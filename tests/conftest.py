@@ -7,12 +7,16 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 from dripcourse import migrations
 from dripcourse.cli.main import main
@@ -21,6 +25,75 @@ from dripcourse.config import Settings
 from dripcourse.courses import load_sources, sync_course
 from dripcourse.db import Database
 from dripcourse.smtpserver import CapturingSMTPServer
+
+# --- PostgreSQL (issue 6): tests marked `both_databases` run on SQLite and on PostgreSQL, tests
+# marked `postgres` on PostgreSQL only. Every other test keeps its single SQLite variant (and id).
+POSTGRES_URL_VARIABLE = "DRIPCOURSE_TEST_POSTGRES_URL"
+NO_POSTGRES = f"{POSTGRES_URL_VARIABLE} is not set"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database_kind" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("postgres"):
+        metafunc.parametrize("database_kind", ["postgresql"], indirect=True)
+    elif metafunc.definition.get_closest_marker("both_databases"):
+        metafunc.parametrize("database_kind", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def database_kind(request: pytest.FixtureRequest) -> str:
+    """The database to test on: sqlite, unless the test opted in (see `pytest_generate_tests`)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """The server's URL; skips without it, fails on CI (which provides PostgreSQL)."""
+    url = os.environ.get(POSTGRES_URL_VARIABLE, "")
+    if not url:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{NO_POSTGRES} (CI must provide PostgreSQL)")
+        pytest.skip(NO_POSTGRES)
+    return url
+
+
+@pytest.fixture
+def database_url(
+    database_kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A SQLite file, or a fresh PostgreSQL schema of its own (dropped afterwards)."""
+    if database_kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'dripcourse.db'}"
+        return
+    with fresh_postgres_schema(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_postgres_url(postgres_url: str) -> Iterator[str]:
+    """A second, empty database on PostgreSQL beside the test's own (a target to copy to)."""
+    with fresh_postgres_schema(postgres_url) as url:
+        yield url
+
+
+@contextmanager
+def fresh_postgres_schema(server_url: str) -> Iterator[str]:
+    """A new empty schema `t_<random>` on the server; yields a URL whose connections use only it
+    (libpq's `options=-csearch_path=...`), and drops it afterwards."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql("SET lock_timeout = '10s'")
+            connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        admin.dispose()
+
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_COURSES = ROOT / "emails"
@@ -54,9 +127,9 @@ def courses_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, courses_dir: Path, smtpd: CapturingSMTPServer) -> Settings:
+def settings(database_url: str, courses_dir: Path, smtpd: CapturingSMTPServer) -> Settings:
     return Settings(
-        database_url=f"sqlite:///{tmp_path / 'dripcourse.db'}",
+        database_url=database_url,  # a SQLite file, or a PostgreSQL schema (see above)
         email_backend=smtpd.url,
         base_url="https://courses.example.org",
         courses_dir=courses_dir,
@@ -66,7 +139,7 @@ def settings(tmp_path: Path, courses_dir: Path, smtpd: CapturingSMTPServer) -> S
 
 @pytest.fixture
 def database(settings: Settings) -> Iterator[Database]:
-    """A real SQLite file with the schema made by the migrations."""
+    """A real SQLite file (or PostgreSQL schema) with the schema made by the migrations."""
     db = Database(settings.database_url)
     migrations.upgrade(db)
     yield db

@@ -57,6 +57,11 @@ class Settings:
     """Bearer tokens of the operator API, comma-separated; none set: the API refuses everyone."""
     signup_rate_per_minute: int = 10
     """Sign-ups accepted from one client address per minute; more get 429."""
+    bounce_address: str = ""
+    """Base of the VERP envelope senders (`bounces@example.com` -> `bounces+42-1a2b3c4d@...`);
+    empty: `bounces@` the course sender's domain. A course's `sender.bounce_email` wins."""
+    soft_bounce_limit: int = 3
+    """Soft bounces (4.x.x) of one subscriber after which the address is suppressed."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

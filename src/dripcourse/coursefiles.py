@@ -77,6 +77,7 @@ COURSE_SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "email": (_STR, True),
         "reply_to": (_STR, False),
         "unsubscribe_email": (_STR, False),
+        "bounce_email": (_STR, False),
     },
     "schedule": {
         "cadence_days": (_INT, False),
@@ -135,7 +136,7 @@ def read_course(path: Path) -> CourseSource:
     source.settings = _read_settings(path / "course.toml", source.problems)
     for name, attr in (("layout.html", "layout_html"), ("layout.txt", "layout_text")):
         if (path / name).is_file():
-            setattr(source, attr, (path / name).read_text(encoding="utf-8"))
+            setattr(source, attr, _read_text(path / name, source.problems))
     files = sorted(p for p in path.glob("*.md") if p.is_file())
     if not files:
         source.problems.append(
@@ -163,12 +164,11 @@ def read_course(path: Path) -> CourseSource:
 
 
 def _read_settings(file: Path, problems: list[Problem]) -> dict[str, Any]:
-    raw = _load_toml(
-        file, file.read_text(encoding="utf-8") if file.is_file() else None, 0, problems
-    )
-    if raw is None:
+    text = _read_text(file, problems) if file.is_file() else None
+    raw = _load_toml(file, text, 0, problems) if text is not None or not file.is_file() else None
+    if raw is None or text is None:
         return {}
-    lines = _key_lines(file.read_text(encoding="utf-8"))
+    lines = _key_lines(text)
     settings: dict[str, Any] = {}
     for section, keys in COURSE_SCHEMA.items():
         table = raw if section == "" else raw.get(section)
@@ -188,7 +188,7 @@ def _read_settings(file: Path, problems: list[Problem]) -> dict[str, Any]:
         raw.get("related", []),
         "related",
         file,
-        _item_lines(file.read_text(encoding="utf-8"), "related"),
+        _item_lines(text, "related"),
         problems,
     )
     return _normalise_settings(settings, file, lines, problems)
@@ -225,7 +225,7 @@ def _normalise_settings(
     sender = settings.setdefault("sender", {})
     sender.setdefault("reply_to", None)
     sender.setdefault("unsubscribe_email", sender.get("email"))
-    for key in ("email", "reply_to", "unsubscribe_email"):
+    for key in ("email", "reply_to", "unsubscribe_email", "bounce_email"):
         if sender.get(key) and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", sender[key]):
             problems.append(
                 Problem(
@@ -265,7 +265,9 @@ def _check_zone(value: str) -> str:
 
 
 def _read_lesson(file: Path, position: int, problems: list[Problem]) -> LessonSource | None:
-    text = file.read_text(encoding="utf-8")
+    text = _read_text(file, problems)
+    if text is None:
+        return None
     lines = text.splitlines(keepends=True)
     if not lines or lines[0].strip() != FRONT_MATTER_FENCE:
         problems.append(Problem(file, 1, "a lesson starts with front matter between '+++' lines"))
@@ -314,6 +316,17 @@ def _read_lesson(file: Path, position: int, problems: list[Problem]) -> LessonSo
         front_matter_lines=key_lines,
         content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(),
     )
+
+
+def _read_text(file: Path, problems: list[Problem]) -> str | None:
+    try:
+        return file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = file.read_bytes()[: exc.start].count(b"\n") + 1
+        problems.append(Problem(file, line, f"not UTF-8 text: {exc.reason} at byte {exc.start}"))
+    except OSError as exc:
+        problems.append(Problem(file, 1, f"cannot read the file: {exc.strerror}"))
+    return None
 
 
 def _load_toml(

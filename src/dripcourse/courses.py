@@ -98,7 +98,7 @@ def check_course(source: CourseSource) -> list[Problem]:
             continue
         try:
             renderer.render(lesson.key, SAMPLE_RECIPIENT, SAMPLE_LINKS)
-        except jinja2.TemplateError as exc:
+        except Exception as exc:  # a course's own layout runs here: anything may go wrong
             problems.append(_layout_problem(source, exc))
     return problems
 
@@ -145,7 +145,9 @@ def _check_lesson_templates(lesson: LessonSource, renderer: CourseRenderer) -> l
     sources = {"subject": lesson.subject, "body": lesson.body}
     first_line = {"subject": lesson.front_matter_lines.get("subject", 1), "body": lesson.body_line}
     env = jinja2.Environment(
-        loader=jinja2.FunctionLoader(lambda name: (sources[name], name, lambda: True)),
+        loader=jinja2.FunctionLoader(
+            lambda name: (sources[name], name, lambda: True) if name in sources else None
+        ),
         undefined=jinja2.StrictUndefined,
     )
     context = renderer.context(lesson.key, SAMPLE_RECIPIENT, SAMPLE_LINKS)
@@ -156,10 +158,10 @@ def _check_lesson_templates(lesson: LessonSource, renderer: CourseRenderer) -> l
         except jinja2.TemplateSyntaxError as exc:
             line = first_line[part] + (exc.lineno or 1) - 1 if part == "body" else first_line[part]
             problems.append(Problem(lesson.file, line, f"template syntax: {exc.message}"))
-        except jinja2.TemplateError as exc:
+        except Exception as exc:  # the author's own expressions run here
             line = _template_line(exc, part) or 1
             line = first_line[part] + line - 1 if part == "body" else first_line[part]
-            problems.append(Problem(lesson.file, line, f"{part}: {exc}"))
+            problems.append(Problem(lesson.file, line, f"{part}: {_describe(exc)}"))
     return problems
 
 
@@ -168,12 +170,18 @@ def _template_line(exc: BaseException, name: str) -> int | None:
     return frames[-1].lineno if frames else None
 
 
-def _layout_problem(source: CourseSource, exc: jinja2.TemplateError) -> Problem:
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, jinja2.TemplateError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _layout_problem(source: CourseSource, exc: BaseException) -> Problem:
     for name in ("layout.html", "layout.txt"):
         line = _template_line(exc, name) or getattr(exc, "lineno", None)
         if (source.path / name).is_file() and line:
-            return Problem(source.path / name, line, f"layout: {exc}")
-    return Problem(source.path / "course.toml", 1, f"layout: {exc}")
+            return Problem(source.path / name, line, f"layout: {_describe(exc)}")
+    return Problem(source.path / "course.toml", 1, f"layout: {_describe(exc)}")
 
 
 def sync_course(session: Session, source: CourseSource, now: datetime) -> SyncReport:

@@ -68,10 +68,11 @@ class Database:
 
 class WriterQueue:
     """Writers to one SQLite file queue here (an flock on `<file>-writers.lock`, and a thread lock
-    for the threads of this process) before they ask SQLite for its write lock."""
+    for the threads of this process) before they ask SQLite for its write lock. Other databases
+    have row locks of their own: for them this queue does nothing."""
 
     def __init__(self, path: Path | None) -> None:
-        self._thread_lock = threading.Lock()
+        self._thread_lock = threading.Lock() if path is not None else None
         self._file = None
         if path is not None and fcntl is not None:
             self._file = open(f"{path}-writers.lock", "a+b")  # noqa: SIM115 - kept open for life
@@ -85,14 +86,16 @@ class WriterQueue:
         return cls(Path(database))
 
     def __enter__(self) -> None:
-        self._thread_lock.acquire()
+        if self._thread_lock is not None:
+            self._thread_lock.acquire()
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_EX)
 
     def __exit__(self, *exc: object) -> None:
         if self._file is not None:
             fcntl.flock(self._file, fcntl.LOCK_UN)
-        self._thread_lock.release()
+        if self._thread_lock is not None:
+            self._thread_lock.release()
 
 
 def upsert_insert(session: Session) -> Any:

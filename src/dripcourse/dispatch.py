@@ -40,6 +40,7 @@ from dripcourse.messages import CourseView, MessageBuilder
 from dripcourse.models import Course, Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
 from dripcourse.outcomes import CourseFacts, record_outcomes
 from dripcourse.tokens import Signer, secret_key
+from dripcourse.verp import BounceAddresses
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class Dispatcher:
         report = PassReport()
         now = self.clock.now()
         with ExitStack() as backend:
+            opened = False
             while not self.stop.is_set():
                 with self.database.transaction() as session:
                     owed = materialise_due(session, now, self.settings.batch_size)
@@ -128,9 +130,11 @@ class Dispatcher:
                 jobs = self._claim()
                 if not jobs and not owed:
                     break
-                if jobs and not backend:
-                    # One SMTP connection, opened only when there is something to send.
+                if jobs and not opened:
+                    # One SMTP connection, opened only when there is something to send, and
+                    # closed (QUIT) when the pass ends. (An ExitStack is always true: test a flag.)
                     backend.enter_context(self.backend)
+                    opened = True
                 for outcome in self._deliver(jobs):
                     report.counts[outcome.status] += 1
                     if on_outcome is not None:
@@ -172,8 +176,13 @@ class Dispatcher:
                 timedelta(seconds=self.settings.lease_seconds),
             )
             if self._builder is None:
-                signer = Signer(secret_key(session, self.settings.secret_key))
-                self._builder = MessageBuilder(signer, self.settings.base_url)
+                key = secret_key(session, self.settings.secret_key)
+                self._builder = MessageBuilder(
+                    Signer(key),
+                    self.settings.base_url,
+                    BounceAddresses(key),
+                    self.settings.bounce_address,
+                )
             missing = {job.course_id for job in jobs} - set(self._courses)
             for course in session.scalars(
                 select(Course).where(Course.id.in_(missing)).options(selectinload(Course.lessons))

@@ -36,6 +36,7 @@ from dripcourse.subscriptions import (
     WAITING_FOR_CONSENT,
     make_message_id,
 )
+from dripcourse.validation import address_hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +83,10 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
     course_ids = {row.course_id for row in due}
     orders = _lesson_orders(session, course_ids)
     histories = _histories(session, ids)
+    hashes = {row.email: address_hash(row.email) for row in due}
     suppressed = set(
         session.scalars(
-            select(Suppression.email).where(Suppression.email.in_({row.email for row in due}))
+            select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes.values()))
         )
     )
     courses = {
@@ -94,7 +96,7 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
     owed: list[dict[str, object]] = []
     finished: list[int] = []
     for row in due:
-        if row.email in suppressed:
+        if hashes[row.email] in suppressed:
             continue  # held: nothing is owed to a suppressed address
         keys, lesson_ids = orders[row.course_id]
         key = next_lesson(keys, histories[row.id])
@@ -235,10 +237,12 @@ def jobs_for(session: Session, delivery_ids: Sequence[int]) -> list[Job]:
 def still_wanted(session: Session, jobs: Sequence[Job]) -> set[int]:
     """The delivery ids among `jobs` that may still go out: checked right before sending, so an
     unsubscribe or a suppression that arrived after the claim is honoured."""
-    emails = {job.email for job in jobs}
+    hashes = {job.email: address_hash(job.email) for job in jobs}
     suppressed = dict(
         session.execute(
-            select(Suppression.email, Suppression.reason).where(Suppression.email.in_(emails))
+            select(Suppression.email_hash, Suppression.reason).where(
+                Suppression.email_hash.in_(hashes.values())
+            )
         ).all()
     )
     open_ids = set(
@@ -251,7 +255,7 @@ def still_wanted(session: Session, jobs: Sequence[Job]) -> set[int]:
     )
     wanted = set()
     for job in jobs:
-        reason = suppressed.get(job.email)
+        reason = suppressed.get(hashes[job.email])
         # A confirmation was asked for by the person, even after an earlier unsubscribe.
         blocked = reason is not None and not (
             job.kind == DeliveryKind.CONFIRMATION and reason in SELF_LIFTED

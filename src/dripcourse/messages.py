@@ -26,6 +26,7 @@ from dripcourse.rendering import (
     render_confirmation,
 )
 from dripcourse.tokens import Purpose, Signer
+from dripcourse.verp import BounceAddresses, bounce_base
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class CourseView:
 class MessageBuilder:
     signer: Signer
     base_url: str
+    bounces: BounceAddresses | None = None
+    """Makes the VERP envelope sender; None: the plain course sender (test sends)."""
+    bounce_address: str = ""
+    """`Settings.bounce_address`."""
 
     def links(self, job: Job) -> Links:
         base = self.base_url.rstrip("/")
@@ -88,9 +93,13 @@ class MessageBuilder:
                 else None
             ),
         )
+        envelope_sender = sender["email"]
+        if self.bounces is not None:
+            base = bounce_base(settings, self.bounce_address)
+            envelope_sender = self.bounces.make(base, job.delivery_id)
         return OutgoingMessage(
             key=str(job.delivery_id),
-            sender=sender["email"],
+            sender=envelope_sender,
             recipient=job.email,
             data=compose(envelope, subject_prefix + rendered.subject, rendered.text, rendered.html),
         )

@@ -10,6 +10,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
 
 from dripcourse.db import Database
 
@@ -44,3 +46,11 @@ def current_revision(database: Database) -> str | None:
 
 def head_revision(database: Database) -> str | None:
     return ScriptDirectory.from_config(_config(database)).get_current_head()
+
+
+def is_known_revision(database: Database, revision: str) -> bool:
+    """Is `revision` one of the migrations shipped with this version?"""
+    try:
+        return ScriptDirectory.from_config(_config(database)).get_revision(revision) is not None
+    except (RevisionError, CommandError):
+        return False

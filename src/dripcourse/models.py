@@ -24,7 +24,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from dripcourse.validation import address_hash
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -91,6 +94,8 @@ class SuppressionReason(enum.StrEnum):
     HARD_BOUNCE = "hard_bounce"
     COMPLAINT = "complaint"
     MANUAL = "manual"
+    FORGOTTEN = "forgotten"
+    """The person asked to be forgotten (`subscribers forget`): only the address's hash is kept."""
 
 
 class AppMeta(Base):
@@ -149,6 +154,8 @@ class Subscriber(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     timezone: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+    soft_bounces: Mapped[int] = mapped_column(default=0, server_default="0")
+    """Soft bounces (4.x.x) reported so far; at `soft_bounce_limit` the address is suppressed."""
 
     enrollments: Mapped[list[Enrollment]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
@@ -233,12 +240,32 @@ class Delivery(Base):
     lesson: Mapped[Lesson | None] = relationship()
 
 
+def _hash_of_email(context: DefaultExecutionContext) -> str:
+    parameters: dict[str, Any] = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return address_hash(parameters["email"])
+
+
 class Suppression(Base):
-    """Addresses never to be mailed, whatever their enrolments say."""
+    """Addresses never to be mailed, whatever their enrolments say. Every check matches by
+    `email_hash`, so a suppression whose person was forgotten (email None) still holds."""
 
     __tablename__ = "suppressions"
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    """None once the person was forgotten."""
+    email_hash: Mapped[str] = mapped_column(String(64), unique=True, default=_hash_of_email)
+    """`validation.address_hash` of the address (filled in from `email` when not given)."""
     reason: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
+
+
+class ProcessedBounce(Base):
+    """Bounce and complaint messages already read (by their own Message-ID, or the SHA-256 of their
+    bytes when they have none), so a mailbox read twice counts nothing twice."""
+
+    __tablename__ = "processed_bounces"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_key: Mapped[str] = mapped_column(String(255), unique=True)
+    outcome: Mapped[str] = mapped_column(String(16))
+    processed_at: Mapped[datetime]

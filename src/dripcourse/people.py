@@ -5,6 +5,7 @@ Enrolments (what they receive) are `subscriptions.py`'s business; this module is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -13,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from dripcourse.courses import rhythm_of
 from dripcourse.errors import NotFound
-from dripcourse.models import EnrollmentStatus, Subscriber
+from dripcourse.models import EnrollmentStatus, Subscriber, Suppression, SuppressionReason
 from dripcourse.schedule import same_local_day
-from dripcourse.validation import check_timezone, clean_name, normalise_email
+from dripcourse.validation import address_hash, check_timezone, clean_name, normalise_email
 
 
 def update_subscriber(
@@ -66,6 +67,42 @@ def delete_subscriber(session: Session, subscriber_id: int) -> str:
     session.delete(subscriber)
     session.flush()
     return address
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    had_data: bool
+    """A subscriber row (with its enrolments and deliveries) was erased."""
+    address_hash: str
+    """What is kept: the suppression's SHA-256 of the address (`validation.address_hash`)."""
+
+
+def forget(session: Session, email: str, now: datetime) -> Forgotten:
+    """Erase a person (the right to erasure): their subscriber row, enrolments, consent evidence
+    and delivery history, and the address and details of their suppression. What stays is a
+    suppression holding only the hash of the address, so that it is never mailed again: a new
+    sign-up with it gets the answer anyone gets, and nothing is sent.
+
+    Forgetting an address nobody holds still suppresses it (the person asked not to be mailed).
+    """
+    address = normalise_email(email)
+    hashed = address_hash(address)
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    if subscriber is not None:
+        session.delete(subscriber)  # enrolments and deliveries go with ON DELETE CASCADE
+    suppression = session.scalar(select(Suppression).where(Suppression.email_hash == hashed))
+    if suppression is None:
+        suppression = Suppression(email_hash=hashed, reason=SuppressionReason.FORGOTTEN)
+        session.add(suppression)
+    elif suppression.reason == SuppressionReason.UNSUBSCRIBED:
+        # An unsubscribe may be lifted by the person's own new sign-up; once forgotten there is no
+        # person left whose consent could lift it.
+        suppression.reason = SuppressionReason.FORGOTTEN
+    suppression.email = None
+    suppression.detail = ""  # a bounce's detail may quote the address
+    suppression.created_at = now
+    session.flush()
+    return Forgotten(had_data=subscriber is not None, address_hash=hashed)
 
 
 def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:

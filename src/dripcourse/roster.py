@@ -30,7 +30,7 @@ from dripcourse.models import (
 )
 from dripcourse.schedule import first_lesson_due
 from dripcourse.subscriptions import make_message_id
-from dripcourse.validation import check_timezone, clean_name, normalise_email
+from dripcourse.validation import address_hash, check_timezone, clean_name, normalise_email
 
 CHUNK = 1000
 EXPORT_FIELDS = ["email", "name", "timezone", "course", "status", "enrolled_at", "confirmed_at"]
@@ -129,11 +129,16 @@ def _import_chunk(
     report: ImportReport,
 ) -> None:
     emails = [row.email for row in rows]
-    suppressed = dict(
+    # Matched by hash: the suppression of a forgotten person has no address, only its hash.
+    hashes = {email: address_hash(email) for email in emails}
+    reasons = dict(
         session.execute(
-            select(Suppression.email, Suppression.reason).where(Suppression.email.in_(emails))
+            select(Suppression.email_hash, Suppression.reason).where(
+                Suppression.email_hash.in_(hashes.values())
+            )
         ).all()
     )
+    suppressed = {email: reasons[hashed] for email, hashed in hashes.items() if hashed in reasons}
     rows = [row for row in rows if not _rejected_for(row, suppressed, report)]
     existing = dict(
         session.execute(

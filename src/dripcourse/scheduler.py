@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from dripcourse.clock import Clock
 from dripcourse.config import Settings
@@ -25,6 +26,17 @@ from dripcourse.models import Enrollment, EnrollmentStatus
 log = logging.getLogger(__name__)
 
 DISPATCH_JOB = "dispatch"
+HOUSEKEEPING_LOCK = 0x64726970  # "drip": the PostgreSQL advisory lock key of housekeeping
+
+
+def _first_to_housekeep(session: Session) -> bool:
+    """Whether this worker does the housekeeping that must run once. On PostgreSQL several
+    `dripcourse run` processes wake at 03:17 together: the first takes a transaction-level advisory
+    lock and the others skip. On SQLite the `BEGIN IMMEDIATE` of the transaction already makes the
+    workers take turns, and the second one finds nothing left to remove."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(HOUSEKEEPING_LOCK))))
 
 
 def expire_unconfirmed(database: Database, clock: Clock, max_age: timedelta) -> int:
@@ -34,6 +46,9 @@ def expire_unconfirmed(database: Database, clock: Clock, max_age: timedelta) -> 
     their history whether or not they confirm."""
     cutoff = clock.now() - max_age
     with database.transaction() as session:
+        if not _first_to_housekeep(session):
+            log.info("housekeeping: another worker is doing it")
+            return 0
         stale = list(
             session.scalars(
                 select(Enrollment.id).where(

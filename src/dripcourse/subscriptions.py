@@ -33,7 +33,7 @@ from dripcourse.schedule import (
     first_lesson_due,
     resumed_due,
 )
-from dripcourse.validation import check_timezone, clean_name, normalise_email
+from dripcourse.validation import address_hash, check_timezone, clean_name, normalise_email
 
 OPEN_DELIVERY = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 # Enrolments that a new sign-up (re)starts once the person confirms it.
@@ -249,12 +249,28 @@ def end_enrollment(session: Session, enrollment: Enrollment, now: datetime) -> N
 def suppress(
     session: Session, email: str, reason: SuppressionReason, now: datetime, detail: str = ""
 ) -> None:
-    existing = session.scalar(select(Suppression).where(Suppression.email == email))
+    existing = suppression_of(session, email)
     if existing is None:
-        session.add(Suppression(email=email, reason=reason, detail=detail, created_at=now))
+        session.add(
+            Suppression(
+                email=email,
+                email_hash=address_hash(email),
+                reason=reason,
+                detail=detail,
+                created_at=now,
+            )
+        )
     elif existing.reason in SELF_LIFTED and reason not in SELF_LIFTED:
         # A bounce or complaint outranks an unsubscribe: it must not be lifted by a new sign-up.
         existing.reason, existing.detail = reason, detail
+
+
+def suppression_of(session: Session, address: str) -> Suppression | None:
+    """The suppression of a normalised address, matched by its hash so that the suppression of a
+    forgotten person (whose address is no longer stored) still holds."""
+    return session.scalar(
+        select(Suppression).where(Suppression.email_hash == address_hash(address))
+    )
 
 
 def pause(
@@ -364,7 +380,7 @@ def _enrollments(
 
 def _refuse_suppressed(session: Session, address: str, confirmed: bool) -> None:
     """Suppressed addresses are not enrolled; one who unsubscribed may come back by confirming."""
-    found = session.scalar(select(Suppression).where(Suppression.email == address))
+    found = suppression_of(session, address)
     if found is None:
         return
     if found.reason not in SELF_LIFTED:
@@ -377,7 +393,7 @@ def _refuse_suppressed(session: Session, address: str, confirmed: bool) -> None:
 
 
 def _lift_own_unsubscribe(session: Session, address: str) -> None:
-    found = session.scalar(select(Suppression).where(Suppression.email == address))
+    found = suppression_of(session, address)
     if found is not None and found.reason in SELF_LIFTED:
         session.delete(found)
 
@@ -385,9 +401,7 @@ def _lift_own_unsubscribe(session: Session, address: str) -> None:
 def _left_after(session: Session, enrollment: Enrollment, instant: datetime) -> bool:
     """Did the person leave this course, or all mail, at or after `instant`?"""
     left = [enrollment.ended_at] if enrollment.status == EnrollmentStatus.UNSUBSCRIBED else []
-    suppression = session.scalar(
-        select(Suppression).where(Suppression.email == enrollment.subscriber.email)
-    )
+    suppression = suppression_of(session, enrollment.subscriber.email)
     if suppression is not None:
         left.append(suppression.created_at)
     return any(moment is not None and moment >= instant for moment in left)

@@ -52,7 +52,7 @@ class Signer:
             for purpose in EXPIRING
         }
         self._compact = {
-            purpose: _KeptKeySigner(secret_key, salt=f"dripcourse.{purpose}")
+            purpose: KeptKeySigner(secret_key, salt=f"dripcourse.{purpose}")
             for purpose in Purpose
             if purpose not in EXPIRING
         }
@@ -95,7 +95,7 @@ class Signer:
         return issued.astimezone(UTC) if issued.tzinfo else issued.replace(tzinfo=UTC)
 
 
-class _KeptKeySigner(itsdangerous.Signer):
+class KeptKeySigner(itsdangerous.Signer):
     """itsdangerous derives the signing key from the secret on every call; it never changes."""
 
     @functools.cached_property

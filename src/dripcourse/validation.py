@@ -5,6 +5,7 @@ Every check raises `BadInput` with a message fit to show the person as it is.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from datetime import UTC, datetime
@@ -31,6 +32,18 @@ def normalise_email(address: str) -> str:
     except EmailNotValidError as exc:
         raise BadInput(f"not a valid email address: {_shown(address)} ({exc})") from None
     return str(valid.normalized)
+
+
+def address_hash(address: str) -> str:
+    """SHA-256 (hex) of a normalised address: how suppressions recognise an address, even one whose
+    person was forgotten and of which only this hash is kept.
+
+    Deliberately not keyed with the secret key: a suppression must survive a change of
+    `DRIPCOURSE_SECRET_KEY` and a restore onto another installation. A key would not hide much
+    either: the hash is there to be matched against addresses, and whoever holds an address can test
+    it either way (by default the key lives in the same database).
+    """
+    return hashlib.sha256(address.encode("utf-8")).hexdigest()
 
 
 def clean_name(name: str | None) -> str:

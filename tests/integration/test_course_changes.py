@@ -6,6 +6,7 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from dripcourse import subscriptions
@@ -17,6 +18,9 @@ from dripcourse.db import Database
 from dripcourse.dispatch import Dispatcher
 from dripcourse.models import Delivery, Enrollment
 from dripcourse.smtpserver import CapturingSMTPServer
+
+# The ledger logic runs on SQLite, and on PostgreSQL when DRIPCOURSE_TEST_POSTGRES_URL is set.
+pytestmark = pytest.mark.both_databases
 
 EXTRA_LESSON = """+++
 subject = "Bonus: {{ subscriber.first_name }}, your race-week checklist"

@@ -1,4 +1,5 @@
-"""The dispatcher against a real SQLite file and a real SMTP server: who gets which lesson when."""
+"""The dispatcher against a real database (SQLite, and PostgreSQL when its URL is given) and a real
+SMTP server: who gets which lesson when."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from dripcourse.ledger import claim, materialise_due, still_wanted
 from dripcourse.models import Delivery, Enrollment, Suppression
 from dripcourse.outcomes import record_outcomes
 from dripcourse.smtpserver import CapturingSMTPServer
+
+# The ledger logic runs on SQLite, and on PostgreSQL when DRIPCOURSE_TEST_POSTGRES_URL is set.
+pytestmark = pytest.mark.both_databases
 
 ADA = ("ada@example.com", "Ada Lovelace", "America/Toronto")
 BRUNO = ("bruno@example.com", "Bruno Schulz", "Europe/Berlin")

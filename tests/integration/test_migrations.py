@@ -21,6 +21,7 @@ from dripcourse.models import Base
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.both_databases
 def test_upgrade_on_an_empty_database_equals_the_models(database: Database) -> None:
     with database.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})

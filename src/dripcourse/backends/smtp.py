@@ -10,6 +10,10 @@ PIPELINING, else one command at a time through smtplib; `pipelining=0` forces th
 way a message that is not 7-bit is announced with BODY=8BITMIME (RFC 6152) where the server offers
 it. A server that does not is sent the 8-bit message as it is, as smtplib always did, with one
 warning in the log per backend: converting to quoted-printable would mean rebuilding the MIME.
+
+A server that cannot be reached (refused, silent, TLS or log-in trouble) costs one attempt (one
+timeout) between `open()` and `close()`, that is once per dispatch pass, not once per send group:
+the rest of the pass is kept for later at once, and the cause is logged once.
 """
 
 from __future__ import annotations
@@ -101,6 +105,9 @@ class SMTPBackend(DeliveryBackend):
         """How many messages went out pipelined, whatever became of them."""
         self._warned_8bit = False
         self._connection: smtplib.SMTP | None = None
+        self._unreachable: _SessionFailure | None = None
+        """Why no connection could be made since `open()`: the rest of the pass is deferred at once
+        instead of paying a connect timeout per send group; `close()` forgets it."""
 
     @classmethod
     def from_url(cls, url: str) -> Self:
@@ -148,6 +155,7 @@ class SMTPBackend(DeliveryBackend):
             log.warning("cannot open SMTP connection: %s", failure.detail)
 
     def close(self) -> None:
+        self._unreachable = None
         connection, self._connection = self._connection, None
         if connection is None:
             return
@@ -161,6 +169,9 @@ class SMTPBackend(DeliveryBackend):
     def send(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
         results: list[DeliveryResult] = []
         if not messages:
+            return results
+        if self._unreachable is not None:
+            self._defer(messages, self._unreachable, results, logged=True)
             return results
         try:
             self._ensure_live_connection()
@@ -189,8 +200,11 @@ class SMTPBackend(DeliveryBackend):
         rest: Sequence[OutgoingMessage],
         failure: _SessionFailure,
         results: list[DeliveryResult],
+        logged: bool = False,
     ) -> None:
         self._drop()
+        if not logged:
+            log.warning("%d message(s) kept for a later attempt: %s", len(rest), failure.detail)
         results.extend(
             DeliveryResult(m.key, Outcome.TEMPORARY, failure.code, failure.detail) for m in rest
         )
@@ -219,6 +233,13 @@ class SMTPBackend(DeliveryBackend):
         return self._connection
 
     def _connect(self) -> smtplib.SMTP:
+        try:
+            return self._try_connect()
+        except _SessionFailure as failure:
+            self._unreachable = failure
+            raise
+
+    def _try_connect(self) -> smtplib.SMTP:
         context = ssl.create_default_context()
         # Connecting in the constructor is what sets smtplib's private host name, which TLS needs
         # for certificate checks; on failure smtplib closes the socket itself.

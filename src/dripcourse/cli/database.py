@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from dripcourse import migrations
+from dripcourse import backup, migrations, transfer
 from dripcourse.cli.main import App, pass_app
+from dripcourse.db import Database
 
 
 @click.group("db")
@@ -28,5 +31,55 @@ def upgrade(app: App, revision: str) -> None:
         click.echo(f"database {database.url} migrated from {before or 'empty'} to {after}")
 
 
+@db_group.command("migrate-to")
+@click.argument("url")
+@pass_app
+def migrate_to(app: App, url: str) -> None:
+    """Copy everything to the empty database at URL (e.g. postgresql+psycopg://host/db).
+
+    Stop `dripcourse run` first; afterwards point DRIPCOURSE_DATABASE_URL at URL."""
+    source = app.database()
+    target = Database(url)
+    try:
+        copied = transfer.migrate_to(
+            source, target, lambda done: click.echo(f"{done.table}: {done.rows} row(s)")
+        )
+    finally:
+        target.dispose()
+    total = sum(done.rows for done in copied)
+    click.echo(f"copied {total} row(s) in {len(copied)} tables to {target.engine.url}")
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(db_group)
+
+
+# --- Backup and restore (SQLite) -----------------------------------------------------------------
+# Kept in one block at the end of the module; the operations live in `dripcourse.backup`.
+
+
+@db_group.command("backup")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace PATH if it exists.")
+@pass_app
+def backup_command(app: App, path: Path, force: bool) -> None:
+    """Write a consistent copy of the SQLite database to PATH, safe while others write."""
+    result = backup.backup(app.database(require_schema=False), path, force=force)
+    click.echo(
+        f"backed up {app.settings.database_url} to {result.path} "
+        f"({result.size:,} bytes, revision {result.revision})"
+    )
+
+
+@db_group.command("restore")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace the configured database if it exists.")
+@pass_app
+def restore_command(app: App, path: Path, force: bool) -> None:
+    """Copy the backup PATH over the configured SQLite database, then migrate it. Stop the workers
+    and the web server first: they would go on from the old data."""
+    before, after = backup.restore(app.database(require_schema=False), path, force=force)
+    click.echo(
+        f"restored {path} (revision {before}) to {app.settings.database_url}"
+        + (f"; migrated to {after}" if after != before else "")
+    )

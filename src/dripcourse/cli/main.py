@@ -116,9 +116,18 @@ def register() -> click.Group:
     """The root group with every command group attached (done once, on first use)."""
     global _registered
     if not _registered:
-        from dripcourse.cli import courses, database, demo, lessons, running, serve, subscribers
+        from dripcourse.cli import (
+            bounces,
+            courses,
+            database,
+            demo,
+            lessons,
+            running,
+            serve,
+            subscribers,
+        )
 
-        for module in (database, courses, subscribers, lessons, running, serve, demo):
+        for module in (database, courses, subscribers, lessons, running, serve, demo, bounces):
             module.register(cli)
         _registered = True
     return cli

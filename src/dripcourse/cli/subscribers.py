@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from dripcourse import overview, roster, subscriptions
+from dripcourse import overview, people, roster, subscriptions
 from dripcourse.cli.main import App, local_time, now_option, pass_app, utc_time
 from dripcourse.courses import get_course
 from dripcourse.errors import BadInput
@@ -218,6 +218,22 @@ def export_csv(app: App) -> None:
     """All subscribers and enrolments as CSV on stdout."""
     with app.database().transaction() as session:
         roster.write_csv(roster.export_rows(session), sys.stdout)
+
+
+@subscribers_group.command("forget")
+@click.argument("email")
+@now_option
+@pass_app
+def forget(app: App, email: str, now: str | None) -> None:
+    """Erase EMAIL's personal data (subscriber, enrolments, deliveries, consent evidence); only a
+    hash of the address is kept, so that it is never mailed again."""
+    app.at(now)
+    with app.database().transaction() as session:
+        result = people.forget(session, email, app.clock.now())
+    erased = "personal data erased" if result.had_data else "no personal data was held"
+    click.echo(
+        f"forgot {email.strip()}: {erased}; suppressed by hash sha256:{result.address_hash[:12]}..."
+    )
 
 
 def register(cli: click.Group) -> None:
