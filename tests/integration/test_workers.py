@@ -2,8 +2,8 @@
 arrives exactly once, and a worker killed mid-way costs at most its in-flight send group of repeats.
 
 Four workers on PostgreSQL, two on one SQLite file. The state is built with bulk INSERTs by
-`bench/setup_db.py`. The test SMTP server parses every message and takes about 400 a second, so
-the default run uses 4,000 lessons; DRIPCOURSE_TEST_WORKER_LESSONS=20000 runs the full size.
+`bench/setup_db.py`. 20,000 lessons, as the issue asks (about 50 s a test: the test SMTP server
+parses every message); DRIPCOURSE_TEST_WORKER_LESSONS=4000 gives a quicker run while developing.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dripcourse.smtpserver import CapturingSMTPServer
 pytestmark = [pytest.mark.both_databases, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-LESSONS = int(os.environ.get("DRIPCOURSE_TEST_WORKER_LESSONS", "4000"))
+LESSONS = int(os.environ.get("DRIPCOURSE_TEST_WORKER_LESSONS", "20000"))
 NOW = "2026-03-02T14:00:00Z"  # an hour after bench/setup_db.py's lessons fell due
 LATER = "2026-03-02T14:01:00Z"  # well after the claims of NOW have expired
 LEASE_SECONDS = 2
