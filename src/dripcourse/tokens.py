@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import itsdangerous
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -79,7 +79,7 @@ class Signer:
                 payload = _parse_compact(body)
         except SignatureExpired:
             raise BadInput("this link has expired") from None
-        except (BadSignature, UnicodeError, ValueError):
+        except (BadData, UnicodeError, ValueError):
             raise BadInput("this link is not valid") from None
         if not isinstance(payload, dict):
             raise BadInput("this link is not valid")
