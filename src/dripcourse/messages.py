@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from dripcourse.backends.base import OutgoingMessage
+from dripcourse.coursefiles import CourseSource
 from dripcourse.errors import NotFound
 from dripcourse.ledger import Job, jobs_for
 from dripcourse.mime import Envelope, compose, domain_of
@@ -42,6 +43,13 @@ class CourseView:
         from dripcourse.courses import renderer_for_course
 
         return cls(course.slug, course.settings, renderer_for_course(course))
+
+    @classmethod
+    def of_source(cls, source: CourseSource) -> CourseView:
+        """A course read from its files, not synced: previews and checks render through it."""
+        from dripcourse.courses import renderer_for_source
+
+        return cls(source.slug, source.settings, renderer_for_source(source))
 
 
 @dataclass(frozen=True)
@@ -103,6 +111,35 @@ class MessageBuilder:
             recipient=job.email,
             data=compose(envelope, subject_prefix + rendered.subject, rendered.text, rendered.html),
         )
+
+
+def sample_message(
+    builder: MessageBuilder,
+    course: CourseView,
+    lesson_key: str,
+    recipient: Recipient,
+    now: datetime,
+) -> OutgoingMessage:
+    """Lesson `lesson_key` for `recipient`, every header as a subscriber gets it, without a database.
+
+    The delivery is imaginary (id 0), so its links are signed but lead nowhere in particular.
+    """
+    domain = domain_of(course.settings["sender"]["email"])
+    job = Job(
+        delivery_id=0,
+        kind=DeliveryKind.LESSON,
+        enrollment_id=0,
+        course_id=0,
+        lesson_key=lesson_key,
+        message_id=f"<sample.{lesson_key}.{course.slug}@{domain}>",
+        email=recipient.email,
+        name=recipient.name,
+        timezone=recipient.timezone,
+        due_at=now,
+        attempts=1,
+        first_attempt_at=now,
+    )
+    return builder.build(job, course, now)
 
 
 def view_online(session: Session, builder: MessageBuilder, delivery_id: int) -> RenderedLesson:
