@@ -8,15 +8,19 @@ defaults. The TOML file uses the same names in lower case without the prefix
 from __future__ import annotations
 
 import os
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dripcourse.errors import BadInput
 from dripcourse.schedule import RetryPolicy
+
+if TYPE_CHECKING:
+    from dripcourse.dkim import DkimSigner
 
 ENV_PREFIX = "DRIPCOURSE_"
 
@@ -62,6 +66,17 @@ class Settings:
     empty: `bounces@` the course sender's domain. A course's `sender.bounce_email` wins."""
     soft_bounce_limit: int = 3
     """Soft bounces (4.x.x) of one subscriber after which the address is suppressed."""
+    dkim_key_file: Path | None = None
+    """PEM file of the RSA private key that DKIM-signs what the SMTP backend sends. DKIM takes
+    all three of dkim_key_file, dkim_selector and dkim_domain, or none."""
+    dkim_selector: str = ""
+    """The public key is published at `<selector>._domainkey.<domain>` (a DNS TXT record)."""
+    dkim_domain: str = ""
+    """The signing domain (d=). Given, not guessed from each sender: it is the one domain whose DNS
+    holds the key; for DMARC it must be the From domain or a parent of it."""
+    feedback_id: str = ""
+    """Template of the Feedback-ID header for providers' complaint reports (Gmail's feedback loop),
+    such as `{course}:{lesson}:dripcourse`; empty: no such header."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -75,6 +90,26 @@ class Settings:
     @property
     def api_tokens(self) -> list[str]:
         return [token.strip() for token in self.api_token.split(",") if token.strip()]
+
+    def dkim_signer(self) -> DkimSigner | None:
+        """The signer for the SMTP backend, its key read now; None when DKIM is not configured."""
+        given = {
+            "dkim_key_file": self.dkim_key_file,
+            "dkim_selector": self.dkim_selector,
+            "dkim_domain": self.dkim_domain,
+        }
+        if not any(given.values()):
+            return None
+        missing = [name for name, value in given.items() if not value]
+        if missing or self.dkim_key_file is None:
+            raise BadInput(
+                "DKIM signing needs dkim_key_file, dkim_selector and dkim_domain; "
+                f"missing: {', '.join(missing)}"
+            )
+        # Imported here: cryptography is loaded only where DKIM is configured.
+        from dripcourse.dkim import DkimSigner
+
+        return DkimSigner.from_key_file(self.dkim_key_file, self.dkim_selector, self.dkim_domain)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -95,7 +130,11 @@ def load_settings(
         env_name = ENV_PREFIX + name.upper()
         if env_name in environ and environ[env_name] != "":
             values[name] = environ[env_name]
-    return Settings(**{name: _coerce(name, value) for name, value in values.items()})
+    settings = Settings(**{name: _coerce(name, value) for name, value in values.items()})
+    # Checked at start-up, so that a bad key is one clear line and not a failure in every send.
+    settings.dkim_signer()
+    _check_feedback_id(settings.feedback_id)
+    return settings
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -122,10 +161,31 @@ def _coerce(name: str, value: Any) -> Any:
             if isinstance(value, bool) or not isinstance(value, int | str):
                 raise TypeError(f"expected a whole number, got {value!r}")
             return int(value)
-        if kind == "Path":
-            return Path(value)
+        if kind in ("Path", "Path | None"):
+            if not isinstance(value, str):
+                raise TypeError(f"expected a file or folder name, got {value!r}")
+            return None if kind == "Path | None" and not value else Path(value)
         if not isinstance(value, str):
             raise TypeError(f"expected text, got {type(value).__name__}")
         return value
     except (TypeError, ValueError) as exc:
         raise BadInput(f"setting {name}: {exc}") from None
+
+
+FEEDBACK_ID_FIELDS = ("course", "lesson")
+"""What a Feedback-ID template may hold: the course slug, and the lesson key (or `confirmation`)."""
+
+
+def _check_feedback_id(template: str) -> None:
+    # Gmail's form is `a:b:c:SenderId`: colon-separated, the last part the same for all our mail.
+    # The value stays visible ASCII, so that it is written as it is and never as an encoded-word.
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise BadInput(f"setting feedback_id: {exc}") from None
+    allowed = ", ".join(f"{{{name}}}" for name in FEEDBACK_ID_FIELDS)
+    for literal, name, spec, conversion in parts:
+        if literal and not (literal.isascii() and literal.isprintable() and " " not in literal):
+            raise BadInput(f"setting feedback_id: {template!r} may hold only visible ASCII")
+        if name is not None and (name not in FEEDBACK_ID_FIELDS or spec or conversion):
+            raise BadInput(f"setting feedback_id: unknown field {{{name}}}; use {allowed}")

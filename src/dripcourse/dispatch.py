@@ -182,6 +182,7 @@ class Dispatcher:
                     self.settings.base_url,
                     BounceAddresses(key),
                     self.settings.bounce_address,
+                    feedback_id=self.settings.feedback_id,
                 )
             missing = {job.course_id for job in jobs} - set(self._courses)
             for course in session.scalars(
@@ -324,7 +325,9 @@ def _drain_in_helper(
 
     database = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     clock: Clock = FixedClock(fixed_now) if fixed_now is not None else SystemClock()
-    dispatcher = Dispatcher(database, settings, load_backend(settings.email_backend), clock)
+    dispatcher = Dispatcher(
+        database, settings, load_backend(settings.email_backend, settings), clock
+    )
     try:
         return dispatcher.drain(print_outcome if print_outcomes else None, share=share)
     finally:

@@ -59,6 +59,9 @@ class Envelope:
     """`Course Title <slug.domain>` (RFC 2919)."""
     unsubscribe_url: str | None = None
     unsubscribe_mailto: str | None = None
+    feedback_id: str | None = None
+    """`course:lesson:dripcourse`: how a provider's complaint report (Gmail's Feedback Loop) groups
+    this message; its last part is the stable sender id."""
 
 
 def compose(envelope: Envelope, subject: str, text: str, html: str) -> bytes:
@@ -84,6 +87,8 @@ def compose(envelope: Envelope, subject: str, text: str, html: str) -> bytes:
     if envelope.unsubscribe_url:
         # RFC 8058: the https URL accepts a POST with this body and unsubscribes in one click.
         headers.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+    if envelope.feedback_id:
+        headers.append(_header("Feedback-ID", envelope.feedback_id))
     text_encoding, text_body = encode_body(text)
     html_encoding, html_body = encode_body(html)
     boundary = _boundary(text_body, html_body)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dripcourse.config import Settings, load_settings
 from dripcourse.errors import BadInput
@@ -117,3 +119,111 @@ def test_a_config_file_that_is_not_toml_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(BadInput, match="cannot read config file"):
         load_settings(path, {})
+
+
+# -- DKIM: all three settings or none ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("dkim") / "dkim.pem"
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return path
+
+
+def test_without_dkim_settings_nothing_is_signed() -> None:
+    assert Settings().dkim_key_file is None
+    assert Settings().dkim_signer() is None
+
+
+def test_the_dkim_settings_are_read_from_the_file(tmp_path: Path, dkim_key: Path) -> None:
+    path = config_file(
+        tmp_path,
+        f'dkim_key_file = "{dkim_key}"\n'
+        'dkim_selector = "lessons2026"\n'
+        'dkim_domain = "Northside-Physio.example"\n',
+    )
+
+    settings = load_settings(path, {})
+    signer = settings.dkim_signer()
+
+    assert settings.dkim_key_file == dkim_key
+    assert signer is not None
+    assert (signer.selector, signer.domain) == ("lessons2026", "northside-physio.example")
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ({"DRIPCOURSE_DKIM_SELECTOR": "s1"}, "dkim_key_file, dkim_domain"),
+        ({"DRIPCOURSE_DKIM_DOMAIN": "example.com"}, "dkim_key_file, dkim_selector"),
+        ({"DRIPCOURSE_DKIM_KEY_FILE": "KEY", "DRIPCOURSE_DKIM_SELECTOR": "s1"}, "dkim_domain"),
+    ],
+)
+def test_dkim_takes_all_three_settings_or_none(
+    dkim_key: Path, given: dict[str, str], missing: str
+) -> None:
+    environ = {name: value.replace("KEY", str(dkim_key)) for name, value in given.items()}
+
+    with pytest.raises(
+        BadInput, match=f"needs dkim_key_file, dkim_selector and dkim_domain; missing: {missing}$"
+    ):
+        load_settings(None, environ)
+
+
+@pytest.mark.parametrize(
+    ("selector", "domain", "complaint"),
+    [
+        ("two words", "example.com", "DKIM selector 'two words' is not a DNS name"),
+        ("s1._domainkey", "example.com", "DKIM selector"),
+        ("s1", "localhost", "DKIM domain 'localhost' is not a domain name"),
+        ("s1", "https://example.com", "DKIM domain"),
+    ],
+)
+def test_a_selector_or_domain_that_is_no_dns_name_is_refused(
+    dkim_key: Path, selector: str, domain: str, complaint: str
+) -> None:
+    environ = {
+        "DRIPCOURSE_DKIM_KEY_FILE": str(dkim_key),
+        "DRIPCOURSE_DKIM_SELECTOR": selector,
+        "DRIPCOURSE_DKIM_DOMAIN": domain,
+    }
+
+    with pytest.raises(BadInput, match=complaint):
+        load_settings(None, environ)
+
+
+# -- Feedback-ID template ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "template", ["", "{course}:{lesson}:dripcourse", "{lesson}:{course}:northside:np-2026"]
+)
+def test_a_feedback_id_template_of_course_and_lesson_is_taken(template: str) -> None:
+    assert load_settings(None, {"DRIPCOURSE_FEEDBACK_ID": template}).feedback_id == template
+
+
+@pytest.mark.parametrize(
+    ("template", "complaint"),
+    [
+        ("{campaign}:dripcourse", r"unknown field \{campaign\}; use \{course\}, \{lesson\}"),
+        ("{course!r}:dripcourse", r"unknown field \{course\}"),
+        ("{course:>20}:dripcourse", r"unknown field \{course\}"),
+        ("{course.__class__}:x", r"unknown field"),
+        ("{course:dripcourse", "feedback_id"),
+        ("{course} dripcourse", "only visible ASCII"),
+        ("{course}:läufer", "only visible ASCII"),
+    ],
+)
+def test_a_feedback_id_template_with_anything_else_is_refused(
+    template: str, complaint: str
+) -> None:
+    with pytest.raises(BadInput, match=complaint):
+        load_settings(None, {"DRIPCOURSE_FEEDBACK_ID": template})

@@ -49,6 +49,8 @@ def compose_with_stdlib(
         message["List-Unsubscribe"] = ", ".join(targets)
     if envelope.unsubscribe_url:
         message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if envelope.feedback_id:
+        message["Feedback-ID"] = envelope.feedback_id
     message["MIME-Version"] = "1.0"
     message.set_content(text, charset="utf-8")
     message.add_alternative(html, subtype="html", charset="utf-8")
@@ -111,6 +113,7 @@ ENVELOPE = Envelope(
     list_id="Runners E-Course <runners.northside-physio.example>",
     unsubscribe_url="https://courses.example.org/unsubscribe/eyJlIjo0Mn0.aGVsbG8",
     unsubscribe_mailto="mailto:leave@northside-physio.example?subject=unsubscribe",
+    feedback_id="runners:feet-first:dripcourse",
 )
 TEXT = "Hi Ada,\n\nToday: your feet.\n.a line that starts with a dot\nFrom here on, run easy.\n"
 HTML = '<p style="margin: 0">Hi <em>Ada</em>,</p>\n<p>Today: your feet.</p>\n'
@@ -158,7 +161,12 @@ def test_the_same_bytes_as_the_stdlib(
 
 def test_optional_headers_left_out_as_the_stdlib_leaves_them_out() -> None:
     envelope = replace(
-        ENVELOPE, reply_to=None, list_id=None, unsubscribe_url=None, unsubscribe_mailto=None
+        ENVELOPE,
+        reply_to=None,
+        list_id=None,
+        unsubscribe_url=None,
+        unsubscribe_mailto=None,
+        feedback_id=None,
     )
     message = parse(assert_same_as_stdlib(envelope, "Please confirm", TEXT, HTML))
 
@@ -173,6 +181,26 @@ def test_optional_headers_left_out_as_the_stdlib_leaves_them_out() -> None:
     ]
 
 
+def test_every_header_in_its_place_with_the_feedback_id_after_the_list_headers() -> None:
+    message = parse(assert_same_as_stdlib(ENVELOPE, "Lesson 1", TEXT, HTML))
+
+    assert [name for name, _ in message.items()] == [
+        "From",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "Reply-To",
+        "List-Id",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "Feedback-ID",
+        "MIME-Version",
+        "Content-Type",
+    ]
+    assert message["Feedback-ID"] == "runners:feet-first:dripcourse"
+
+
 @pytest.mark.parametrize(
     "envelope",
     [
@@ -180,6 +208,8 @@ def test_optional_headers_left_out_as_the_stdlib_leaves_them_out() -> None:
         replace(ENVELOPE, unsubscribe_mailto=None),
         replace(ENVELOPE, reply_to="Northside Front Desk <hello@northside-physio.example>"),
         replace(ENVELOPE, list_id="Läufer-Kurs <laeufer.northside-physio.example>"),
+        replace(ENVELOPE, feedback_id="läufer:füße:dripcourse"),
+        replace(ENVELOPE, feedback_id="runners:" + "x" * 1000 + ":dripcourse"),
         replace(ENVELOPE, recipient_email='"odd local"@example.com'),
         replace(ENVELOPE, message_id="<not quite a message id"),
         replace(ENVELOPE, date=datetime(2026, 3, 29, 1, 30)),  # naive: "-0000"
@@ -190,6 +220,8 @@ def test_optional_headers_left_out_as_the_stdlib_leaves_them_out() -> None:
         "no-mailto",
         "named-reply-to",
         "utf-8-list",
+        "utf-8-feedback-id",
+        "long-feedback-id",
         "quoted-local",
         "odd-id",
         "naive",

@@ -15,6 +15,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dripcourse.dkim import DkimSigner
 
 
 class Outcome(enum.StrEnum):
@@ -61,6 +65,10 @@ class DeliveryBackend(ABC):
     def from_url(cls, url: str) -> DeliveryBackend:
         """Build the backend from its URL; raise `BackendError` for options it cannot use."""
         return cls()
+
+    def sign_with(self, signer: DkimSigner) -> None:  # noqa: B027 - a no-op by design
+        """DKIM-sign what is sent from now on. Backends that hand mail to a server (smtp) do;
+        the development ones (console, file, memory) show messages as built."""
 
     def open(self) -> None:  # noqa: B027 - a no-op by design; connection-holding backends override
         """Prepare to send (connect). Sending on an unopened backend opens it."""

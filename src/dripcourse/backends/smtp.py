@@ -11,6 +11,9 @@ way a message that is not 7-bit is announced with BODY=8BITMIME (RFC 6152) where
 it. A server that does not is sent the 8-bit message as it is, as smtplib always did, with one
 warning in the log per backend: converting to quoted-printable would mean rebuilding the MIME.
 
+With a `DkimSigner` (`Settings.dkim_signer()`), every message is DKIM-signed (RFC 6376) just before
+it goes, so the signature covers the very bytes on the wire; see `dripcourse/dkim.py`.
+
 A server that cannot be reached (refused, silent, TLS or log-in trouble) costs one attempt (one
 timeout) between `open()` and `close()`, that is once per dispatch pass, not once per send group:
 the rest of the pass is kept for later at once, and the cause is logged once.
@@ -25,7 +28,7 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Sequence
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from dripcourse.backends.base import (
@@ -42,6 +45,9 @@ from dripcourse.backends.smtpclient import (
     mail_options,
     send_one,
 )
+
+if TYPE_CHECKING:
+    from dripcourse.dkim import DkimSigner
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +89,7 @@ class SMTPBackend(DeliveryBackend):
         password: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         pipelining: bool = True,
+        dkim: DkimSigner | None = None,
     ) -> None:
         if tls is None:
             # Plain SMTP is only a sane default where the traffic never leaves the machine.
@@ -99,6 +106,8 @@ class SMTPBackend(DeliveryBackend):
         self.timeout = timeout
         self.pipelining = pipelining
         """Pipeline (RFC 2920) where the server offers it."""
+        self.dkim = dkim
+        """Signs each message before it goes; None: messages go unsigned."""
         self.connection_count = 0
         """How many connections this backend has opened in its life."""
         self.pipelined_count = 0
@@ -110,7 +119,7 @@ class SMTPBackend(DeliveryBackend):
         instead of paying a connect timeout per send group; `close()` forgets it."""
 
     @classmethod
-    def from_url(cls, url: str) -> Self:
+    def from_url(cls, url: str, *, dkim: DkimSigner | None = None) -> Self:
         parts = urlsplit(url)
         if parts.scheme.lower() != "smtp":
             raise BackendError("not an smtp:// URL")
@@ -137,12 +146,17 @@ class SMTPBackend(DeliveryBackend):
             password=None if parts.password is None else unquote(parts.password),
             timeout=_parse_timeout(options["timeout"]) if "timeout" in options else DEFAULT_TIMEOUT,
             pipelining=_parse_switch("pipelining", options.get("pipelining", "1")),
+            dkim=dkim,
         )
+
+    def sign_with(self, signer: DkimSigner) -> None:
+        self.dkim = signer
 
     def __repr__(self) -> str:
         user = f"{self.username}@" if self.username else ""
         pipelining = "" if self.pipelining else " pipelining=0"
-        return f"<SMTPBackend smtp://{user}{self._address} tls={self.tls}{pipelining}>"
+        dkim = f" dkim={self.dkim.selector}._domainkey.{self.dkim.domain}" if self.dkim else ""
+        return f"<SMTPBackend smtp://{user}{self._address} tls={self.tls}{pipelining}{dkim}>"
 
     def open(self) -> None:
         if self._connection is not None:
@@ -174,6 +188,8 @@ class SMTPBackend(DeliveryBackend):
             self._defer(messages, self._unreachable, results, logged=True)
             return results
         try:
+            if self.dkim is not None:
+                messages = [self._signed(message, self.dkim) for message in messages]
             self._ensure_live_connection()
             # Each pass ends with every message sent or with the connection dropped after a
             # refused RSET; the next pass goes on over a fresh one.
@@ -313,6 +329,12 @@ class SMTPBackend(DeliveryBackend):
         return _SessionFailure(f"network error with {self._address}: {exc.strerror or exc}")
 
     # -- messages ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _signed(message: OutgoingMessage, signer: DkimSigner) -> OutgoingMessage:
+        return OutgoingMessage(
+            message.key, message.sender, message.recipient, signer.sign(message.data)
+        )
 
     def _send_pipelined(
         self,

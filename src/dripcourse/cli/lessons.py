@@ -83,7 +83,9 @@ def send_test(app: App, slug: str, lesson: str, to: str, name: str, timezone: st
         course, found = find_lesson(session, slug, lesson)
         view = CourseView.of(course)
         builder = MessageBuilder(
-            Signer(secret_key(session, app.settings.secret_key)), app.settings.base_url
+            Signer(secret_key(session, app.settings.secret_key)),
+            app.settings.base_url,
+            feedback_id=app.settings.feedback_id,
         )
         job = sample_job(course, found, address, clean_name(name), zone)
     message = builder.build(job, view, app.clock.now(), subject_prefix="[Test] ")
