@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from debian_tools import CHROMIUM, CHROMIUM_ARGS, missing_tool
+from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
@@ -216,3 +218,22 @@ def cli_process(cli_env: dict[str, str], tmp_path: Path) -> CliRunner:
         return CliResult(done.returncode, done.stdout, done.stderr)
 
     return run
+
+
+# -- a browser for the page and email tests --------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless, one for the whole run (Playwright's sync API allows only one
+    driver at a time, and starting it is the slow part)."""
+    if not CHROMIUM.exists():
+        missing_tool(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()

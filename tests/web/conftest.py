@@ -8,7 +8,6 @@ conftest's `smtpd`, and its links point at itself, so a test can follow them lik
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import threading
@@ -22,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from sqlalchemy import select
 
 from dripcourse.backends import load_backend
@@ -37,16 +36,6 @@ from dripcourse.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PHONE_WIDTH, DESKTOP_WIDTH, HEIGHT = 375, 800, 900
 STARTUP_TIMEOUT = 10.0
 MAIL_TIMEOUT = 10.0
@@ -176,24 +165,6 @@ class Inbox:
 @pytest.fixture
 def inbox(smtpd: CapturingSMTPServer) -> Inbox:
     return Inbox(smtpd)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, driven through Playwright's sync API."""
-    if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is not installed (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI installs it, so its absence is an error here")
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture
