@@ -13,19 +13,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 __all__ = [
+    "DAY_ABBREVIATIONS",
+    "PlannedLesson",
     "RetryPolicy",
     "Rhythm",
+    "every_day",
     "first_lesson_due",
     "first_slot_at_or_after",
+    "following_on_rhythm",
     "next_lesson",
     "next_lesson_due",
     "parse_send_days",
     "parse_send_time",
+    "plan_from_start",
+    "plan_lessons",
     "resumed_due",
     "retry_at",
     "should_give_up",
@@ -270,3 +276,90 @@ def parse_send_time(text: str) -> time:
     if hour > 23 or minute > 59:
         raise ValueError(f"send_time {text!r} is not a time of day: hours 00-23, minutes 00-59")
     return time(hour, minute)
+
+
+DAY_ABBREVIATIONS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+# -- a plan of the lessons ahead (timelines and calendars) ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedLesson:
+    number: int
+    """The lesson's place in the course (1-based)."""
+    key: str
+    due_at: datetime
+    """When the dispatcher will send it, in UTC."""
+    moved_from: date | None = None
+    """The local date the rhythm landed on when that was not a send day (the lesson moved to the
+    next send day); None when the lesson is on its rhythm's day."""
+
+    def moved_note(self, zone: ZoneInfo) -> str | None:
+        """`moved from Sat to Mon: outside the send days`, or None."""
+        if self.moved_from is None:
+            return None
+        was = DAY_ABBREVIATIONS[self.moved_from.weekday()]
+        now = DAY_ABBREVIATIONS[self.due_at.astimezone(zone).weekday()]
+        return f"moved from {was} to {now}: outside the send days"
+
+
+def plan_lessons(
+    lessons: Sequence[tuple[int, str]],
+    first_due: datetime,
+    zone: ZoneInfo,
+    rhythm: Rhythm,
+    *,
+    first_sent_at: datetime | None = None,
+    first_on_rhythm: datetime | None = None,
+) -> list[PlannedLesson]:
+    """When each of `lessons` ((number, key) in sending order) is due, the first at `first_due`.
+
+    Each following lesson is due where `outcomes.record_outcomes` puts it once the one before went
+    out: sent on time, except the first, which goes out at `first_sent_at` when given (a lesson
+    already overdue goes at the next pass, and the one after it may keep its spacing from then).
+    `first_on_rhythm` is the slot the first would have had if every weekday were a send day; it
+    tells whether the first lesson was moved off a day outside the send days.
+    """
+    planned: list[PlannedLesson] = []
+    due, on_rhythm = first_due, first_on_rhythm or first_due
+    for index, (number, key) in enumerate(lessons):
+        planned.append(PlannedLesson(number, key, due, _moved_from(on_rhythm, due, zone, rhythm)))
+        sent = first_sent_at if index == 0 and first_sent_at is not None else due
+        due, on_rhythm = following_on_rhythm(due, sent, zone, rhythm)
+    return planned
+
+
+def plan_from_start(
+    lessons: Sequence[tuple[int, str]], start: datetime, zone: ZoneInfo, rhythm: Rhythm
+) -> list[PlannedLesson]:
+    """The lessons of someone who starts (is confirmed) at `start`: lesson 1 at the first slot."""
+    return plan_lessons(
+        lessons,
+        first_lesson_due(start, zone, rhythm),
+        zone,
+        rhythm,
+        first_on_rhythm=first_lesson_due(start, zone, every_day(rhythm)),
+    )
+
+
+def every_day(rhythm: Rhythm) -> Rhythm:
+    """The same rhythm with every weekday a send day: where a lesson would land unmoved."""
+    return replace(rhythm, send_days=frozenset(range(7)))
+
+
+def following_on_rhythm(
+    due: datetime, sent: datetime, zone: ZoneInfo, rhythm: Rhythm
+) -> tuple[datetime, datetime]:
+    """The next lesson's due time, and the slot it would have if every day were a send day."""
+    following = following_lesson_due(due, sent, zone, rhythm)
+    # The anchor the rule chose: when this lesson was due, or (after a downtime) when it went out.
+    anchor = due if following == next_lesson_due(due, zone, rhythm) else sent
+    return following, next_lesson_due(anchor, zone, every_day(rhythm))
+
+
+def _moved_from(on_rhythm: datetime, due: datetime, zone: ZoneInfo, rhythm: Rhythm) -> date | None:
+    day = on_rhythm.astimezone(zone).date()
+    if due != on_rhythm and day.weekday() not in rhythm.send_days:
+        return day
+    return None

@@ -1,0 +1,151 @@
+"""The JSON body of `GET /api/v1/subscribers/{id}/timeline`: `timeline.Timeline` as the API shows it.
+
+Instants are UTC; each planned time also comes as the subscriber's wall-clock time with the zone's
+name (`2026-03-24 08:00 Europe/Berlin`), the way the CLI prints it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from pydantic import Field
+
+from dripcourse.models import DeliveryKind, DeliveryStatus, EnrollmentStatus
+from dripcourse.schedule import PlannedLesson
+from dripcourse.timeline import EnrollmentTimeline, Hold, HoldReason, LedgerRow, Timeline
+from dripcourse.web.payloads import Output
+
+
+def local_text(instant: datetime, zone: str) -> str:
+    return f"{instant.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}"
+
+
+class TimelineDelivery(Output):
+    lesson_number: int | None
+    """The lesson's place in the course (a retired lesson: its last one); null for a
+    confirmation email."""
+    lesson_key: str | None
+    kind: DeliveryKind
+    """lesson (in the rhythm), extra (queued by an operator) or confirmation."""
+    status: DeliveryStatus
+    due_at: datetime
+    next_attempt_at: datetime
+    """When it is tried next, while pending."""
+    sent_at: datetime | None
+    attempts: int
+    last_error: str | None
+    """Why the last attempt failed, or why it was cancelled."""
+    message_id: str
+
+    @classmethod
+    def of(cls, row: LedgerRow) -> TimelineDelivery:
+        return cls(
+            lesson_number=row.number,
+            lesson_key=row.key,
+            kind=DeliveryKind(row.kind),
+            status=DeliveryStatus(row.status),
+            due_at=row.due_at,
+            next_attempt_at=row.next_attempt_at,
+            sent_at=row.sent_at,
+            attempts=row.attempts,
+            last_error=row.last_error,
+            message_id=row.message_id,
+        )
+
+
+class OwedLesson(Output):
+    number: int
+    key: str
+    due_at: datetime
+    """When the dispatcher will send it (UTC), if every pass runs on time."""
+    local_time: str = Field(examples=["2026-03-24 08:00 Europe/Berlin"])
+    """The same instant on the subscriber's clock, with their zone's name."""
+    moved_from: date | None
+    """The local date the rhythm landed on, when that is not one of the course's send days and
+    the lesson moved to the next send day; null otherwise."""
+    note: str | None = Field(examples=["moved from Sat to Mon: outside the send days"])
+
+    @classmethod
+    def of(cls, lesson: PlannedLesson, zone: str) -> OwedLesson:
+        return cls(
+            number=lesson.number,
+            key=lesson.key,
+            due_at=lesson.due_at,
+            local_time=local_text(lesson.due_at, zone),
+            moved_from=lesson.moved_from,
+            note=lesson.moved_note(ZoneInfo(zone)),
+        )
+
+
+class HeldLesson(Output):
+    number: int
+    key: str
+
+
+class HoldOut(Output):
+    reason: HoldReason
+    """paused; suppressed (the address must not be mailed); unconfirmed (waiting for the double
+    opt-in); unscheduled (no time is set, which the dispatcher never leaves behind)."""
+    since: datetime | None
+    detail: str
+    """For a suppression, its reason: hard_bounce, complaint, unsubscribed, manual, forgotten."""
+    lessons: list[HeldLesson]
+    """The lessons held, in sending order."""
+
+    @classmethod
+    def of(cls, hold: Hold) -> HoldOut:
+        return cls(
+            reason=hold.reason,
+            since=hold.since,
+            detail=hold.detail,
+            lessons=[HeldLesson(number=number, key=key) for number, key in hold.lessons],
+        )
+
+
+class EnrollmentTimelineOut(Output):
+    course: str
+    title: str
+    status: EnrollmentStatus
+    since: datetime
+    """When it began (confirmed, else signed up), or when it paused or ended."""
+    deliveries: list[TimelineDelivery]
+    """Every message of this enrolment in the ledger, by due time: sent, failed, cancelled, and
+    those waiting to go (pending, retrying, sending)."""
+    owed: list[OwedLesson]
+    """The lessons still to come in the rhythm, at their planned times; empty while held."""
+    held: HoldOut | None
+    """Why the lessons still owed are not going out; null when they are."""
+
+    @classmethod
+    def of(cls, enrollment: EnrollmentTimeline, zone: str) -> EnrollmentTimelineOut:
+        return cls(
+            course=enrollment.course,
+            title=enrollment.title,
+            status=EnrollmentStatus(enrollment.status),
+            since=enrollment.since,
+            deliveries=[TimelineDelivery.of(row) for row in enrollment.ledger],
+            owed=[OwedLesson.of(lesson, zone) for lesson in enrollment.owed],
+            held=None if enrollment.held is None else HoldOut.of(enrollment.held),
+        )
+
+
+class TimelineOut(Output):
+    id: int
+    email: str
+    name: str
+    timezone: str
+    now: datetime
+    """The instant the plan was made at."""
+    enrollments: list[EnrollmentTimelineOut]
+
+    @classmethod
+    def of(cls, found: Timeline) -> TimelineOut:
+        return cls(
+            id=found.subscriber_id,
+            email=found.email,
+            name=found.name,
+            timezone=found.timezone,
+            now=found.now,
+            enrollments=[EnrollmentTimelineOut.of(e, found.timezone) for e in found.enrollments],
+        )
