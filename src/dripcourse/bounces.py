@@ -11,7 +11,8 @@ RFC 5965 feedback reports (`report-type=feedback-report`) from a Maildir folder 
   which the ledger stores (random, so it cannot be guessed either);
 - a hard bounce (status 5.x.x) or a complaint suppresses the address and ends its enrolments; a
   soft bounce (4.x.x, or action "delayed") counts toward `soft_bounce_limit`, and at the limit
-  suppresses too.
+  suppresses too;
+- the bounce is noted on the delivery (`Delivery.bounce`, `bounced_at`) for the course report.
 
 Every message read is remembered by its own Message-ID (`processed_bounces`), so reading the same
 mailbox again counts nothing twice; a Maildir's handled messages are also moved to `cur/` and
@@ -199,8 +200,18 @@ def _outcome(
         result.soft += 1
     else:
         result.complaints += 1
+    _record_on(delivery, report.kind, now)
     _apply(session, delivery.enrollment.subscriber, report, now, soft_limit, result)
     return str(report.kind)
+
+
+def _record_on(delivery: Delivery, kind: Kind, now: datetime) -> None:
+    """Note the bounce on the delivery, for the course report. A hard bounce outranks a soft one
+    (a server that first delayed a message may give up on it later), never the other way round.
+    A complaint is no bounce: that message did arrive."""
+    if kind == Kind.COMPLAINT or delivery.bounce == Kind.HARD:
+        return
+    delivery.bounce, delivery.bounced_at = str(kind), now
 
 
 def _by_message_id(session: Session, report: Report) -> Delivery | None:

@@ -95,6 +95,7 @@ COURSE_SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     },
     "links": {},
     "theme": {"accent": (_STR, False)},
+    "tracking": {"clicks": (bool, False)},
 }
 LESSON_KEYS: dict[str, tuple[type, bool]] = {
     "subject": (_STR, True),
@@ -241,6 +242,8 @@ def _normalise_settings(
     settings.setdefault("call_to_action", None)
     settings.setdefault("links", {})
     settings["theme"] = {"accent": settings.get("theme", {}).get("accent", "#0f766e")}
+    # Off unless asked for: who reads what is the subscriber's business (see clicks.py).
+    settings["tracking"] = {"clicks": settings.get("tracking", {}).get("clicks", False)}
     if not re.fullmatch(r"#[0-9a-fA-F]{6}", settings["theme"]["accent"]):
         problems.append(
             Problem(file, lines.get("theme", 1), "theme.accent must be a colour like #0f766e")

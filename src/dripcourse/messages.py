@@ -6,7 +6,7 @@ subscriber gets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from dripcourse.backends.base import OutgoingMessage
+from dripcourse.clicks import track_links, tracks_clicks
 from dripcourse.coursefiles import CourseSource
 from dripcourse.errors import NotFound
 from dripcourse.ledger import Job, jobs_for
@@ -60,6 +61,8 @@ class MessageBuilder:
     """Makes the VERP envelope sender; None: the plain course sender (test sends)."""
     bounce_address: str = ""
     """`Settings.bounce_address`."""
+    feedback_id: str = ""
+    """`Settings.feedback_id`: the Feedback-ID template; empty: no such header."""
 
     def links(self, job: Job) -> Links:
         base = self.base_url.rstrip("/")
@@ -78,7 +81,12 @@ class MessageBuilder:
             return render_confirmation(course.settings, recipient, confirm_url), None
         assert job.lesson_key is not None
         links = self.links(job)
-        return course.renderer.render(job.lesson_key, recipient, links), links.unsubscribe
+        rendered = course.renderer.render(job.lesson_key, recipient, links)
+        if tracks_clicks(course.settings):
+            # Only the HTML part: the text part shows each address as written (see clicks.py).
+            tracked = track_links(self.signer, self.base_url, rendered.html, job.delivery_id)
+            rendered = replace(rendered, html=tracked)
+        return rendered, links.unsubscribe
 
     def build(
         self, job: Job, course: CourseView, now: datetime, subject_prefix: str = ""
@@ -98,6 +106,12 @@ class MessageBuilder:
             unsubscribe_mailto=(
                 f"mailto:{sender['unsubscribe_email']}?subject=unsubscribe"
                 if unsubscribe_url
+                else None
+            ),
+            feedback_id=(
+                # Checked when the settings were read: only {course} and {lesson} in it.
+                self.feedback_id.format(course=course.slug, lesson=job.lesson_key or job.kind)
+                if self.feedback_id
                 else None
             ),
         )
@@ -122,10 +136,15 @@ def sample_message(
 ) -> OutgoingMessage:
     """Lesson `lesson_key` for `recipient`, every header as a subscriber gets it, without a database.
 
-    The delivery is imaginary (id 0), so its links are signed but lead nowhere in particular.
+    The delivery is imaginary (`sample_job`), so its links are signed but lead nowhere in particular.
     """
+    return builder.build(sample_job(course, lesson_key, recipient, now), course, now)
+
+
+def sample_job(course: CourseView, lesson_key: str, recipient: Recipient, now: datetime) -> Job:
+    """A delivery that exists only in memory, with id 0: what `sample_message` renders."""
     domain = domain_of(course.settings["sender"]["email"])
-    job = Job(
+    return Job(
         delivery_id=0,
         kind=DeliveryKind.LESSON,
         enrollment_id=0,
@@ -139,7 +158,6 @@ def sample_message(
         attempts=1,
         first_attempt_at=now,
     )
-    return builder.build(job, course, now)
 
 
 def view_online(session: Session, builder: MessageBuilder, delivery_id: int) -> RenderedLesson:

@@ -235,6 +235,11 @@ class Delivery(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+    bounce: Mapped[str | None] = mapped_column(String(16))
+    """`bounces.Kind` of the worst bounce reported for this message (hard outranks soft); the
+    status stays `sent`, since the server did accept it."""
+    bounced_at: Mapped[datetime | None]
+    """When that bounce report was read."""
 
     enrollment: Mapped[Enrollment] = relationship(back_populates="deliveries")
     lesson: Mapped[Lesson | None] = relationship()
@@ -258,6 +263,25 @@ class Suppression(Base):
     reason: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
+
+
+class Click(Base):
+    """A person's first click on one link of one lesson (`clicks.py`); later clicks add nothing."""
+
+    __tablename__ = "clicks"
+    __table_args__ = (
+        # Once per person and link: a second click, or two at once, collide here and are ignored.
+        UniqueConstraint("lesson_id", "enrollment_id", "url_hash"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"))
+    enrollment_id: Mapped[int] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(Text)
+    url_hash: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of `url`: a URL may be longer than an index entry may be."""
+    clicked_at: Mapped[datetime]
 
 
 class ProcessedBounce(Base):

@@ -1,4 +1,4 @@
-"""Signed links: confirm, unsubscribe, view online.
+"""Signed links: confirm, unsubscribe, view online, tracked clicks.
 
 Each token is an HMAC-signed payload (itsdangerous) whose salt is its purpose, so a token made for one
 purpose never passes for another. Confirm tokens expire; unsubscribe and view-online tokens do not,
@@ -33,6 +33,8 @@ class Purpose(enum.StrEnum):
     CONFIRM = "confirm"
     UNSUBSCRIBE = "unsubscribe"
     VIEW = "view"
+    CLICK = "click"
+    """A tracked link (`clicks.py`): signed together with its target URL."""
 
 
 EXPIRING = frozenset({Purpose.CONFIRM})
@@ -60,10 +62,7 @@ class Signer:
     def make(self, purpose: Purpose, payload: dict[str, int]) -> str:
         if purpose in EXPIRING:
             return str(self._timed[purpose].dumps(payload))
-        body = "-".join(f"{key}{int(value)}" for key, value in payload.items())
-        if not _COMPACT.fullmatch(body):
-            raise ValueError(f"a compact token holds short keys and whole numbers, not {payload}")
-        return self._compact[purpose].sign(body).decode("ascii")
+        return self._compact[purpose].sign(_compact_body(payload)).decode("ascii")
 
     def read(
         self, purpose: Purpose, token: str, max_age: timedelta | None = None
@@ -84,6 +83,26 @@ class Signer:
         if not isinstance(payload, dict):
             raise BadInput("this link is not valid")
         return payload
+
+    def make_bound(self, purpose: Purpose, payload: dict[str, int], bound: str) -> str:
+        """A compact token whose signature also covers `bound`, a text that travels beside the
+        token (a click's target URL): the token is valid with that text only."""
+        body = _compact_body(payload)
+        signed = self._compact[purpose].sign(f"{body}\n{bound}").decode("ascii")
+        return f"{body}.{signed.rpartition('.')[2]}"
+
+    def read_bound(self, purpose: Purpose, token: str, bound: str) -> dict[str, int]:
+        """The payload of a `make_bound` token, if it was made with this `bound` text; else
+        `BadInput`, like any forged or tampered token."""
+        body, dot, signature = token.rpartition(".")
+        try:
+            _require_canonical(token)
+            if not dot:
+                raise BadSignature("no signature")
+            self._compact[purpose].unsign(f"{body}\n{bound}.{signature}")
+            return _parse_compact(body)
+        except (BadData, UnicodeError, ValueError):
+            raise BadInput("this link is not valid") from None
 
     def issued_at(self, purpose: Purpose, token: str) -> datetime:
         """When an expiring token was made (ask after `read` has accepted it)."""
@@ -119,6 +138,13 @@ def _require_canonical(token: str) -> None:
         != signature
     ):
         raise BadSignature("not the canonical token")
+
+
+def _compact_body(payload: dict[str, int]) -> str:
+    body = "-".join(f"{key}{int(value)}" for key, value in payload.items())
+    if not _COMPACT.fullmatch(body):
+        raise ValueError(f"a compact token holds short keys and whole numbers, not {payload}")
+    return body
 
 
 def _parse_compact(body: str) -> dict[str, int]:

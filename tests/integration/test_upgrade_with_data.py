@@ -1,7 +1,7 @@
-"""Upgrading a database that holds data: from the revision before the newest, with realistic rows put
-in with raw SQL in that revision's schema, to head; every row survives with its values, the new
-columns get their defaults and backfills, and the dispatcher works on the result; and a downgrade
-to the previous revision and up again keeps the data."""
+"""Upgrading a database that holds data: from an older revision (0002, so that every later
+migration runs over it), with realistic rows put in with raw SQL in that revision's schema, to
+head; every row survives with its values, the new columns get their defaults and backfills, and
+the dispatcher works on the result; and a downgrade to that revision and up again keeps the data."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from dripcourse.dispatch import Dispatcher
 from dripcourse.validation import address_hash
 
 PREVIOUS = "0002"
-HEAD = "0003"
+HEAD = "0004"
 TABLES = ["courses", "lessons", "subscribers", "enrollments", "deliveries", "suppressions"]
 START_TEXT = "2026-03-02 15:00:00.000000"
 

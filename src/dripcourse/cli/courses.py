@@ -8,8 +8,12 @@ import click
 from sqlalchemy import func, select
 
 from dripcourse.cli.main import App, pass_app
+from dripcourse.cli.timeline import print_calendar
 from dripcourse.courses import check_course, load_sources, sync_course
+from dripcourse.lessonchecks import course_warnings
 from dripcourse.models import Course, Enrollment, Lesson
+from dripcourse.timeline import course_calendar
+from dripcourse.validation import parse_instant
 
 
 @click.group("courses")
@@ -19,18 +23,27 @@ def courses_group() -> None:
 
 @courses_group.command("check")
 @click.argument("path", required=False, type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--strict", is_flag=True, help="Exit with status 1 on warnings too, not only problems."
+)
 @pass_app
-def check(app: App, path: Path | None) -> None:
-    """Render every lesson for a sample subscriber and report mistakes as file:line: message."""
-    problems = 0
+def check(app: App, path: Path | None, strict: bool) -> None:
+    """Render every lesson for a sample subscriber and report mistakes as file:line: message.
+
+    Problems (exit status 1) stop a course from syncing; warnings ("file:line: warning: ...") are
+    about how it reads in an inbox, and give exit status 1 only with --strict.
+    """
+    failed = False
     for source in load_sources(app.settings.courses_dir, path):
-        found = check_course(source)
-        for problem in found:
-            click.echo(str(problem), err=True)
-        problems += len(found)
-        state = "ok" if not found else f"{len(found)} problem(s)"
-        click.echo(f"{source.slug}: {len(source.lessons)} lessons, {state}")
-    if problems:
+        problems = check_course(source)
+        warnings = course_warnings(source)
+        for found in (*problems, *warnings):
+            click.echo(str(found), err=True)
+        counts = [f"{len(problems)} problem(s)"] if problems else []
+        counts += [f"{len(warnings)} warning(s)"] if warnings else []
+        click.echo(f"{source.slug}: {len(source.lessons)} lessons, {', '.join(counts) or 'ok'}")
+        failed = failed or bool(problems) or (strict and bool(warnings))
+    if failed:
         raise SystemExit(1)
 
 
@@ -87,6 +100,22 @@ def list_courses(app: App) -> None:
             f"every {schedule['cadence_days']} days at {schedule['send_time']}, "
             f"{people.get(course.id, 0)} enrolled)"
         )
+
+
+@courses_group.command("calendar")
+@click.argument("slug")
+@click.option(
+    "--start",
+    metavar="ISO-8601",
+    help="When the person subscribes (UTC unless an offset is given; default: now).",
+)
+@click.option("--timezone", metavar="TZ", help="Their IANA zone (default: the course's zone).")
+@pass_app
+def calendar(app: App, slug: str, start: str | None, timezone: str | None) -> None:
+    """The send times, lesson by lesson, of a person subscribing to SLUG at --start in --timezone,
+    from the course files alone (the database is not touched)."""
+    instant = parse_instant(start) if start is not None else app.clock.now()
+    print_calendar(course_calendar(app.settings.courses_dir, slug, instant, timezone))
 
 
 def register(cli: click.Group) -> None:

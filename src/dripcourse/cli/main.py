@@ -46,7 +46,7 @@ class App:
         return self._database
 
     def backend(self) -> DeliveryBackend:
-        return load_backend(self.settings.email_backend)
+        return load_backend(self.settings.email_backend, self.settings)
 
     def at(self, now: str | None) -> None:
         """Pin the clock to `--now`, so a command acts as if it were that instant."""
@@ -122,12 +122,27 @@ def register() -> click.Group:
             database,
             demo,
             lessons,
+            preview,
+            report,
             running,
             serve,
             subscribers,
+            timeline,
         )
 
-        for module in (database, courses, subscribers, lessons, running, serve, demo, bounces):
+        for module in (
+            database,
+            courses,
+            subscribers,
+            lessons,
+            running,
+            timeline,
+            report,
+            serve,
+            preview,
+            demo,
+            bounces,
+        ):
             module.register(cli)
         _registered = True
     return cli

@@ -17,9 +17,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from dripcourse import lessons, overview, people, subscriptions
+from dripcourse import lessons, overview, people, subscriptions, timeline
 from dripcourse.messages import MessageBuilder
 from dripcourse.models import DeliveryStatus, EnrollmentStatus
+from dripcourse.report import course_report
 from dripcourse.validation import MAX_EMAIL, MAX_NAME
 from dripcourse.web.context import WebContext, context_of
 from dripcourse.web.payloads import (
@@ -47,6 +48,8 @@ from dripcourse.web.payloads import (
     ValidationProblem,
     lessons_of,
 )
+from dripcourse.web.report_payloads import LessonReportOut
+from dripcourse.web.timeline_payloads import TimelineOut
 
 bearer = HTTPBearer(auto_error=False, description="One of the DRIPCOURSE_API_TOKEN values.")
 
@@ -185,6 +188,16 @@ def show_subscriber(subscriber_id: SubscriberId, context: Context) -> Subscriber
         return SubscriberDetail.of_history(subscriber, deliveries)
 
 
+@router.get(
+    "/subscribers/{subscriber_id}/timeline", response_model=TimelineOut, responses=errors(404, 422)
+)
+def show_timeline(subscriber_id: SubscriberId, context: Context) -> TimelineOut:
+    """Each enrolment lesson by lesson: the messages in the ledger (sent, failed, waiting), then
+    the lessons still owed at their planned times, or why they are held."""
+    with context.database.read() as session:
+        return TimelineOut.of(timeline.timeline_by_id(session, subscriber_id, context.clock.now()))
+
+
 @router.patch(
     "/subscribers/{subscriber_id}",
     response_model=SubscriberOut,
@@ -266,6 +279,16 @@ def show_course(course: Slug, context: Context) -> CourseDetail:
     """A course's settings, enrolment counts and lessons."""
     with context.database.transaction() as session:
         return CourseDetail.of_summary(overview.course_summary(session, course))
+
+
+@router.get(
+    "/courses/{course}/report", response_model=list[LessonReportOut], responses=errors(404, 422)
+)
+def show_report(course: Slug, context: Context) -> list[LessonReportOut]:
+    """Per lesson: messages sent, failed and bounced, people who unsubscribed right after it,
+    and people who clicked one of its links (null unless the course tracks clicks)."""
+    with context.database.read() as session:
+        return [LessonReportOut.of(row) for row in course_report(session, course)]
 
 
 @router.get("/courses/{course}/lessons", response_model=list[LessonOut], responses=errors(404, 422))

@@ -1,4 +1,5 @@
-"""Public pages for recipients: sign up, confirm, unsubscribe, view a lesson online.
+"""Public pages for recipients: sign up, confirm, unsubscribe, view a lesson online, follow a
+tracked link.
 
 HTML without JavaScript (one optional line preselects the visitor's time zone). Every handler is a
 thin shell: parse, call one operation in one transaction, render the result.
@@ -12,14 +13,14 @@ from typing import Annotated, Any
 from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
-from dripcourse import subscriptions
+from dripcourse import clicks, subscriptions
 from dripcourse.courses import get_course
 from dripcourse.errors import BadInput, Conflict, NotFound
 from dripcourse.messages import MessageBuilder, view_online
@@ -191,6 +192,17 @@ def view(request: Request, token: str, context: Context) -> HTMLResponse:
     with context.database.transaction() as session:
         rendered = view_online(session, builder, int(payload.get("d", 0)))
     return HTMLResponse(rendered.html)
+
+
+@router.get("/c/{token}")
+def follow_link(token: str, context: Context, u: str = "") -> RedirectResponse:
+    """A tracked link of a lesson (`clicks.py`): to the target its signature names, and no other.
+    A link that was changed gets a 400 page, never a redirect."""
+    signer = context.signer  # reads the secret key in a transaction of its own, before ours
+    with context.database.transaction() as session:
+        target = clicks.follow(session, signer, token, u, context.clock.now())
+    # 302 keeps the GET; no-store, so that every follow comes back here and the count is exact.
+    return RedirectResponse(target, status_code=302, headers={"Cache-Control": "no-store"})
 
 
 async def _fields(request: Request, wants_json: bool) -> dict[str, Any]:

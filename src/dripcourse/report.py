@@ -1,0 +1,159 @@
+"""The course report: per lesson, how many were sent, failed, bounced, left, and clicked.
+
+What each number counts (every delivery of a lesson, whether owed in the rhythm or queued by an
+operator, since both reached the mail server alike; test sends are not in the ledger):
+
+- sent: messages the mail server accepted (status `sent`), so it equals what the server received.
+  A message that bounced later was still sent, and is counted here too;
+- failed: messages that ended `failed`: refused for good (5xx) or given up after the retries;
+- bounced: sent messages a hard bounce (5.x.x) was later reported for (`bounces.py`). Soft bounces
+  are not counted: the remote server is still trying, and most of them arrive in the end;
+- unsubscribed: people who left the course right after this lesson, that is, whose last lesson
+  sent before they unsubscribed was this one. A complaint ("this is spam") counts as leaving; an
+  enrolment ended because the address bounced does not, nobody chose that;
+- clicked: people who followed at least one tracked link of this lesson (`clicks.py`); None when
+  the course does not track clicks and never did.
+
+Lessons come in their order in the course, then retired lessons that were ever sent (number None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
+from sqlalchemy.orm import Session, aliased
+
+from dripcourse.bounces import Kind
+from dripcourse.clicks import tracks_clicks
+from dripcourse.courses import get_course
+from dripcourse.models import (
+    Click,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Lesson,
+    Subscriber,
+    Suppression,
+    SuppressionReason,
+)
+
+LESSON_KINDS = (DeliveryKind.LESSON, DeliveryKind.EXTRA)
+
+
+@dataclass(frozen=True, slots=True)
+class LessonReport:
+    lesson: int | None
+    """The lesson's number in the course today; None for a retired lesson."""
+    key: str
+    subject: str
+    """As written in the lesson file (personalisation left in)."""
+    sent: int
+    failed: int
+    bounced: int
+    unsubscribed: int
+    clicked: int | None
+
+
+def course_report(session: Session, slug: str) -> list[LessonReport]:
+    """The report of course `slug` (`NotFound` if there is none)."""
+    course = get_course(session, slug)
+    lessons = list(course.lessons)
+    ids = [lesson.id for lesson in lessons]
+    outcomes = _outcomes(session, ids)
+    left = _left_after(session, course.id)
+    clicked = _clickers(session, ids)
+    counts_clicks = tracks_clicks(course.settings) or bool(clicked)
+    current = [lesson for lesson in lessons if lesson.retired_at is None]
+    retired = [lesson for lesson in lessons if lesson.retired_at is not None]
+    numbered: list[tuple[int | None, Lesson]] = list(enumerate(current, start=1))
+    numbered += [(None, lesson) for lesson in retired if lesson.id in outcomes]
+    report = []
+    for number, lesson in numbered:
+        sent, failed, bounced = outcomes.get(lesson.id, (0, 0, 0))
+        report.append(
+            LessonReport(
+                lesson=number,
+                key=lesson.key,
+                subject=lesson.subject,
+                sent=sent,
+                failed=failed,
+                bounced=bounced,
+                unsubscribed=left.get(lesson.id, 0),
+                clicked=clicked.get(lesson.id, 0) if counts_clicks else None,
+            )
+        )
+    return report
+
+
+def _outcomes(session: Session, lesson_ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:
+    """Sent, failed and hard-bounced deliveries of each lesson that has any."""
+
+    def number_of(condition: ColumnElement[bool]) -> ColumnElement[int]:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    rows = session.execute(
+        select(
+            Delivery.lesson_id,
+            number_of(Delivery.status == DeliveryStatus.SENT),
+            number_of(Delivery.status == DeliveryStatus.FAILED),
+            number_of(Delivery.bounce == Kind.HARD),
+        )
+        .where(Delivery.lesson_id.in_(list(lesson_ids)), Delivery.kind.in_(LESSON_KINDS))
+        .group_by(Delivery.lesson_id)
+    ).all()
+    return {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in rows if row[0] is not None}
+
+
+def _left_after(session: Session, course_id: int) -> dict[int, int]:
+    """How many unsubscribed right after each lesson: the lesson of the last delivery sent to
+    them before they left."""
+    later = aliased(Delivery)
+    sent_before_leaving = and_(
+        Delivery.status == DeliveryStatus.SENT,
+        Delivery.kind.in_(LESSON_KINDS),
+        Delivery.sent_at <= Enrollment.ended_at,
+    )
+    a_later_one = exists().where(
+        later.enrollment_id == Delivery.enrollment_id,
+        later.status == DeliveryStatus.SENT,
+        later.kind.in_(LESSON_KINDS),
+        later.sent_at <= Enrollment.ended_at,
+        or_(
+            later.sent_at > Delivery.sent_at,
+            and_(later.sent_at == Delivery.sent_at, later.id > Delivery.id),
+        ),
+    )
+    # An address suppressed for bouncing when (or before) the enrolment ended was ended by that.
+    bounced_out = exists().where(
+        Suppression.email == Subscriber.email,
+        Suppression.reason == SuppressionReason.HARD_BOUNCE,
+        Suppression.created_at <= Enrollment.ended_at,
+    )
+    rows = session.execute(
+        select(Delivery.lesson_id, func.count())
+        .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
+        .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
+        .where(
+            Enrollment.course_id == course_id,
+            Enrollment.status == EnrollmentStatus.UNSUBSCRIBED,
+            sent_before_leaving,
+            ~a_later_one,
+            ~bounced_out,
+        )
+        .group_by(Delivery.lesson_id)
+    ).all()
+    return {row[0]: int(row[1]) for row in rows if row[0] is not None}
+
+
+def _clickers(session: Session, lesson_ids: Iterable[int]) -> dict[int, int]:
+    """People who clicked at least one link, for each lesson clicked at all."""
+    rows = session.execute(
+        select(Click.lesson_id, func.count(func.distinct(Click.enrollment_id)))
+        .where(Click.lesson_id.in_(list(lesson_ids)))
+        .group_by(Click.lesson_id)
+    ).all()
+    return {row[0]: int(row[1]) for row in rows if row[0] is not None}

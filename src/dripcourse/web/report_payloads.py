@@ -1,0 +1,39 @@
+"""The JSON body of `GET /api/v1/courses/{course}/report`: `report.LessonReport` as the API shows it.
+
+The same seven fields as `dripcourse report SLUG --format json`, in the same order.
+"""
+
+from __future__ import annotations
+
+from dripcourse.report import LessonReport
+from dripcourse.web.payloads import Output
+
+
+class LessonReportOut(Output):
+    lesson: int | None
+    """The lesson's number in the course today; null for a retired lesson."""
+    subject: str
+    """The lesson's subject as written (personalisation left in)."""
+    sent: int
+    """Messages of this lesson the mail server accepted (bounced ones included)."""
+    failed: int
+    """Messages refused for good, or given up after the retries."""
+    bounced: int
+    """Sent messages a hard bounce was reported for afterwards."""
+    unsubscribed: int
+    """People whose last lesson before they unsubscribed was this one."""
+    clicked: int | None
+    """People who followed at least one link of this lesson; null when the course does not track
+    clicks (`[tracking] clicks`) and never did."""
+
+    @classmethod
+    def of(cls, row: LessonReport) -> LessonReportOut:
+        return cls(
+            lesson=row.lesson,
+            subject=row.subject,
+            sent=row.sent,
+            failed=row.failed,
+            bounced=row.bounced,
+            unsubscribed=row.unsubscribed,
+            clicked=row.clicked,
+        )
