@@ -334,9 +334,9 @@ def test_sections_come_in_reading_order() -> None:
         "Runners E-Course",
         "Lesson 3 of 10",
         "Feet first",
-        "Hello",
         "In this lesson",
         "Why the foot is a spring, not a brick",
+        "Hello",
         "Exercises",
         "Towel scrunches",
         "You will need: a towel, a tennis ball",
@@ -543,14 +543,13 @@ def test_text_reads_like_the_html() -> None:
     text = render_text(full_context())
 
     assert text.startswith(
-        "NORTHSIDE PHYSIO | Runners E-Course\n\nLESSON 3 OF 10\nFeet first\n==========\n\nHello\n\n"
-    )
-    assert (
+        "NORTHSIDE PHYSIO | Runners E-Course\n\nLESSON 3 OF 10\nFeet first\n==========\n\n"
         "IN THIS LESSON\n"
         "- Why the foot is a spring, not a brick\n"
         "- A two-minute check of your arches, done at home with a mirror and a\n"
         "  sheet of paper\n"
-    ) in text
+        "\nHello\n\n"
+    )
     assert (
         "EXERCISES\n"
         "1. Towel scrunches — 2 x 20, daily\n"
@@ -615,8 +614,8 @@ def test_a_lesson_rendered_from_markdown_sits_between_blank_lines() -> None:
     text = render_text(full_context(), markdown_to_text(markdown))
 
     assert (
-        "==========\n\nHi there,\n\nRead the guide [1].\n\nLinks:\n[1] https://example.com/guide\n\n"
-        "IN THIS LESSON\n"
+        "  sheet of paper\n\nHi there,\n\nRead the guide [1].\n\nLinks:\n[1] https://example.com/guide\n\n"
+        "EXERCISES\n"
     ) in text
 
 
