@@ -42,14 +42,18 @@ def seeded() -> random.Random:
 def kill_while_sending(
     proc: subprocess.Popen[str], server: CapturingSMTPServer, rng: random.Random
 ) -> bool:
-    """SIGKILL `proc` a random 0.2-1.5 s after its first message arrived; False if it finished
-    first (then it was not a crash)."""
+    """SIGKILL `proc` once a random 1-200 of its messages have arrived; False if it finished first
+    (then it was not a crash).
+
+    Counted in messages, not seconds: on a loaded machine a timed kill lands anywhere from the
+    first message to after the last, and later kills would find nothing left to interrupt.
+    """
     before = len(server.messages)
-    deadline = time.monotonic() + 30
-    while len(server.messages) == before and proc.poll() is None:
-        assert time.monotonic() < deadline, "the process never started sending"
-        time.sleep(0.01)
-    time.sleep(rng.uniform(0.2, 1.5))
+    target = before + rng.randint(1, 200)
+    deadline = time.monotonic() + 60
+    while len(server.messages) < target and proc.poll() is None:
+        assert time.monotonic() < deadline, "the process stopped sending"
+        time.sleep(0.002)
     if proc.poll() is not None:
         proc.communicate()
         return False
