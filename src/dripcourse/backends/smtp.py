@@ -1,9 +1,8 @@
 """SMTP delivery: hands each message to a mail server over one reused connection.
 
-Responsible for the `smtp://[user:pass@]host[:port][?tls=starttls|ssl|none&timeout=SECONDS&pipelining=0]`
-URL, the connection's life (connect, implicit TLS or STARTTLS, login, a liveness check before reuse, a
-polite QUIT; all through smtplib) and for turning every server reply and network failure into a
-per-message result. The contract is in `base.py`.
+Responsible for the connection's life (connect, implicit TLS or STARTTLS, login, a liveness check
+before reuse, a polite QUIT; all through smtplib) and for turning every server reply and network
+failure into a per-message result; its `smtp://` URL is read by `smtpurl.py`. The contract is in `base.py`.
 
 Messages go pipelined (RFC 2920, one round trip each; `smtpclient.py`) when the server offers
 PIPELINING, else one command at a time through smtplib; `pipelining=0` forces the latter. Either
@@ -28,8 +27,7 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal, Self
-from urllib.parse import parse_qsl, unquote, urlsplit
+from typing import TYPE_CHECKING, Self
 
 from dripcourse.backends.base import (
     BackendError,
@@ -45,21 +43,14 @@ from dripcourse.backends.smtpclient import (
     mail_options,
     send_one,
 )
+from dripcourse.backends.smtpurl import DEFAULT_PORTS, DEFAULT_TIMEOUT, TLSMode, parse_smtp_url
 
 if TYPE_CHECKING:
     from dripcourse.dkim import DkimSigner
 
 log = logging.getLogger(__name__)
 
-TLSMode = Literal["none", "starttls", "ssl"]
-DEFAULT_PORTS: dict[TLSMode, int] = {"none": 25, "starttls": 587, "ssl": 465}
-DEFAULT_TIMEOUT = 30.0
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-_OPTIONS = ("pipelining", "timeout", "tls")
-_SWITCHES = {
-    **dict.fromkeys(("1", "on", "yes", "true"), True),
-    **dict.fromkeys(("0", "off", "no", "false"), False),
-}
 
 # 530 "authentication required" says nothing about the recipient: it is our configuration, so the
 # mail is kept for later rather than the address being given up on.
@@ -120,32 +111,15 @@ class SMTPBackend(DeliveryBackend):
 
     @classmethod
     def from_url(cls, url: str, *, dkim: DkimSigner | None = None) -> Self:
-        parts = urlsplit(url)
-        if parts.scheme.lower() != "smtp":
-            raise BackendError("not an smtp:// URL")
-        if not parts.hostname:
-            raise BackendError("no host; expected smtp://[user:pass@]host[:port]")
-        try:
-            port = parts.port
-        except ValueError:
-            port = 0
-        if port == 0 or (port is None and parts.netloc.endswith(":")):
-            raise BackendError("the port must be a number from 1 to 65535")
-        if parts.path not in ("", "/") or parts.fragment:
-            raise BackendError("unexpected path; expected smtp://[user:pass@]host[:port][?options]")
-        if parts.password is not None and not parts.username:
-            raise BackendError("a password without a user name")
-        if parts.username and parts.password is None:
-            raise BackendError("a user name without a password; write user:password@host")
-        options = _parse_options(parts.query)
+        found = parse_smtp_url(url)
         return cls(
-            parts.hostname,
-            port,
-            tls=_parse_tls(options["tls"]) if "tls" in options else None,
-            username=None if parts.username is None else unquote(parts.username),
-            password=None if parts.password is None else unquote(parts.password),
-            timeout=_parse_timeout(options["timeout"]) if "timeout" in options else DEFAULT_TIMEOUT,
-            pipelining=_parse_switch("pipelining", options.get("pipelining", "1")),
+            found.host,
+            found.port,
+            tls=found.tls,
+            username=found.username,
+            password=found.password,
+            timeout=found.timeout,
+            pipelining=found.pipelining,
             dkim=dkim,
         )
 
@@ -423,42 +397,6 @@ class SMTPBackend(DeliveryBackend):
         if code != 250:
             self._drop()
         return code == 250
-
-
-def _parse_options(query: str) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key not in _OPTIONS:
-            known = ", ".join(_OPTIONS)
-            raise BackendError(f"unknown option {key!r}; known options: {known}")
-        if key in options:
-            raise BackendError(f"option {key!r} given twice")
-        options[key] = value
-    return options
-
-
-def _parse_switch(name: str, value: str) -> bool:
-    try:
-        return _SWITCHES[value.lower()]
-    except KeyError:
-        raise BackendError(f"{name} must be 1 or 0 (on or off), not {value!r}") from None
-
-
-def _parse_tls(value: str) -> TLSMode:
-    for mode in DEFAULT_PORTS:
-        if value.lower() == mode:
-            return mode
-    raise BackendError(f"tls must be one of starttls, ssl, none; not {value!r}")
-
-
-def _parse_timeout(value: str) -> float:
-    try:
-        timeout = float(value)
-    except ValueError:
-        timeout = math.nan
-    if not (math.isfinite(timeout) and timeout > 0):
-        raise BackendError(f"timeout must be a positive number of seconds, not {value!r}")
-    return timeout
 
 
 def _reply(code: int, text: bytes | str) -> str:
