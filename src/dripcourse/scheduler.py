@@ -72,9 +72,12 @@ class Scheduler:
         self, database: Database, settings: Settings, dispatcher: Dispatcher, clock: Clock
     ) -> None:
         self.dispatcher = dispatcher
+        self._wake_lock = threading.Lock()
+        self._passing = False
+        self._woken = False
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._scheduler.add_job(
-            dispatcher.run_pass,
+            self._dispatch,
             "interval",
             seconds=settings.dispatch_interval,
             id=DISPATCH_JOB,
@@ -99,9 +102,34 @@ class Scheduler:
     def wake(self) -> None:
         """Run a dispatch pass now (a confirmation email was just queued), not at the next interval.
 
-        If a pass is running, this one waits its turn (`max_instances=1`) and the rest coalesce."""
+        APScheduler skips a run while the job is still running (`max_instances=1`), so a wake that
+        comes during a pass is noted instead, and the running job makes one more pass when it
+        ends; any number of wakes during a pass coalesce into that one."""
+        with self._wake_lock:
+            self._woken = True
+            if self._passing:
+                return
         if self._scheduler.running:
             self._scheduler.modify_job(DISPATCH_JOB, next_run_time=datetime.now(UTC))
+
+    def _dispatch(self) -> None:
+        """The dispatch job: a pass, and another as long as wakes came in during the last one."""
+        with self._wake_lock:
+            self._passing, self._woken = True, False
+        try:
+            while True:
+                self.dispatcher.run_pass()
+                with self._wake_lock:
+                    # Decided under the lock, so that a wake sees either a pass still to come or
+                    # no pass running (and then schedules one itself).
+                    if not self._woken or self.dispatcher.stop.is_set():
+                        self._passing = False
+                        return
+                    self._woken = False
+        except BaseException:
+            with self._wake_lock:
+                self._passing = False
+            raise
 
     def shutdown(self) -> None:
         """Let the message in flight finish, then stop."""

@@ -1,0 +1,78 @@
+"""A wake-up (a confirmation email was just queued) is never lost: APScheduler skips a run of a job
+that is still running, so a wake during a pass must make one more pass when that one ends."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from dripcourse.clock import SystemClock
+from dripcourse.config import Settings
+from dripcourse.scheduler import Scheduler
+
+
+class SlowDispatcher:
+    """A dispatcher whose passes last until the test lets them end, counting them."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.passes = 0
+        self.running = threading.Event()
+        self.may_end = threading.Event()
+
+    def run_pass(self) -> None:
+        self.passes += 1
+        self.running.set()
+        self.may_end.wait(10)
+        self.running.clear()
+
+
+def wait_for(condition, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def scheduler_with(dispatcher: SlowDispatcher) -> Scheduler:
+    # An hour between passes: any pass beyond the first comes from a wake.
+    settings = Settings(dispatch_interval=3600)
+    return Scheduler(None, settings, dispatcher, SystemClock())  # type: ignore[arg-type]
+
+
+def test_wakes_during_a_pass_make_exactly_one_more_pass() -> None:
+    dispatcher = SlowDispatcher()
+    scheduler = scheduler_with(dispatcher)
+    scheduler.start()
+    try:
+        assert dispatcher.running.wait(5), "the first pass never started"
+        for _ in range(3):
+            scheduler.wake()
+        time.sleep(0.3)  # APScheduler's own thread has seen the wakes while the pass still runs
+
+        dispatcher.may_end.set()
+
+        assert wait_for(lambda: dispatcher.passes == 2), dispatcher.passes
+        time.sleep(0.3)
+        assert dispatcher.passes == 2
+    finally:
+        dispatcher.may_end.set()
+        scheduler.shutdown()
+
+
+def test_a_wake_between_passes_starts_one_at_once() -> None:
+    dispatcher = SlowDispatcher()
+    dispatcher.may_end.set()
+    scheduler = scheduler_with(dispatcher)
+    scheduler.start()
+    try:
+        assert wait_for(lambda: dispatcher.passes == 1 and not dispatcher.running.is_set())
+        time.sleep(0.1)
+
+        scheduler.wake()
+
+        assert wait_for(lambda: dispatcher.passes == 2), dispatcher.passes
+    finally:
+        scheduler.shutdown()
