@@ -21,17 +21,36 @@ MAX_EMAIL = 254
 
 
 def normalise_email(address: str) -> str:
-    """The canonical form of an address (domain lower-cased and IDNA-normalised), or `BadInput`."""
+    """The form an address is kept and sent in, or `BadInput`.
+
+    The domain is lower-cased and written in its ASCII (IDNA, "xn--") form, as it goes on the
+    envelope and in headers; the local part keeps the spelling the person typed. A local part
+    with non-ASCII letters is refused: it could only be sent over SMTPUTF8 (RFC 6531), which
+    few of the servers between us and the recipient promise, and one refused address must not
+    be found out only when its lesson cannot be sent.
+    """
     address = address.strip()
     if not address:
         raise BadInput("an email address is required")
     if len(address) > MAX_EMAIL or _has_control(address):
         raise BadInput(f"not a valid email address: {_shown(address)}")
     try:
-        valid = validate_email(address, check_deliverability=False)
+        valid = validate_email(address, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise BadInput(f"not a valid email address: {_shown(address)} ({exc})") from None
-    return str(valid.normalized)
+    ascii_form = valid.ascii_email
+    if ascii_form is None or len(ascii_form) > MAX_EMAIL:
+        raise BadInput(f"not a valid email address: {_shown(address)}")
+    return ascii_form
+
+
+def mailbox_key(address: str) -> str:
+    """What makes two spellings of an address one mailbox: the normalised address, lower-cased.
+
+    RFC 5321 lets a server treat local parts as case-sensitive, but no large mailbox provider
+    does, and a person who typed `Bob@` once and `bob@` later is one person who unsubscribed once.
+    """
+    return address.lower()
 
 
 def address_hash(address: str) -> str:

@@ -15,7 +15,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from dripcourse.errors import BadInput
-from dripcourse.validation import check_timezone, clean_name, normalise_email, parse_instant
+from dripcourse.validation import (
+    check_timezone,
+    clean_name,
+    mailbox_key,
+    normalise_email,
+    parse_instant,
+)
 
 # -- normalise_email -------------------------------------------------------------------------------
 
@@ -27,7 +33,10 @@ from dripcourse.validation import check_timezone, clean_name, normalise_email, p
         ("  ada@example.com\n", "ada@example.com"),
         ("Ada.Lovelace@EXAMPLE.Com", "Ada.Lovelace@example.com"),
         ("ada+runners@mail.example.org", "ada+runners@mail.example.org"),
-        ("josé@bücher.example", "josé@bücher.example"),
+        # The domain goes out in its ASCII (IDNA) form, typed either way; never decoded.
+        ("user@bücher.example", "user@xn--bcher-kva.example"),
+        ("user@xn--bcher-kva.example", "user@xn--bcher-kva.example"),
+        ("user@XN--BCHER-KVA.example", "user@xn--bcher-kva.example"),
     ],
 )
 def test_a_good_address_is_stored_in_its_canonical_form(typed: str, stored: str) -> None:
@@ -46,11 +55,25 @@ def test_a_good_address_is_stored_in_its_canonical_form(typed: str, stored: str)
         ("ada@exa\nmple.com", "not a valid email address"),
         ("ada\x00@example.com", "not a valid email address"),
         ("a" * 250 + "@example.com", "not a valid email address"),
+        # Non-ASCII local parts need SMTPUTF8 all the way to the mailbox: refused, and said why.
+        ("jörg@example.com", "Internationalized characters before the @-sign are not supported"),
+        ("josé@bücher.example", "not a valid email address"),
     ],
 )
 def test_a_bad_address_is_refused_with_a_message(typed: str, message: str) -> None:
     with pytest.raises(BadInput, match=message):
         normalise_email(typed)
+
+
+@pytest.mark.parametrize(
+    "spellings",
+    [
+        ("bob@example.com", "BOB@example.com", "Bob@Example.COM", " bob@EXAMPLE.com "),
+        ("user@bücher.example", "USER@xn--bcher-kva.example"),
+    ],
+)
+def test_every_spelling_of_a_mailbox_has_one_key(spellings: tuple[str, ...]) -> None:
+    assert len({mailbox_key(normalise_email(each)) for each in spellings}) == 1
 
 
 def test_the_refusal_shows_the_address_on_one_line() -> None:
