@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dripcourse.errors import BadInput
 from dripcourse.schedule import parse_send_days, parse_send_time
+from dripcourse.validation import normalise_email
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 LESSON_FILE = re.compile(r"^(?:\d+[-_ ])?(?P<stem>.+)\.md$")
@@ -227,12 +229,17 @@ def _normalise_settings(
     sender.setdefault("reply_to", None)
     sender.setdefault("unsubscribe_email", sender.get("email"))
     for key in ("email", "reply_to", "unsubscribe_email", "bounce_email"):
-        if sender.get(key) and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", sender[key]):
+        if not sender.get(key):
+            continue
+        try:
+            # The same rule as a subscriber's address: what goes in a header must be sendable.
+            sender[key] = normalise_email(str(sender[key]))
+        except BadInput as exc:
             problems.append(
                 Problem(
                     file,
                     lines.get("sender", 1),
-                    f"sender.{key} is not an email address: {sender[key]!r}",
+                    f"sender.{key} is not an email address: {sender[key]!r} ({exc})",
                 )
             )
     contact = settings.setdefault("contact", {})

@@ -20,3 +20,9 @@ class NotFound(DripcourseError):
 
 class Conflict(DripcourseError):
     """The request clashes with the current state, e.g. resuming an enrolment that is not paused."""
+
+
+class Unsendable(DripcourseError, ValueError):
+    """A message cannot be built or handed over as it stands: a header value that no header may
+    carry, an address no server we reach can take. The recipient is not at fault, so it fails that
+    one delivery and never suppresses the address."""

@@ -18,7 +18,7 @@ from dripcourse.clicks import track_links, tracks_clicks
 from dripcourse.coursefiles import CourseSource
 from dripcourse.errors import NotFound
 from dripcourse.ledger import Job, jobs_for
-from dripcourse.mime import Envelope, compose, domain_of
+from dripcourse.mime import Envelope, ascii_address, compose, domain_of
 from dripcourse.models import Course, DeliveryKind
 from dripcourse.rendering import (
     CourseRenderer,
@@ -101,7 +101,8 @@ class MessageBuilder:
             message_id=job.message_id,
             date=now,
             reply_to=sender.get("reply_to"),
-            list_id=f"{settings['title']} <{course.slug}.{domain_of(sender['email'])}>",
+            list_id=f"{course.slug}.{domain_of(sender['email'])}",
+            list_name=settings["title"],
             unsubscribe_url=unsubscribe_url,
             unsubscribe_mailto=(
                 f"mailto:{sender['unsubscribe_email']}?subject=unsubscribe"
@@ -122,7 +123,7 @@ class MessageBuilder:
         return OutgoingMessage(
             key=str(job.delivery_id),
             sender=envelope_sender,
-            recipient=job.email,
+            recipient=ascii_address(job.email),
             data=compose(envelope, subject_prefix + rendered.subject, rendered.text, rendered.html),
         )
 

@@ -17,6 +17,9 @@ from email_validator import EmailNotValidError, validate_email
 from dripcourse.errors import BadInput
 
 MAX_NAME = 200
+# A name goes out as one RFC 2047 encoded-word (see mime.py), which must fit on a header line:
+# 600 bytes are at most 812 characters of base64.
+MAX_NAME_BYTES = 600
 MAX_EMAIL = 254
 
 
@@ -32,7 +35,7 @@ def normalise_email(address: str) -> str:
     address = address.strip()
     if not address:
         raise BadInput("an email address is required")
-    if len(address) > MAX_EMAIL or _has_control(address):
+    if len(address) > MAX_EMAIL or has_control_characters(address):
         raise BadInput(f"not a valid email address: {_shown(address)}")
     try:
         valid = validate_email(address, check_deliverability=False, allow_smtputf8=False)
@@ -66,14 +69,20 @@ def address_hash(address: str) -> str:
 
 
 def clean_name(name: str | None) -> str:
-    """A display name: one line, no control characters, at most 200 characters."""
+    """A display name: one line, no control characters, at most 200 characters and 600 bytes.
+
+    Text, never markup or encoding: `=?utf-8?q?...?=` in a name is those characters, and is
+    written out so that a mail client shows them (mime.py encodes it; nothing here decodes it).
+    """
     if name is None:
         return ""
-    if _has_control(name):
+    if has_control_characters(name):
         raise BadInput("a name may not contain line breaks or control characters")
     name = " ".join(name.split())
-    if len(name) > MAX_NAME:
-        raise BadInput(f"a name may be at most {MAX_NAME} characters long")
+    if len(name) > MAX_NAME or len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise BadInput(
+            f"a name may be at most {MAX_NAME} characters ({MAX_NAME_BYTES} bytes of UTF-8) long"
+        )
     return name
 
 
@@ -109,7 +118,9 @@ def _zone_names() -> frozenset[str]:
     return (frozenset(available_timezones()) - {"localtime", "posixrules", "Factory"}) | {"UTC"}
 
 
-def _has_control(text: str) -> bool:
+def has_control_characters(text: str) -> bool:
+    """Whether `text` holds a character that has no place in a one-line value: a control
+    character, a line or paragraph separator, a lone surrogate."""
     # Cs: a lone surrogate, which is what an undecodable byte in a command-line argument becomes.
     return any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in text)
 

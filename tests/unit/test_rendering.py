@@ -300,7 +300,8 @@ ENVELOPE = Envelope(
     message_id="<lesson.42@northside-physio.example>",
     date=WHEN,
     reply_to="hello@northside-physio.example",
-    list_id="Runners E-Course <runners.northside-physio.example>",
+    list_id="runners.northside-physio.example",
+    list_name="Runners E-Course",
     unsubscribe_url=UNSUBSCRIBE_URL,
     unsubscribe_mailto="mailto:leave@northside-physio.example?subject=unsubscribe",
 )
@@ -383,6 +384,7 @@ ENVELOPE_FIELDS = [
     "message_id",
     "reply_to",
     "list_id",
+    "list_name",
     "unsubscribe_url",
     "unsubscribe_mailto",
 ]
