@@ -31,7 +31,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from dripcourse.backends import load_backend
-from dripcourse.backends.base import DeliveryBackend, DeliveryResult, Outcome, OutgoingMessage
+from dripcourse.backends.base import (
+    DeliveryBackend,
+    DeliveryResult,
+    Outcome,
+    OutgoingMessage,
+    send_each_ready,
+)
 from dripcourse.clock import Clock, FixedClock, SystemClock
 from dripcourse.config import Settings
 from dripcourse.db import Database
@@ -229,22 +235,45 @@ class Dispatcher:
                 yield self._sent(job, status, result.detail)
 
     def _send(self, jobs: Sequence[Job]) -> list[DeliveryResult]:
-        """Build every message of the group, then hand the buildable ones to the backend at once."""
+        """Build every message of the group, then hand the buildable ones to the backend at once.
+
+        A poison message fails alone: whatever goes wrong while building one is that delivery's
+        result, and a backend that raises (against its contract) gets each message again on its own.
+        """
         assert self._builder is not None
         now = self.clock.now()
-        built: list[OutgoingMessage | DeliveryResult] = []
-        for job in jobs:
-            try:
-                built.append(self._builder.build(job, self._courses[job.course_id][0], now))
-            except (jinja2.TemplateError, LookupError) as exc:
-                log.error("cannot render delivery %d: %s", job.delivery_id, exc)
-                failure = f"render failed: {exc}"
-                built.append(
-                    DeliveryResult(str(job.delivery_id), Outcome.TEMPORARY, detail=failure)
-                )
-        messages = [item for item in built if isinstance(item, OutgoingMessage)]
-        answers = iter(self.backend.send(messages) if messages else [])
-        return [next(answers) if isinstance(item, OutgoingMessage) else item for item in built]
+        built = [self._build(job, now) for job in jobs]
+        try:
+            return send_each_ready(built, self.backend.send)
+        except Exception:
+            log.exception(
+                "%r raised while sending a group; sending its messages one by one", self.backend
+            )
+        return [send_each_ready([item], self._send_alone)[0] for item in built]
+
+    def _build(self, job: Job, now: datetime) -> OutgoingMessage | DeliveryResult:
+        assert self._builder is not None
+        key = str(job.delivery_id)
+        try:
+            return self._builder.build(job, self._courses[job.course_id][0], now)
+        except jinja2.TemplateError as exc:
+            # The author can mend a template, so the message waits and is tried again.
+            log.error("cannot render delivery %d: %s", job.delivery_id, exc)
+            return DeliveryResult(key, Outcome.TEMPORARY, detail=f"render failed: {exc}")
+        except Exception as exc:
+            log.exception("cannot build delivery %d", job.delivery_id)
+            return DeliveryResult(key, Outcome.UNSENDABLE, detail=f"cannot build: {_reason(exc)}")
+
+    def _send_alone(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
+        try:
+            return self.backend.send(messages)
+        except Exception as exc:
+            log.exception("%r cannot send delivery %s", self.backend, messages[0].key)
+            reason = f"the backend failed: {_reason(exc)}"
+            return [
+                DeliveryResult(message.key, Outcome.UNSENDABLE, detail=reason)
+                for message in messages
+            ]
 
     def _release(self, jobs: Sequence[Job]) -> None:
         with self.database.transaction() as session:
@@ -266,6 +295,12 @@ class Dispatcher:
             status=status,
             detail=detail,
         )
+
+
+def _reason(exc: Exception) -> str:
+    """An exception in a few words, for the delivery's last_error."""
+    text = " ".join(str(exc).split())[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Pacer:

@@ -2,8 +2,9 @@
 
 Sent lessons schedule the next one (a cadence after this one was due, or after it went out if very
 late); temporary failures are retried with backoff until the retry window closes; permanent ones
-suppress the address. A worker whose lease was taken over records nothing: the new owner's outcome
-counts.
+(the server refused the recipient) suppress the address; a message we could not build or hand over
+(`Outcome.UNSENDABLE`) fails alone and suppresses nothing. A worker whose lease was taken over
+records nothing: the new owner's outcome counts.
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ def _row(
     }
     if result.outcome == Outcome.SENT:
         return row | {"status": DeliveryStatus.SENT, "sent_at": now, "last_error": None}
+    if result.outcome == Outcome.UNSENDABLE:
+        return row | {"status": DeliveryStatus.FAILED, "last_error": result.detail}
     if result.outcome == Outcome.PERMANENT:
         detail = f"{result.code or ''} {result.detail}".strip()
         suppress(session, job.email, SuppressionReason.HARD_BOUNCE, now, detail=detail)

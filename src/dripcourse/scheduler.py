@@ -118,7 +118,15 @@ class Scheduler:
             self._passing, self._woken = True, False
         try:
             while True:
-                self.dispatcher.run_pass()
+                try:
+                    self.dispatcher.run_pass()
+                except Exception:
+                    # Every message fails alone inside a pass; this is whatever is left (the
+                    # database went away). The next interval tries again.
+                    log.exception("dispatch pass failed; the next one runs as scheduled")
+                    with self._wake_lock:
+                        self._passing = False
+                    return
                 with self._wake_lock:
                     # Decided under the lock, so that a wake sees either a pass still to come or
                     # no pass running (and then schedules one itself).

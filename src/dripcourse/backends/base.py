@@ -1,7 +1,9 @@
 """The delivery contract every backend fulfils.
 
 A backend takes finished messages and reports, per message, what became of it. It never raises for one
-message's failure: a refused recipient, a 4xx or a lost connection is a `DeliveryResult`. The dispatcher
+message's failure: a refused recipient, a 4xx, a lost connection or a message it cannot sign is a
+`DeliveryResult`. (A backend that raises anyway has each message of that group sent again on its own
+by the dispatcher, so that only the one it cannot take fails.) The dispatcher
 decides what to do with each result (record, retry later, suppress); the backend only delivers.
 
 Lifecycle (Django's mail backends): `open()` and `close()` are no-ops unless a backend holds a
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -27,7 +29,12 @@ class Outcome(enum.StrEnum):
     TEMPORARY = "temporary"
     """Not delivered now; trying again later may work (4xx, connection refused, timeout)."""
     PERMANENT = "permanent"
-    """Not delivered and never will be to this address (5xx on the recipient)."""
+    """Not delivered and never will be to this address: the server refused it (5xx on the
+    recipient). The address is suppressed."""
+    UNSENDABLE = "unsendable"
+    """Not delivered, for a reason on our side that trying again will not mend: the message could
+    not be built or signed, or the server cannot take this address (no SMTPUTF8). The delivery
+    fails; the address is not at fault and is never suppressed for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,17 @@ class DeliveryResult:
     """The SMTP reply code where there was one."""
     detail: str = ""
     """A short human-readable reason: the server's reply text or the error."""
+
+
+def send_each_ready(
+    items: Sequence[OutgoingMessage | DeliveryResult],
+    send: Callable[[Sequence[OutgoingMessage]], list[DeliveryResult]],
+) -> list[DeliveryResult]:
+    """`send` the messages among `items` at once; a result in `items` (a message that could not
+    be made ready) stands for itself. One result per item, in order."""
+    messages = [item for item in items if isinstance(item, OutgoingMessage)]
+    answers = iter(send(messages) if messages else [])
+    return [next(answers) if isinstance(item, OutgoingMessage) else item for item in items]
 
 
 class BackendError(Exception):

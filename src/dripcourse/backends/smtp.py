@@ -35,6 +35,7 @@ from dripcourse.backends.base import (
     DeliveryResult,
     Outcome,
     OutgoingMessage,
+    send_each_ready,
 )
 from dripcourse.backends.smtpclient import (
     Pipeline,
@@ -155,6 +156,12 @@ class SMTPBackend(DeliveryBackend):
             connection.close()
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
+        if self.dkim is None or self._unreachable is not None:
+            return self._send_signed(messages)
+        signer = self.dkim
+        return send_each_ready([self._signed(m, signer) for m in messages], self._send_signed)
+
+    def _send_signed(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
         results: list[DeliveryResult] = []
         if not messages:
             return results
@@ -162,8 +169,6 @@ class SMTPBackend(DeliveryBackend):
             self._defer(messages, self._unreachable, results, logged=True)
             return results
         try:
-            if self.dkim is not None:
-                messages = [self._signed(message, self.dkim) for message in messages]
             self._ensure_live_connection()
             # Each pass ends with every message sent or with the connection dropped after a
             # refused RSET; the next pass goes on over a fresh one.
@@ -305,10 +310,16 @@ class SMTPBackend(DeliveryBackend):
     # -- messages ---------------------------------------------------------------------------
 
     @staticmethod
-    def _signed(message: OutgoingMessage, signer: DkimSigner) -> OutgoingMessage:
-        return OutgoingMessage(
-            message.key, message.sender, message.recipient, signer.sign(message.data)
-        )
+    def _signed(message: OutgoingMessage, signer: DkimSigner) -> OutgoingMessage | DeliveryResult:
+        """The message with its DKIM signature; a message that cannot be signed fails alone."""
+        try:
+            data = signer.sign(message.data)
+        except Exception as exc:
+            log.exception("cannot DKIM-sign message %s", message.key)
+            return DeliveryResult(
+                message.key, Outcome.UNSENDABLE, None, f"DKIM signing failed: {exc}"
+            )
+        return OutgoingMessage(message.key, message.sender, message.recipient, data)
 
     def _send_pipelined(
         self,
@@ -323,7 +334,7 @@ class SMTPBackend(DeliveryBackend):
                 if refusal is not None:
                     # The message before it is settled first, so that the results stay in order.
                     self._settle(pipeline.finish(), results)
-                    results.append(DeliveryResult(message.key, Outcome.PERMANENT, None, refusal))
+                    results.append(DeliveryResult(message.key, Outcome.UNSENDABLE, None, refusal))
                     continue
                 self.pipelined_count += 1
                 self._settle(
@@ -345,7 +356,7 @@ class SMTPBackend(DeliveryBackend):
         for message in messages:
             refusal = local_refusal(connection, message)
             if refusal is not None:
-                results.append(DeliveryResult(message.key, Outcome.PERMANENT, None, refusal))
+                results.append(DeliveryResult(message.key, Outcome.UNSENDABLE, None, refusal))
                 continue
             try:
                 verdict = send_one(connection, message, self._mail_options(connection, message))
