@@ -55,12 +55,13 @@ def track_links(signer: Signer, base_url: str, page: str, delivery_id: int) -> s
     own = tuple(base + path for path in OWN_PATHS)
 
     def tracked(match: re.Match[str]) -> str:
-        target = html.unescape(match.group(2))
-        if target.startswith(own):
-            return match.group(0)
-        return match.group(1) + html.escape(tracked_url(signer, base, delivery_id, target))
+        start, href, end = match.groups()
+        target = html.unescape(href)
+        if not target.startswith(own):
+            href = html.escape(tracked_url(signer, base, delivery_id, target))
+        return start + href + end
 
-    return _ANCHOR_HREF.sub(lambda match: tracked(match) + match.group(3), page)
+    return _ANCHOR_HREF.sub(tracked, page)
 
 
 def tracked_url(signer: Signer, base: str, delivery_id: int, target: str) -> str:

@@ -12,7 +12,11 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
-from shipped import LessonMail
+import html5lib
+from shipped import BASE_URL, SECRET_KEY, LessonMail
+
+from dripcourse.clicks import track_links
+from dripcourse.tokens import Signer
 
 GMAIL_CLIPS_AT = 102 * 1024
 COLUMN_MAX = 600
@@ -98,6 +102,21 @@ def test_it_is_a_complete_document(lesson_mail: LessonMail) -> None:
     assert lesson_mail.part("html").get_content_charset() == "utf-8"
     # Said in the first 1024 bytes, where a browser (and a "view online" copy) looks for it.
     assert b'<meta charset="utf-8">' in lesson_mail.html_bytes[:1024]
+
+
+def test_it_parses_without_a_single_error_tracked_or_not(lesson_mail: LessonMail) -> None:
+    # Browsers forgive a stray quote or a misplaced tag; strict mail-client sanitizers drop what
+    # they cannot parse, and the unsubscribe link the law requires may go with it.
+    tracked = track_links(Signer(SECRET_KEY), BASE_URL, lesson_mail.html, delivery_id=42)
+    assert tracked != lesson_mail.html, "the lesson has no link to track"
+    for html in (lesson_mail.html, tracked):
+        parser = html5lib.HTMLParser(strict=False)
+        parser.parse(html)
+        assert parser.errors == []
+    document = Document(tracked)
+    assert all("content" in meta.attrs for meta in document.all("meta") if "name" in meta.attrs)
+    own = [a.attrs["href"] for a in document.all("a") if "/unsubscribe/" in a.attrs["href"]]
+    assert own and all(re.fullmatch(rf"{BASE_URL}/unsubscribe/[\w.-]+", href) for href in own)
 
 
 def test_it_declares_light_and_dark_and_keeps_text_readable(lesson_mail: LessonMail) -> None:
