@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dripcourse.errors import BadInput
 from dripcourse.schedule import parse_send_days, parse_send_time
-from dripcourse.validation import normalise_email
+from dripcourse.validation import has_control_characters, normalise_email
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 LESSON_FILE = re.compile(r"^(?:\d+[-_ ])?(?P<stem>.+)\.md$")
@@ -242,6 +242,19 @@ def _normalise_settings(
                     f"sender.{key} is not an email address: {sender[key]!r} ({exc})",
                 )
             )
+    # Both go out in headers (From, List-Id), where a line break could never be written.
+    for label, section, value in (
+        ("title", "title", settings.get("title")),
+        ("sender.name", "sender", sender.get("name")),
+    ):
+        if isinstance(value, str) and has_control_characters(value):
+            problems.append(
+                Problem(
+                    file,
+                    lines.get(section, 1),
+                    f"{label} must be one line, without control characters",
+                )
+            )
     contact = settings.setdefault("contact", {})
     contact.setdefault("email", None)
     contact.setdefault("phone", None)
@@ -302,6 +315,13 @@ def _read_lesson(file: Path, position: int, problems: list[Problem]) -> LessonSo
             problems.append(Problem(file, key_lines.get(name, 1), f"{name} must be a list of text"))
     if "subject" not in data or "title" not in data:
         return None
+    # A subject template may span lines (its whitespace becomes one space); nothing else is allowed.
+    if isinstance(data["subject"], str) and has_control_characters(
+        " ".join(data["subject"].split())
+    ):
+        problems.append(
+            Problem(file, key_lines.get("subject", 1), "subject may not contain control characters")
+        )
     stem = LESSON_FILE.match(file.name)
     key = data.pop("key", None) or (stem.group("stem") if stem else file.stem).lower()
     if not KEY.match(key):
