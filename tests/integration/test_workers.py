@@ -80,7 +80,8 @@ def start_tick(url: str, smtpd: CapturingSMTPServer, now: str) -> subprocess.Pop
 
 def finish(process: subprocess.Popen[str]) -> int:
     """Wait for a worker; returns how many it reported sent."""
-    out, err = process.communicate(timeout=90)
+    # A guard against a hang, not a speed test: a loaded machine may take minutes.
+    out, err = process.communicate(timeout=600)
     assert process.returncode == 0, err
     return int(out.split(": ")[1].split(" sent")[0])
 
@@ -93,8 +94,9 @@ def test_workers_deliver_each_lesson_exactly_once(due, workers, smtpd):
     started = [start_tick(due, smtpd, NOW) for _ in range(workers)]
     sent = [finish(process) for process in started]
     received = arrivals(smtpd)
+    # The guarantee: every lesson exactly once between them. How they shared the work is up to
+    # the machine; a worker that started late and found nothing left is not a bug.
     assert sum(sent) == LESSONS
-    assert all(count > 0 for count in sent), f"a worker sent nothing: {sent}"
     assert set(received) == ADDRESSES
     assert set(received.values()) == {1}
     assert len(smtpd.messages) == LESSONS
