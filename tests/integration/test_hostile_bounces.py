@@ -265,14 +265,18 @@ def mutated(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
     return bytes(data)
 
 
-def test_arbitrary_and_mutated_bytes_never_raise_and_never_suppress_alan(
+def test_arbitrary_and_mutated_bytes_never_raise_and_suppress_only_the_genuine(
     synced, settings, clock, smtpd, tmp_path
 ):
     received = lessons_for_three(synced, settings, clock, smtpd)
     alan = received[ALAN]
     bad_tag = bad_tag_of(alan.mail_from)
-    seeds = [dsn(bad_tag, alan.message), arf(bad_tag, alan.message), *forged_kinds(alan).values()]
-    seeds = [seed for seed in seeds if len(seed) < 100_000]
+    # Alan's own Message-ID is a secret of his mailbox (it names his delivery, by design): the
+    # forgeries carry a made-up one. Ada's genuine bounce, mutated, may still suppress Ada alone.
+    secret = str(alan.message["Message-ID"]).encode()
+    forged = [dsn(bad_tag, alan.message), arf(bad_tag, alan.message), *forged_kinds(alan).values()]
+    seeds = [seed.replace(secret, b"<made-up@x.example>") for seed in forged if len(seed) < 100_000]
+    seeds.append(dsn(received[ADA].mail_from, received[ADA].message))
     runs = iter(range(10**6))
 
     @hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
@@ -282,6 +286,6 @@ def test_arbitrary_and_mutated_bytes_never_raise_and_never_suppress_alan(
         mailbox.Maildir(folder, create=True).add(data)
         result = process_mailbox(synced, folder, clock.now(), settings)
         assert result.read == 1
-        assert ALAN not in suppressed(synced)
+        assert suppressed(synced) <= {ADA}
 
     check()
