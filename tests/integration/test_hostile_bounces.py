@@ -289,3 +289,24 @@ def test_arbitrary_and_mutated_bytes_never_raise_and_suppress_only_the_genuine(
         assert suppressed(synced) <= {ADA}
 
     check()
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [b"Message-ID: <\xff@x>\nSubject: x\n\nhi\n", deep(5000)],
+    ids=["8-bit Message-ID", "nested 5000 deep"],
+)
+def test_the_two_crashes_of_the_finding_no_longer_stop_the_run(
+    synced, settings, clock, smtpd, cli, tmp_path, hostile
+):
+    """On 851b30a these exited 1 (AttributeError: 'Header' object has no attribute 'strip';
+    RecursionError), and the genuine hard bounce beside them was not applied."""
+    received = lessons_for_three(synced, settings, clock, smtpd)
+    folder = tmp_path / "Maildir"
+    box = mailbox.Maildir(folder, create=True)
+    box.add(hostile)
+    box.add(dsn(received[ADA].mail_from, received[ADA].message))
+    result = cli("bounces", "process", str(folder))
+    assert result.code == 0, result.err
+    assert "1 hard bounce(s)" in result.out
+    assert suppressed(synced) == {ADA}
