@@ -1,8 +1,8 @@
 """Bounces and complaints read from a mailbox: which delivery failed, and what that means for the
 address.
 
-Reads RFC 3464 delivery status notifications (`multipart/report; report-type=delivery-status`) and
-RFC 5965 feedback reports (`report-type=feedback-report`) from a Maildir folder or an mbox file:
+Reads RFC 3464 delivery status notifications and RFC 5965 feedback reports from a Maildir folder or
+an mbox file (the bytes are read in `bouncereports.py`, within limits):
 
 - the delivery is found from the VERP address the report was sent to (`verp.py`: the report's
   Delivered-To, X-Original-To or To, the complaint's Original-Mail-From, or the Return-Path of the
@@ -14,32 +14,41 @@ RFC 5965 feedback reports (`report-type=feedback-report`) from a Maildir folder 
   suppresses too;
 - the bounce is noted on the delivery (`Delivery.bounce`, `bounced_at`) for the course report.
 
-Every message read is remembered by its own Message-ID (`processed_bounces`), so reading the same
-mailbox again counts nothing twice; a Maildir's handled messages are also moved to `cur/` and
-marked seen. An mbox file is left as it is.
+Each message is one unit of work (its own transaction), so one message that cannot be read never
+stops the others: it is counted as quarantined, moved to `quarantine/` beside a Maildir's `new/`
+and `cur/` (never read again), or skipped in an mbox. A database that fails stops the run: that is
+not the message's fault, and the message stays where it is for the next run.
+
+Every message read is remembered by its own Message-ID (`processed_bounces`, or the SHA-256 of its
+bytes), so reading the same mailbox again counts nothing twice; a Maildir's handled messages are
+also moved to `cur/` and marked seen. An mbox file is left as it is.
 """
 
 from __future__ import annotations
 
-import enum
-import hashlib
 import mailbox
-import re
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import Message
-from email.parser import BytesParser, HeaderParser
-from email.policy import compat32
-from email.utils import getaddresses
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from dripcourse.bouncereports import (
+    DEFAULT_LIMITS,
+    Kind,
+    Limits,
+    ReadMessage,
+    Report,
+    bytes_key,
+    read_message,
+)
 from dripcourse.config import Settings
 from dripcourse.db import Database
-from dripcourse.errors import BadInput
+from dripcourse.errors import BadInput, DripcourseError, UnreadableReport
 from dripcourse.models import (
     Delivery,
     EnrollmentStatus,
@@ -51,29 +60,11 @@ from dripcourse.subscriptions import end_enrollment, suppress, suppression_of
 from dripcourse.tokens import secret_key
 from dripcourse.verp import BounceAddresses, looks_like_verp
 
-_STATUS = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
-# RFC 5965 feedback types that mean "the recipient did not want this"; not-spam and auth-failure
-# reports are not complaints about the sender.
-_COMPLAINT_TYPES = frozenset({"abuse", "fraud", "virus", "other"})
-_ADDRESS_HEADERS = ("Delivered-To", "X-Original-To", "To")
+QUARANTINE = "quarantine"
 
 
-class Kind(enum.StrEnum):
-    HARD = "hard"
-    SOFT = "soft"
-    COMPLAINT = "complaint"
-
-
-@dataclass(frozen=True)
-class Report:
-    """What one bounce or complaint says, before it is matched to a delivery."""
-
-    kind: Kind
-    addresses: list[str]
-    """Where the report went, or the original's envelope sender: VERP addresses, with luck."""
-    message_ids: list[str]
-    """Message-IDs of the returned original."""
-    detail: str
+class BounceRunStopped(DripcourseError):
+    """The database failed while a message was applied: the run stops, the message stays."""
 
 
 @dataclass
@@ -91,6 +82,8 @@ class BounceReport:
     unknown: int = 0
     """Reports naming no delivery that still exists."""
     already_processed: int = 0
+    quarantined: int = 0
+    """Messages that could not be read safely (`bouncereports.UnreadableReport`)."""
     mbox: bool = False
 
     def summary(self) -> str:
@@ -98,35 +91,79 @@ class BounceReport:
             f"read {self.read} message(s): {self.hard} hard bounce(s), {self.soft} soft "
             f"bounce(s), {self.complaints} complaint(s), {self.suppressed} address(es) suppressed; "
             f"skipped {self.not_bounces} not a bounce, {self.bad_signature} bad signature, "
-            f"{self.unknown} unknown delivery, {self.already_processed} already processed"
+            f"{self.unknown} unknown delivery, {self.already_processed} already processed, "
+            f"{self.quarantined} quarantined"
         )
         if self.mbox:
             line += " (mbox left as it is: a message already processed is known by its Message-ID)"
         return line
 
 
+@dataclass(frozen=True)
+class _Unread:
+    """One message not handled yet: its name, and where a Maildir keeps it or its mbox key."""
+
+    key: str
+    path: Path | None
+    mbox_key: str = ""
+
+
 def process_mailbox(
-    database: Database, path: Path, now: datetime, settings: Settings
+    database: Database,
+    path: Path,
+    now: datetime,
+    settings: Settings,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> BounceReport:
-    """Read every new message of the Maildir folder or mbox file at `path` (one transaction)."""
+    """Read every new message of the Maildir folder or mbox file at `path`, one transaction each."""
     box = open_mailbox(path)
     result = BounceReport(mbox=isinstance(box, mailbox.mbox))
-    handled: list[str] = []
     with database.transaction() as session:
         addresses = BounceAddresses(secret_key(session, settings.secret_key))
-        for key, data in _unread(box):
-            result.read += 1
-            handled.append(key)
-            _process(session, data, addresses, now, settings.soft_bounce_limit, result)
-    if isinstance(box, mailbox.Maildir):
-        # After the commit: a crash in between leaves them in new/, and the processed set
-        # recognises them next time.
-        for key in handled:
-            message = box.get_message(key)
-            message.set_subdir("cur")
-            message.add_flag("S")
-            box[key] = message
+    for unread in _unread(box, path):
+        result.read += 1
+        data = _bytes(box, unread, limits)
+        try:
+            read: ReadMessage | UnreadableReport = read_message(data, limits)
+        except UnreadableReport as exc:
+            read = exc
+        try:
+            with database.transaction() as session:
+                outcome = _apply_message(
+                    session, read, data, addresses, now, settings.soft_bounce_limit, result
+                )
+        except OperationalError as exc:
+            raise BounceRunStopped(
+                f"the database failed while applying message {unread.key} ({exc.orig}); the run "
+                f"stopped after {result.read - 1} message(s), and this one stays for the next run "
+                "(the message is not at fault)"
+            ) from exc
+        if unread.path is not None:
+            _move(unread.path, path, outcome)
     return result
+
+
+def _apply_message(
+    session: Session,
+    read: ReadMessage | UnreadableReport,
+    data: bytes,
+    addresses: BounceAddresses,
+    now: datetime,
+    soft_limit: int,
+    result: BounceReport,
+) -> str:
+    key = bytes_key(data) if isinstance(read, UnreadableReport) else read.key
+    if session.scalar(select(ProcessedBounce.id).where(ProcessedBounce.message_key == key)):
+        result.already_processed += 1
+        return "already-processed"
+    if isinstance(read, UnreadableReport):
+        result.quarantined += 1
+        outcome = "unreadable"
+    else:
+        outcome = _outcome(session, read.report, addresses, now, soft_limit, result)
+    session.add(ProcessedBounce(message_key=key, outcome=outcome, processed_at=now))
+    session.flush()
+    return outcome
 
 
 def open_mailbox(path: Path) -> mailbox.Maildir | mailbox.mbox:
@@ -143,45 +180,61 @@ def open_mailbox(path: Path) -> mailbox.Maildir | mailbox.mbox:
     raise BadInput(f"no Maildir folder or mbox file at {path}")
 
 
-def _unread(box: mailbox.Maildir | mailbox.mbox) -> Iterator[tuple[str, bytes]]:
-    for key in box.keys():  # noqa: SIM118 - iterating a Mailbox yields messages, not keys
-        if isinstance(box, mailbox.Maildir):
-            message = box.get_message(key)
-            if message.get_subdir() == "cur" and "S" in message.get_flags():
-                continue  # handled by an earlier run (or read by a person)
-        yield key, box.get_bytes(key)
-
-
-def _process(
-    session: Session,
-    data: bytes,
-    addresses: BounceAddresses,
-    now: datetime,
-    soft_limit: int,
-    result: BounceReport,
-) -> None:
-    message = BytesParser(policy=compat32).parsebytes(data)
-    key = (message.get("Message-ID") or "").strip() or (
-        "sha256:" + hashlib.sha256(data).hexdigest()
-    )
-    key = key[:255]
-    if session.scalar(select(ProcessedBounce.id).where(ProcessedBounce.message_key == key)):
-        result.already_processed += 1
+def _unread(box: mailbox.Maildir | mailbox.mbox, path: Path) -> Iterator[_Unread]:
+    if isinstance(box, mailbox.mbox):
+        for key in box.keys():  # noqa: SIM118 - iterating a Mailbox yields messages, not keys
+            yield _Unread(f"#{key}", None, key)
         return
-    outcome = _outcome(session, message, addresses, now, soft_limit, result)
-    session.add(ProcessedBounce(message_key=key, outcome=outcome, processed_at=now))
-    session.flush()
+    # A Maildir is listed here rather than through `mailbox.Maildir`, whose `box[key] = message`
+    # rewrites the whole file to change its flags; a rename is enough (and is atomic).
+    for sub in ("new", "cur"):
+        for name in sorted(os.listdir(path / sub)):
+            if name.startswith("."):
+                continue
+            if sub == "cur" and "S" in _flags(name):
+                continue  # handled by an earlier run (or read by a person)
+            yield _Unread(name, path / sub / name)
+
+
+def _flags(name: str) -> str:
+    _, _, info = name.partition(":")
+    return info[2:] if info.startswith("2,") else ""
+
+
+def _bytes(box: mailbox.Maildir | mailbox.mbox, unread: _Unread, limits: Limits) -> bytes:
+    """At most one byte more than the limit: enough to know a message is too large."""
+    if unread.path is not None:
+        with unread.path.open("rb") as file:
+            return file.read(limits.max_bytes + 1)
+    assert isinstance(box, mailbox.mbox)
+    part = box.get_file(unread.mbox_key)
+    try:
+        return part.read(limits.max_bytes + 1)
+    finally:
+        part.close()
+
+
+def _move(file: Path, folder: Path, outcome: str) -> None:
+    """After the commit: a crash in between leaves the message where it was, and the processed set
+    recognises it next time. An unreadable one goes to `quarantine/` (0700: it may hold anything)."""
+    if outcome == "unreadable":
+        target = folder / QUARANTINE
+        target.mkdir(mode=0o700, exist_ok=True)
+        file.rename(target / file.name)
+        return
+    uniq = file.name.partition(":")[0]
+    flags = "".join(sorted(set(_flags(file.name)) | {"S"}))
+    file.rename(folder / "cur" / f"{uniq}:2,{flags}")
 
 
 def _outcome(
     session: Session,
-    message: Message,
+    report: Report | None,
     addresses: BounceAddresses,
     now: datetime,
     soft_limit: int,
     result: BounceReport,
 ) -> str:
-    report = read_report(message)
     if report is None:
         result.not_bounces += 1
         return "not-a-bounce"
@@ -247,90 +300,3 @@ def _apply(
     for enrollment in subscriber.enrollments:
         if enrollment.status != EnrollmentStatus.COMPLETED:
             end_enrollment(session, enrollment, now)
-
-
-def read_report(message: Message) -> Report | None:
-    """The bounce or complaint in `message`, or None if it is neither."""
-    if message.get_content_type() != "multipart/report":
-        return None
-    report_type = str(message.get_param("report-type") or "").lower()
-    parts = [part for part in message.walk() if part is not message]
-    addresses = [
-        address
-        for header in _ADDRESS_HEADERS
-        for _, address in getaddresses(message.get_all(header, []))
-        if address
-    ]
-    original = _original_headers(parts)
-    message_ids = [] if original is None else [str(original.get("Message-ID", "")).strip()]
-    if original is not None and original.get("Return-Path"):
-        addresses.extend(address for _, address in getaddresses([original["Return-Path"]]))
-    if report_type == "delivery-status":
-        found = _delivery_status(parts)
-        if found is None:
-            return None
-        kind, detail = found
-        return Report(kind, addresses, [m for m in message_ids if m], detail)
-    if report_type == "feedback-report":
-        fields = _feedback_fields(parts)
-        if fields is None:
-            return None
-        if str(fields.get("Feedback-Type", "")).strip().lower() not in _COMPLAINT_TYPES:
-            return None
-        addresses.extend(
-            address for _, address in getaddresses(fields.get_all("Original-Mail-From", []))
-        )
-        detail = f"complaint ({str(fields.get('Feedback-Type')).strip()})"
-        return Report(Kind.COMPLAINT, addresses, [m for m in message_ids if m], detail)
-    return None
-
-
-def _delivery_status(parts: list[Message]) -> tuple[Kind, str] | None:
-    """The worst failure among the per-recipient fields (RFC 3464 2.3), with its status."""
-    for part in parts:
-        if part.get_content_type() != "message/delivery-status":
-            continue
-        blocks = part.get_payload()
-        if not isinstance(blocks, list):
-            continue
-        worst: tuple[Kind, str] | None = None
-        for block in blocks:
-            if not isinstance(block, Message):
-                continue
-            action = str(block.get("Action", "")).strip().lower()
-            if not action or action in ("delivered", "relayed", "expanded"):
-                continue
-            status = _STATUS.search(str(block.get("Status", "")))
-            diagnostic = " ".join(str(block.get("Diagnostic-Code", "")).split())
-            detail = f"{status.group(0) if status else action} {diagnostic}".strip()[:500]
-            if status is not None and status.group(1) == "5":
-                return Kind.HARD, detail
-            if action in ("failed", "delayed") and worst is None:
-                worst = (Kind.HARD if status is None and action == "failed" else Kind.SOFT, detail)
-        return worst
-    return None
-
-
-def _feedback_fields(parts: list[Message]) -> Message | None:
-    for part in parts:
-        if part.get_content_type() == "message/feedback-report":
-            payload = part.get_payload()
-            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-                return payload[0]
-            if isinstance(payload, str):
-                return HeaderParser(policy=compat32).parsestr(payload)
-    return None
-
-
-def _original_headers(parts: list[Message]) -> Message | None:
-    """The headers of the returned original (RFC 3464 2: message/rfc822 or text/rfc822-headers)."""
-    for part in parts:
-        if part.get_content_type() == "message/rfc822":
-            payload = part.get_payload()
-            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-                return payload[0]
-        if part.get_content_type() == "text/rfc822-headers":
-            text = part.get_payload(decode=True)
-            if isinstance(text, bytes):
-                return HeaderParser(policy=compat32).parsestr(text.decode("utf-8", "replace"))
-    return None

@@ -26,3 +26,12 @@ class Unsendable(DripcourseError, ValueError):
     """A message cannot be built or handed over as it stands: a header value that no header may
     carry, an address no server we reach can take. The recipient is not at fault, so it fails that
     one delivery and never suppresses the address."""
+
+
+class UnreadableReport(BadInput):
+    """A message in the bounce mailbox that cannot be read safely: too large, nested too deep, too
+    many parts, or anything the mail parser fails on. It is set aside, never applied."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -236,7 +236,7 @@ class Delivery(Base):
     lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     bounce: Mapped[str | None] = mapped_column(String(16))
-    """`bounces.Kind` of the worst bounce reported for this message (hard outranks soft); the
+    """`bouncereports.Kind` of the worst bounce reported for this message (hard outranks soft); the
     status stays `sent`, since the server did accept it."""
     bounced_at: Mapped[datetime | None]
     """When that bounce report was read."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from dripcourse.bounces import Kind
+from dripcourse.bouncereports import Kind
 from dripcourse.clicks import tracks_clicks
 from dripcourse.courses import get_course
 from dripcourse.models import (
