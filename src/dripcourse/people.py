@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dripcourse.courses import rhythm_of
-from dripcourse.errors import NotFound
+from dripcourse.errors import BadInput, NotFound
 from dripcourse.models import EnrollmentStatus, Subscriber, Suppression, SuppressionReason
 from dripcourse.schedule import same_local_day
 from dripcourse.validation import address_hash, check_timezone, clean_name, normalise_email
@@ -113,7 +113,12 @@ def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
 
 
 def find_subscriber(session: Session, email: str) -> Subscriber:
-    address = normalise_email(email)
+    try:
+        address = normalise_email(email)
+    except BadInput:
+        # Older data may hold an address today's rules refuse (a non-ASCII local part): it can
+        # still be found as it is stored, to be looked at, unsubscribed or forgotten.
+        address = email.strip()
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
     if subscriber is None:
         raise NotFound(f"no subscriber {address}")

@@ -46,7 +46,7 @@ def due(database_url: str) -> str:
         ],
         check=True,
         capture_output=True,
-        timeout=60,
+        timeout=600,  # a guard against a hang, not a speed test
     )
     return database_url
 
