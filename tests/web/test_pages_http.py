@@ -368,6 +368,14 @@ BAD_SIGN_UPS = {
         "not a valid email address",
         JSON,
     ),
+    # Only sendable over SMTPUTF8, which few servers on the way promise: refused at the door
+    # rather than failing at every dispatch pass (see validation.normalise_email).
+    "non-ascii-local-part": (
+        {"json": {**GOOD, "email": "jörg@example.com"}},
+        400,
+        "characters before the @-sign are not supported",
+        JSON,
+    ),
     "invalid-address-in-form": (
         {"data": {**GOOD, "email": "ada@example"}},
         400,
@@ -446,6 +454,27 @@ def test_a_bad_sign_up_is_explained_and_nothing_is_written(
         "Delivery": 0,
         "Suppression": 0,
     }
+
+
+@pytest.mark.parametrize("send_as", ["json", "data"])
+def test_a_name_of_encoded_words_cannot_add_headers_or_a_body(live_server, inbox, send_as):
+    # Decoded, this name would end the To: line and write a Reply-To and a body of its own.
+    name = (
+        "=?utf-8?q?Ada=0D=0AReply-To:_attacker=40evil.example=0D=0A=0D=0A"
+        "<h1>Your_account_is_locked</h1>?="
+    )
+    response = httpx.post(
+        f"{live_server.url}/subscribe",
+        **{send_as: {**GOOD, "email": "eve@example.com", "name": name}},
+    )
+
+    assert response.status_code in (200, 202)
+    confirmation = inbox.wait_for("eve@example.com", "onfirm")
+    assert confirmation.get_all("Reply-To") == ["hello@northside-physio.example"]
+    assert [a.display_name for a in confirmation["To"].addresses] == [name]
+    assert "attacker" not in str(confirmation["Reply-To"])
+    assert "Your account is locked" not in inbox.html_of(confirmation)
+    assert confirmation.get_content_type() == "multipart/alternative"
 
 
 def test_what_a_visitor_typed_comes_back_as_text_never_as_markup(live_server):
