@@ -103,7 +103,9 @@ def inject_at_click_tracking(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
         messages,
         "track_links",
-        raise_for_victim(messages.track_links, lambda signer, base, page, d: VICTIM_NAME.split()[0] in page),
+        raise_for_victim(
+            messages.track_links, lambda signer, base, page, d: VICTIM_NAME.split()[0] in page
+        ),
     )
 
 
@@ -170,9 +172,7 @@ def test_an_error_at_any_step_fails_that_message_alone(
     assert (report.count("sent"), report.count("failed")) == (BATCH - 1, 1)
     with synced.read() as session:
         statuses = dict(
-            session.execute(
-                select(Delivery.status, func.count()).group_by(Delivery.status)
-            ).all()
+            session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all()
         )
         victim_error = session.scalar(
             select(Delivery.last_error)
