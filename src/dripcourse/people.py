@@ -117,8 +117,12 @@ def find_subscriber(session: Session, email: str) -> Subscriber:
         address = normalise_email(email)
     except BadInput:
         # Older data may hold an address today's rules refuse (a non-ASCII local part): it can
-        # still be found as it is stored, to be looked at, unsubscribed or forgotten.
-        address = email.strip()
+        # still be found as it is stored, to be looked at, unsubscribed or forgotten. Anything
+        # else that is refused stays a bad input, not a stranger.
+        stored = session.scalar(select(Subscriber).where(Subscriber.email == email.strip()))
+        if stored is None:
+            raise
+        return stored
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
     if subscriber is None:
         raise NotFound(f"no subscriber {address}")
