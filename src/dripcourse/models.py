@@ -27,7 +27,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from dripcourse.validation import address_hash
+from dripcourse.validation import address_hash, mailbox_key
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -146,11 +146,19 @@ class Lesson(Base):
     course: Mapped[Course] = relationship(back_populates="lessons")
 
 
+def _key_of_email(context: DefaultExecutionContext) -> str:
+    parameters: dict[str, Any] = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return mailbox_key(parameters["email"])
+
+
 class Subscriber(Base):
     __tablename__ = "subscribers"
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
-    """Normalised by email-validator."""
+    """Normalised by email-validator, in the spelling the person typed: what mail is sent to."""
+    email_key: Mapped[str] = mapped_column(String(320), unique=True, default=_key_of_email)
+    """`validation.mailbox_key` of `email`: who this is. Every look-up by address goes through it,
+    so that `Bob@` and `bob@` are one person (filled in from `email` when not given)."""
     name: Mapped[str] = mapped_column(String(200), default="")
     timezone: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]

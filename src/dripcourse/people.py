@@ -16,7 +16,13 @@ from dripcourse.courses import rhythm_of
 from dripcourse.errors import BadInput, NotFound
 from dripcourse.models import EnrollmentStatus, Subscriber, Suppression, SuppressionReason
 from dripcourse.schedule import same_local_day
-from dripcourse.validation import address_hash, check_timezone, clean_name, normalise_email
+from dripcourse.validation import (
+    address_hash,
+    check_timezone,
+    clean_name,
+    mailbox_key,
+    normalise_email,
+)
 
 
 def update_subscriber(
@@ -87,7 +93,7 @@ def forget(session: Session, email: str, now: datetime) -> Forgotten:
     """
     address = normalise_email(email)
     hashed = address_hash(address)
-    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    subscriber = holder_of(session, address)
     if subscriber is not None:
         session.delete(subscriber)  # enrolments and deliveries go with ON DELETE CASCADE
     suppression = session.scalar(select(Suppression).where(Suppression.email_hash == hashed))
@@ -112,6 +118,11 @@ def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:
     return subscriber
 
 
+def holder_of(session: Session, address: str) -> Subscriber | None:
+    """The person whose mailbox `address` names, in whatever spelling they were stored."""
+    return session.scalar(select(Subscriber).where(Subscriber.email_key == mailbox_key(address)))
+
+
 def find_subscriber(session: Session, email: str) -> Subscriber:
     try:
         address = normalise_email(email)
@@ -119,11 +130,11 @@ def find_subscriber(session: Session, email: str) -> Subscriber:
         # Older data may hold an address today's rules refuse (a non-ASCII local part): it can
         # still be found as it is stored, to be looked at, unsubscribed or forgotten. Anything
         # else that is refused stays a bad input, not a stranger.
-        stored = session.scalar(select(Subscriber).where(Subscriber.email == email.strip()))
+        stored = holder_of(session, email.strip())
         if stored is None:
             raise
         return stored
-    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    subscriber = holder_of(session, address)
     if subscriber is None:
         raise NotFound(f"no subscriber {address}")
     return subscriber

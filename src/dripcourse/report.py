@@ -129,7 +129,7 @@ def _left_after(session: Session, course_id: int) -> dict[int, int]:
     )
     # An address suppressed for bouncing when (or before) the enrolment ended was ended by that.
     bounced_out = exists().where(
-        Suppression.email == Subscriber.email,
+        func.lower(Suppression.email) == Subscriber.email_key,
         Suppression.reason == SuppressionReason.HARD_BOUNCE,
         Suppression.created_at <= Enrollment.ended_at,
     )

@@ -30,7 +30,13 @@ from dripcourse.models import (
 )
 from dripcourse.schedule import first_lesson_due
 from dripcourse.subscriptions import make_message_id
-from dripcourse.validation import address_hash, check_timezone, clean_name, normalise_email
+from dripcourse.validation import (
+    address_hash,
+    check_timezone,
+    clean_name,
+    mailbox_key,
+    normalise_email,
+)
 
 CHUNK = 1000
 EXPORT_FIELDS = ["email", "name", "timezone", "course", "status", "enrolled_at", "confirmed_at"]
@@ -104,10 +110,10 @@ def import_subscribers(
     for row in rows:
         if isinstance(row, tuple):
             report.rejected.append(row)
-        elif row.email in seen:
-            report.rejected.append((row.line, f"{row.email} is already on line {seen[row.email]}"))
+        elif (key := mailbox_key(row.email)) in seen:
+            report.rejected.append((row.line, f"{row.email} is already on line {seen[key]}"))
         else:
-            seen[row.email] = row.line
+            seen[key] = row.line
             chunk.append(row)
         if len(chunk) >= CHUNK:
             _import_chunk(session, course, chunk, now, confirmed, report)
@@ -140,32 +146,35 @@ def _import_chunk(
     )
     suppressed = {email: reasons[hashed] for email, hashed in hashes.items() if hashed in reasons}
     rows = [row for row in rows if not _rejected_for(row, suppressed, report)]
+    # Matched by mailbox: a person stored as `Bob@` is the `bob@` of this file.
+    keys = [mailbox_key(email) for email in emails]
     existing = dict(
         session.execute(
-            select(Subscriber.email, Subscriber.id).where(Subscriber.email.in_(emails))
+            select(Subscriber.email_key, Subscriber.id).where(Subscriber.email_key.in_(keys))
         ).all()
     )
     default_zone = course.settings["schedule"]["timezone"]
     new = [
         {
             "email": r.email,
+            "email_key": mailbox_key(r.email),
             "name": r.name,
             "timezone": r.timezone or default_zone,
             "created_at": now,
         }
         for r in rows
-        if r.email not in existing
+        if mailbox_key(r.email) not in existing
     ]
     if new:
         session.execute(insert(Subscriber), new)
         existing.update(
             session.execute(
-                select(Subscriber.email, Subscriber.id).where(
-                    Subscriber.email.in_([n["email"] for n in new])
+                select(Subscriber.email_key, Subscriber.id).where(
+                    Subscriber.email_key.in_([n["email_key"] for n in new])
                 )
             ).all()
         )
-    ids = {row.email: existing[row.email] for row in rows}
+    ids = {row.email: existing[mailbox_key(row.email)] for row in rows}
     enrolled = set(
         session.scalars(
             select(Enrollment.subscriber_id).where(

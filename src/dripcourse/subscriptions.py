@@ -28,12 +28,18 @@ from dripcourse.models import (
     Suppression,
     SuppressionReason,
 )
-from dripcourse.people import find_subscriber, get_subscriber
+from dripcourse.people import find_subscriber, get_subscriber, holder_of
 from dripcourse.schedule import (
     first_lesson_due,
     resumed_due,
 )
-from dripcourse.validation import address_hash, check_timezone, clean_name, normalise_email
+from dripcourse.validation import (
+    address_hash,
+    check_timezone,
+    clean_name,
+    mailbox_key,
+    normalise_email,
+)
 
 OPEN_DELIVERY = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 # Enrolments that a new sign-up (re)starts once the person confirms it.
@@ -96,10 +102,11 @@ def subscribe(
     course = get_course(session, course_slug)
     _refuse_suppressed(session, address, confirmed)
 
-    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    subscriber = holder_of(session, address)
     if subscriber is None:
         subscriber = Subscriber(
             email=address,
+            email_key=mailbox_key(address),
             name=clean,
             created_at=now,
             timezone=zone or course.settings["schedule"]["timezone"],

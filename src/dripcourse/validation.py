@@ -57,15 +57,15 @@ def mailbox_key(address: str) -> str:
 
 
 def address_hash(address: str) -> str:
-    """SHA-256 (hex) of a normalised address: how suppressions recognise an address, even one whose
-    person was forgotten and of which only this hash is kept.
+    """SHA-256 (hex) of a normalised address's `mailbox_key`: how suppressions recognise an address
+    in any spelling, even one whose person was forgotten and of which only this hash is kept.
 
     Deliberately not keyed with the secret key: a suppression must survive a change of
     `DRIPCOURSE_SECRET_KEY` and a restore onto another installation. A key would not hide much
     either: the hash is there to be matched against addresses, and whoever holds an address can test
     it either way (by default the key lives in the same database).
     """
-    return hashlib.sha256(address.encode("utf-8")).hexdigest()
+    return hashlib.sha256(mailbox_key(address).encode("utf-8")).hexdigest()
 
 
 def clean_name(name: str | None) -> str:

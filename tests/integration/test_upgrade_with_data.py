@@ -26,7 +26,7 @@ from dripcourse.dispatch import Dispatcher
 from dripcourse.validation import address_hash
 
 PREVIOUS = "0002"
-HEAD = "0004"
+HEAD = "0005"
 TABLES = ["courses", "lessons", "subscribers", "enrollments", "deliveries", "suppressions"]
 START_TEXT = "2026-03-02 15:00:00.000000"
 
