@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dripcourse.courses import get_course, rhythm_of
@@ -52,8 +52,11 @@ WAITING_FOR_CONSENT = (
 SELF_LIFTED = (SuppressionReason.UNSUBSCRIBED,)
 
 
+# However often a form names an address, until that mailbox confirms it gets at most one
+# confirmation email an hour, two a day and five in all: a stranger cannot mail-bomb it.
 CONFIRMATION_INTERVAL = timedelta(hours=1)
-"""At most one confirmation email per address in this time, however often the form is sent."""
+CONFIRMATIONS_A_DAY = 2
+CONFIRMATIONS_UNTIL_CONFIRMED = 5
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class SubscribeResult:
     confirmation_queued: bool = False
     started: bool = False
     """This call started the course (a confirmed sign-up): the next lesson is now owed."""
+    confirmation_held: str = ""
+    """Why no confirmation email was queued for a pending sign-up (`confirmation_held`)."""
 
 
 def subscribe(
@@ -138,8 +143,9 @@ def subscribe(
     if confirmed:
         activate(session, enrollment, now)
         return SubscribeResult(enrollment=enrollment, created=created, started=True)
-    if _recently_asked(session, subscriber.id, now):
-        return SubscribeResult(enrollment=enrollment, created=created)
+    held = confirmation_held(session, subscriber, now)
+    if held:
+        return SubscribeResult(enrollment=enrollment, created=created, confirmation_held=held)
     enrollment.signup_ip, enrollment.signup_user_agent = (evidence or Evidence()).clipped()
     queue_confirmation(session, enrollment, now)
     return SubscribeResult(enrollment=enrollment, created=created, confirmation_queued=True)
@@ -414,20 +420,32 @@ def _left_after(session: Session, enrollment: Enrollment, instant: datetime) -> 
     return any(moment is not None and moment >= instant for moment in left)
 
 
-def _recently_asked(session: Session, subscriber_id: int, now: datetime) -> bool:
-    return (
-        session.scalar(
-            select(Delivery.id)
-            .join(Enrollment)
-            .where(
-                Enrollment.subscriber_id == subscriber_id,
-                Delivery.kind == DeliveryKind.CONFIRMATION,
-                Delivery.created_at > now - CONFIRMATION_INTERVAL,
-            )
-            .limit(1)
-        )
-        is not None
+def confirmation_held(session: Session, subscriber: Subscriber, now: datetime) -> str:
+    """Why no confirmation email may be queued for this mailbox now, or "" when one may.
+
+    Counted over the confirmations queued since the person last confirmed a course (all of them
+    for someone who never did), cancelled ones aside: those never reached the mailbox.
+    """
+    since = session.scalar(
+        select(func.max(Enrollment.confirmed_at)).where(Enrollment.subscriber_id == subscriber.id)
     )
+    asked = session.scalars(
+        select(Delivery.created_at)
+        .join(Enrollment)
+        .where(
+            Enrollment.subscriber_id == subscriber.id,
+            Delivery.kind == DeliveryKind.CONFIRMATION,
+            Delivery.status != DeliveryStatus.CANCELLED,
+            *([Delivery.created_at > since] if since is not None else []),
+        )
+    ).all()
+    if len(asked) >= CONFIRMATIONS_UNTIL_CONFIRMED:
+        return f"{CONFIRMATIONS_UNTIL_CONFIRMED} confirmation emails went unanswered"
+    if sum(1 for at in asked if at > now - timedelta(days=1)) >= CONFIRMATIONS_A_DAY:
+        return f"{CONFIRMATIONS_A_DAY} confirmation emails in the last 24 hours"
+    if any(at > now - CONFIRMATION_INTERVAL for at in asked):
+        return "a confirmation email in the last hour"
+    return ""
 
 
 def _zone(enrollment: Enrollment) -> ZoneInfo:

@@ -63,6 +63,11 @@ def subscribe(
             f"subscribed {address} to {course}; a confirmation email is queued "
             "(the course starts when they confirm)"
         )
+    elif result.confirmation_held and result.created:
+        click.echo(
+            f"subscribed {address} to {course}; no confirmation email now "
+            f"({result.confirmation_held})"
+        )
     else:
         click.echo(f"{address} is already enrolled in {course} ({state})")
 
