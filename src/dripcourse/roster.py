@@ -260,7 +260,9 @@ def export_rows(session: Session) -> Iterator[dict[str, str]]:
 
 
 def write_csv(rows: Iterable[dict[str, str]], stream: TextIO) -> int:
-    writer = csv.DictWriter(stream, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+    # CRLF (RFC 4180): the csv module quotes only the characters of its line terminator, and a CR
+    # left unquoted would end the row early when the file is read back.
+    writer = csv.DictWriter(stream, fieldnames=EXPORT_FIELDS, lineterminator="\r\n")
     writer.writeheader()
     count = 0
     for row in rows:
