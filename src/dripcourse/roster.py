@@ -17,6 +17,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from dripcourse.courses import get_course, rhythm_of
+from dripcourse.csvcells import escape_cell, unescape_cell
 from dripcourse.errors import BadInput, DripcourseError
 from dripcourse.models import (
     Course,
@@ -78,6 +79,8 @@ def read_rows(stream: TextIO) -> Iterator[Row | tuple[int, str]]:
             if None in record:
                 yield line, "more fields than the header has"
                 continue
+            # Undo the export's escape before validation (csvcells.py): an export imports unchanged.
+            record = {key: unescape_cell(value or "") for key, value in record.items()}
             try:
                 zone = (record.get("timezone") or "").strip()
                 yield Row(
@@ -266,11 +269,13 @@ def export_rows(session: Session) -> Iterator[dict[str, str]]:
 
 
 def write_csv(rows: Iterable[dict[str, str]], stream: TextIO) -> int:
-    writer = csv.DictWriter(stream, fieldnames=EXPORT_FIELDS, lineterminator="\n")
+    # CRLF (RFC 4180): the csv module quotes only the characters of its line terminator, and a CR
+    # left unquoted would end the row early when the file is read back.
+    writer = csv.DictWriter(stream, fieldnames=EXPORT_FIELDS, lineterminator="\r\n")
     writer.writeheader()
     count = 0
     for row in rows:
-        writer.writerow(row)
+        writer.writerow({key: escape_cell(value) for key, value in row.items()})
         count += 1
     return count
 

