@@ -4,7 +4,8 @@ Both go through SQLite's online backup API (`sqlite3.Connection.backup`), never 
 backup is a consistent snapshot even while workers write (in WAL mode the copy reads one snapshot
 and nobody waits), and a restore writes through SQLite's own locking, so a stale `-wal` file next to
 the target cannot mix old pages into the restored database. A backup is written beside its target
-and renamed into place, and is left in rollback-journal mode: one self-contained file.
+and renamed into place, and is left in rollback-journal mode: one self-contained file. Backups and
+restored databases are 0600 like the database (`db.make_private`): they hold the same data.
 
 PostgreSQL has its own tools (`pg_dump`, `pg_restore`); these commands refuse it.
 """
@@ -17,10 +18,8 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from dripcourse import migrations
-from dripcourse.db import Database
+from dripcourse.db import Database, make_private, sqlite_path
 from dripcourse.errors import BadInput
 
 # Tables a dripcourse database has had since its first migration.
@@ -47,6 +46,7 @@ def backup(database: Database, target: Path, *, force: bool = False) -> BackupRe
         raise BadInput("the backup cannot replace the database itself")
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)
+    make_private(partial)  # os.replace keeps the mode
     try:
         with closing(sqlite3.connect(source)) as reader, closing(sqlite3.connect(partial)) as copy:
             reader.backup(copy)
@@ -77,6 +77,8 @@ def restore(database: Database, source: Path, *, force: bool = False) -> tuple[s
         raise BadInput(f"the database {target} exists; add --force to replace it with {source}")
     if target.exists() and target.resolve() == source.resolve():
         raise BadInput("a database cannot be restored over itself")
+    if target.parent.is_dir():  # else sqlite3 says why it cannot open the target
+        make_private(target)
     try:
         with (
             closing(sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True)) as backup,
@@ -109,10 +111,10 @@ def revision_of(path: Path) -> str | None:
 
 
 def sqlite_file(database: Database) -> Path:
-    url = make_url(database.url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+    path = sqlite_path(database.url)
+    if path is None:
         raise BadInput(
-            f"backup and restore work on an SQLite file; {url.get_backend_name()} has its own "
+            f"backup and restore work on an SQLite file; {database.dialect} has its own "
             "tools (pg_dump and pg_restore for PostgreSQL)"
         )
-    return Path(url.database)
+    return path

@@ -56,6 +56,7 @@ from dripcourse.models import (
     Subscriber,
     SuppressionReason,
 )
+from dripcourse.privatefiles import make_private_dir
 from dripcourse.subscriptions import end_enrollment, suppress, suppression_of
 from dripcourse.tokens import secret_key
 from dripcourse.verp import BounceAddresses, looks_like_verp
@@ -219,7 +220,7 @@ def _move(file: Path, folder: Path, outcome: str) -> None:
     recognises it next time. An unreadable one goes to `quarantine/` (0700: it may hold anything)."""
     if outcome == "unreadable":
         target = folder / QUARANTINE
-        target.mkdir(mode=0o700, exist_ok=True)
+        make_private_dir(target)
         file.rename(target / file.name)
         return
     uniq = file.name.partition(":")[0]

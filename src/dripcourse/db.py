@@ -10,6 +10,11 @@ machine also queue on a lock file first: SQLite's own busy handler sleeps 1, 2, 
 tries, which with several sending workers wasted more time than the writes took, while a waiter on
 the lock file wakes the moment it is free. `Database.read()` is a deferred transaction that takes no
 lock at all, for checks that only read.
+
+An SQLite file holds personal data and the generated secret key: before each new connection it is
+created 0600 if missing (SQLite itself would make it 0644 whatever the umask), or tightened. SQLite
+gives the `-wal` and `-shm` files it creates the main file's mode (`robust_open` in os_unix.c), so
+they follow; ones left 0644 by an earlier version are tightened at the same time.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dripcourse.errors import BadInput
+from dripcourse.privatefiles import create_private, tighten
 
 READ_ONLY = "dripcourse_read_only"
 
@@ -75,15 +81,14 @@ class WriterQueue:
         self._thread_lock = threading.Lock() if path is not None else None
         self._file = None
         if path is not None and fcntl is not None:
-            self._file = open(f"{path}-writers.lock", "a+b")  # noqa: SIM115 - kept open for life
+            # Private like the database: anyone who can open the lock file can hold it forever.
+            lock = Path(f"{path}-writers.lock")
+            create_private(lock)
+            self._file = open(lock, "a+b")  # noqa: SIM115 - kept open for life
 
     @classmethod
     def for_url(cls, url: str) -> WriterQueue:
-        parsed = make_url(url)
-        database = parsed.database
-        if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-            return cls(None)
-        return cls(Path(database))
+        return cls(sqlite_path(url))
 
     def __enter__(self) -> None:
         if self._thread_lock is not None:
@@ -96,6 +101,30 @@ class WriterQueue:
             fcntl.flock(self._file, fcntl.LOCK_UN)
         if self._thread_lock is not None:
             self._thread_lock.release()
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL; None for other databases, `:memory:`, and SQLite URI
+    filenames (`?uri=true`), whose file SQLite itself finds."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise BadInput(f"not a database URL: {url!r}") from None
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if parsed.query.get("uri") in ("true", "1"):
+        return None
+    return Path(database)
+
+
+def make_private(path: Path) -> None:
+    """The SQLite file `path` 0600 (created empty if missing: SQLite takes an empty file as an
+    empty database), and its companions tightened if they were left by an earlier version."""
+    if path.parent.is_dir():  # else leave SQLite to say "unable to open database file"
+        create_private(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        tighten(f"{path}{suffix}")
 
 
 def upsert_insert(session: Session) -> Any:
@@ -114,11 +143,19 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) 
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, echo=echo, pool_pre_ping=True)
     engine = create_engine(parsed, echo=echo, connect_args={"timeout": busy_timeout_ms / 1000})
-    _configure_sqlite(engine, busy_timeout_ms)
+    _configure_sqlite(engine, busy_timeout_ms, sqlite_path(url))
     return engine
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, path: Path | None) -> None:
+    if path is not None:
+
+        @event.listens_for(engine, "do_connect")
+        def before_connect(*_args: Any) -> None:
+            # At every new connection, not once per engine: the file may be removed and made
+            # again meanwhile (a restore, an operator), and SQLite would make it 0644.
+            make_private(path)
+
     @event.listens_for(engine, "connect")
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from pysqlite so that we can issue BEGIN IMMEDIATE ourselves.

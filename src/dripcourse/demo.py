@@ -2,7 +2,8 @@
 
 Everything is real except time: a SQLite file, the course files, the dispatcher, and an SMTP server on
 loopback that receives every message. The clock jumps from one due time to the next, so eleven weeks
-take seconds. One person unsubscribes midway, to show that nothing reaches them after it.
+take seconds. One person unsubscribes midway, to show that nothing reaches them after it. The
+folder and what is in it are private (`privatefiles.py`), as they would be for real people.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dripcourse.config import Settings
 from dripcourse.courses import load_sources, sync_course
 from dripcourse.db import Database
 from dripcourse.dispatch import Dispatcher, Sent
+from dripcourse.privatefiles import make_private_dir, write_private
 from dripcourse.smtpserver import CapturingSMTPServer, ReceivedMessage
 
 COURSE = "runners"
@@ -56,7 +58,7 @@ def example_courses(courses_dir: Path) -> Path:
 def run_demo(folder: Path, weeks: int, courses_dir: Path, echo: Callable[[str], None]) -> None:
     if folder.exists():
         shutil.rmtree(folder)
-    (folder / "mail").mkdir(parents=True)
+    make_private_dir(folder / "mail")
     clock = FixedClock(START)
     with CapturingSMTPServer() as server:
         settings = Settings(
@@ -136,11 +138,11 @@ def _report(received: list[ReceivedMessage], folder: Path, echo: Callable[[str],
         echo(f"  {person.email:<22} {len(mine):>2} lessons, each at 08:00 {person.timezone}")
     for number, item in enumerate(received, start=1):
         who = item.rcpt_tos[0].split("@")[0]
-        (folder / "mail" / f"{number:03d}-{who}.eml").write_bytes(item.data)
+        write_private(folder / "mail" / f"{number:03d}-{who}.eml", item.data)
     echo(f"\nEvery message is in {folder / 'mail'}/ as .eml (open one in your mail program).")
     first = next((m for m in received if PEOPLE[0].email in m.rcpt_tos), None)
     html = first.message.get_body(("html",)) if first else None
     if html is not None:
         page = folder / "lesson-01.html"
-        page.write_text(html.get_content(), encoding="utf-8")
+        write_private(page, html.get_content().encode("utf-8"))
         echo(f"Open {page} in a browser to see lesson 1 as {PEOPLE[0].name} got it.")

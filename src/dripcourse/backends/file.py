@@ -2,7 +2,8 @@
 
 Responsible for the `file:///absolute/folder` and `file:relative/folder` URLs, creating and
 checking the folder, naming files `<UTC timestamp>-<key>.eml` and writing them atomically so a
-reader never sees half a message. The contract is in `base.py`.
+reader never sees half a message. The folder, if we create it, is 0700 and every message 0600: they
+hold subscribers' addresses and their unsubscribe links. The contract is in `base.py`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dripcourse.backends.base import (
     Outcome,
     OutgoingMessage,
 )
+from dripcourse.privatefiles import FILE_MODE, make_private_dir
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_KEY_LENGTH = 80
@@ -35,7 +37,7 @@ class FileBackend(DeliveryBackend):
         if self.folder.exists() and not self.folder.is_dir():
             raise BackendError(f"{str(self.folder)!r} is not a folder")
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.folder)
         except OSError as exc:
             raise BackendError(
                 f"cannot create mail folder {str(self.folder)!r}: {exc.strerror}"
@@ -75,9 +77,11 @@ class FileBackend(DeliveryBackend):
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         stem = f"{stamp}-{_UNSAFE.sub('_', message.key)[:_MAX_KEY_LENGTH] or 'message'}"
         # A dot-name in the same folder: invisible to *.eml readers, and os.replace stays atomic
-        # because it never crosses a file system. mkstemp's 0600 keeps subscribers' mail private.
+        # because it never crosses a file system. mkstemp makes it 0600 less the umask; fchmod
+        # restores the owner's bits a umask such as 0o277 took, and os.replace keeps the mode.
         fd, temporary = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
         try:
+            os.fchmod(fd, FILE_MODE)
             with os.fdopen(fd, "wb") as file:
                 file.write(message.data)
                 file.flush()

@@ -11,6 +11,7 @@ from dripcourse.courses import get_course
 from dripcourse.errors import BadInput
 from dripcourse.lessons import find_lesson, queue_lesson, sample_job
 from dripcourse.messages import CourseView, MessageBuilder
+from dripcourse.privatefiles import write_private
 from dripcourse.tokens import Signer, secret_key
 from dripcourse.validation import check_timezone, clean_name, normalise_email, parse_instant
 
@@ -61,7 +62,8 @@ def preview(app: App, slug: str, lesson: str, output: Path | None, name: str, em
         job = sample_job(course, found, normalise_email(email), clean_name(name))
     rendered, _ = builder.render(job, view)
     target = output or Path(f"{slug}-{found.position:02d}-{found.key}.html")
-    target.write_text(rendered.html, encoding="utf-8")
+    # 0600: --email may be a real subscriber's, and the links are signed with the real key.
+    write_private(target, rendered.html.encode("utf-8"))
     click.echo(f"Subject: {rendered.subject}\n")
     click.echo(rendered.text)
     click.echo(
