@@ -37,6 +37,7 @@ from dripcourse.models import (
     Lesson,
 )
 from dripcourse.rendering import CourseRenderer, LessonContent, Links, Recipient
+from dripcourse.sandbox import course_environment, named_sources
 from dripcourse.schedule import (
     Rhythm,
     first_slot_at_or_after,
@@ -144,12 +145,7 @@ def _check_lesson_templates(lesson: LessonSource, renderer: CourseRenderer) -> l
     """Render the subject and the raw body alone, so errors point at the author's own lines."""
     sources = {"subject": lesson.subject, "body": lesson.body}
     first_line = {"subject": lesson.front_matter_lines.get("subject", 1), "body": lesson.body_line}
-    env = jinja2.Environment(
-        loader=jinja2.FunctionLoader(
-            lambda name: (sources[name], name, lambda: True) if name in sources else None
-        ),
-        undefined=jinja2.StrictUndefined,
-    )
+    env = course_environment(named_sources(sources), autoescape=False)
     context = renderer.context(lesson.key, SAMPLE_RECIPIENT, SAMPLE_LINKS)
     problems = []
     for part in ("subject", "body"):

@@ -4,6 +4,7 @@ A `CourseRenderer` compiles each lesson once: the Markdown body is converted to 
 with its Jinja tags protected, then placed in the course layout (`{% block body %}`). Per recipient only
 the Jinja render and the CSS inlining run. Values are autoescaped in HTML, so a subscriber's name can
 never become markup; undefined names are errors (`StrictUndefined`), caught by `courses check`.
+Every template compiles in the sandbox of `sandbox.py`: course text cannot reach Python's internals.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import css_inline
 import jinja2
 
 from dripcourse.plaintext import markdown_to_html, markdown_to_text
+from dripcourse.sandbox import course_environment, named_sources
 from dripcourse.stencil import Pieces, Placeholders, Stencil, only_printed, values_of
 
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
@@ -205,11 +207,12 @@ def _child_of(layout: str, body: str) -> str:
 
 
 def _environment(sources: dict[str, str], *, autoescape: bool) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.ChoiceLoader(
-            [jinja2.DictLoader(sources), jinja2.PackageLoader("dripcourse", "templates")]
+    # Sandboxed even for the package's own templates: the course's lessons and layouts compile in
+    # the same environment as the built-in layout they extend.
+    return course_environment(
+        jinja2.ChoiceLoader(
+            [named_sources(sources), jinja2.PackageLoader("dripcourse", "templates")]
         ),
-        undefined=jinja2.StrictUndefined,
         autoescape=autoescape,
         trim_blocks=True,
         lstrip_blocks=True,

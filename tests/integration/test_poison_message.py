@@ -23,6 +23,7 @@ from dripcourse.backends import load_backend
 from dripcourse.backends.smtp import SMTPBackend
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
+from dripcourse.courses import load_sources, sync_course
 from dripcourse.db import Database
 from dripcourse.dispatch import Dispatcher
 from dripcourse.dkim import DkimSigner
@@ -215,3 +216,48 @@ def test_an_unsendable_address_from_older_data_fails_alone_and_tick_exits_zero(
     assert failed[0] is not None and "without SMTPUTF8" in failed[0]
     timeline = cli("timeline", "jörg@example.com")
     assert "failed" in timeline.out and "without SMTPUTF8" in timeline.out, timeline.out
+
+
+def test_a_lesson_reaching_for_python_internals_for_one_reader_fails_that_delivery_alone(
+    database: Database,
+    courses_dir: Path,
+    batch_settings: Settings,
+    clock: FixedClock,
+    smtpd: CapturingSMTPServer,
+    tmp_path: Path,
+) -> None:
+    """Passing `courses check` (whose sample reader is Sam) does not make a lesson safe: this one
+    only tries to run a command for the victim. The sandbox refuses it as a template error, which
+    waits to be retried (the author can mend the lesson); the other 99 are sent."""
+    ran = tmp_path / "the-command-ran"
+    feet = courses_dir / "runners" / "01-feet.md"
+    with feet.open("a", encoding="utf-8") as lesson:
+        lesson.write(
+            f'\n{{% if subscriber.name == "{VICTIM_NAME}" %}}'
+            f"{{{{ cycler.__init__.__globals__.os.popen('touch {ran}').read() }}}}{{% endif %}}\n"
+        )
+    with database.transaction() as session:
+        for source in load_sources(courses_dir):
+            sync_course(session, source, clock.now())
+    enrol_everyone(database, clock)
+    clock.set(LESSON_ONE)
+    dispatcher = Dispatcher(
+        database, batch_settings, load_backend(batch_settings.email_backend, batch_settings), clock
+    )
+
+    dispatcher.run_pass()
+
+    assert not ran.exists()
+    arrived = sorted(address for m in smtpd.messages for address in m.rcpt_tos)
+    assert arrived == sorted(set(PEOPLE) - {VICTIM})
+    with database.read() as session:
+        victim = session.execute(
+            select(Delivery.status, Delivery.last_error)
+            .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
+            .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
+            .where(Subscriber.email == VICTIM)
+        ).one()
+        assert session.scalar(select(func.count()).select_from(Suppression)) == 0
+    assert victim.status not in (DeliveryStatus.SENT, DeliveryStatus.SENDING)
+    assert victim.last_error is not None and "render failed" in victim.last_error
+    assert "unsafe" in victim.last_error
