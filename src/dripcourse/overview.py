@@ -24,6 +24,7 @@ from dripcourse.models import (
 )
 from dripcourse.people import find_subscriber, get_subscriber
 from dripcourse.schedule import next_lesson
+from dripcourse.validation import mailbox_key
 
 
 @dataclass(frozen=True)
@@ -163,7 +164,13 @@ def subscribers(
     status_filter: str | None = None,
     limit: int = 100,
     offset: int = 0,
+    *,
+    email: str | None = None,
 ) -> list[tuple[Subscriber, list[Enrollment]]]:
+    """People by address, filtered; `NotFound` for a course that does not exist (a typo must not
+    look like an empty course)."""
+    if course_slug:
+        get_course(session, course_slug)
     query = (
         select(Subscriber)
         .order_by(Subscriber.email)
@@ -171,6 +178,8 @@ def subscribers(
         .offset(offset)
         .options(selectinload(Subscriber.enrollments).selectinload(Enrollment.course))
     )
+    if email is not None:
+        query = query.where(Subscriber.email_key == mailbox_key(email.strip()))
     if course_slug or status_filter:
         query = query.join(Enrollment).join(Course)
         if course_slug:

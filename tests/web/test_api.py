@@ -191,8 +191,31 @@ def test_the_list_filters_by_course_and_status_and_pages(api):
     assert [s["email"] for s in pending["items"]] == ["p@example.com"]
     in_course = api.client.get("/api/v1/subscribers", params={"course": "runners"}).json()
     assert len(in_course["items"]) == 4
-    elsewhere = api.client.get("/api/v1/subscribers", params={"course": "yoga"}).json()
-    assert elsewhere["items"] == []
+    elsewhere = api.client.get("/api/v1/subscribers", params={"course": "yoga"})
+    assert elsewhere.status_code == 404 and "yoga" in elsewhere.json()["error"]
+
+
+def test_the_list_finds_a_person_by_address_in_any_spelling(api):
+    for address in ("a@example.com", "Bob@example.com", "c@example.com"):
+        api.subscribe(email=address)
+    for spelling in ("Bob@example.com", "BOB@EXAMPLE.COM", " bob@example.com "):
+        found = api.client.get("/api/v1/subscribers", params={"email": spelling}).json()
+        assert [s["email"] for s in found["items"]] == ["Bob@example.com"], spelling
+    nobody = api.client.get("/api/v1/subscribers", params={"email": "zed@example.com"}).json()
+    assert nobody["items"] == []
+
+
+def test_an_unknown_query_parameter_is_a_400_not_a_filter_ignored(api):
+    api.subscribe()
+    for path, params in (
+        ("/api/v1/subscribers", {"emial": "ada@example.com"}),
+        ("/api/v1/subscribers", {"course": "runners", "sort": "name"}),
+        ("/api/v1/status", {"verbose": "1"}),
+        ("/api/v1/courses", {"x": ""}),
+    ):
+        response = api.client.get(path, params=params)
+        assert response.status_code == 400, (path, params, response.text)
+        assert "unknown query parameter" in response.json()["error"]
 
 
 def test_show_has_enrolments_and_the_delivery_history(api, smtpd):

@@ -12,6 +12,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import Route
@@ -77,18 +78,34 @@ class TokenFirst(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
+        known = _query_names(self.dependant)
+
         async def checked(request: Request) -> Response:
             require_token(request, await bearer(request))
+            # A misspelt filter must not pass for no filter at all (and answer with everyone).
+            unknown = sorted(set(request.query_params) - known)
+            if unknown:
+                raise HTTPException(
+                    status_code=400, detail=f"unknown query parameter: {', '.join(unknown)}"
+                )
             return await handler(request)
 
         return checked
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
 
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_token)], route_class=TokenFirst)
 Context = Annotated[WebContext, Depends(context_of)]
 
 _MEANING = {
-    400: "Bad input: an invalid address, name or time zone, or a body that cannot be read.",
+    400: "Bad input: an invalid address, name or time zone, a body that cannot be read, or an "
+    "unknown query parameter.",
     401: "No bearer token, or not one of DRIPCOURSE_API_TOKEN.",
     404: "No such subscriber, course, enrolment or lesson.",
     409: "The request clashes with the current state.",
@@ -99,13 +116,14 @@ _MEANING = {
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """The documented error answers of a route (401 on every one)."""
+    """The documented error answers of a route (400 and 401 on every one: any route refuses an
+    unknown query parameter)."""
     return {
         code: {
             "model": ValidationProblem if code == 422 else Problem,
             "description": _MEANING[code],
         }
-        for code in sorted({401, *codes})
+        for code in sorted({400, 401, *codes})
     }
 
 
@@ -133,19 +151,27 @@ CourseFilter = Annotated[
 # -- subscribers ----------------------------------------------------------------------------------
 
 
-@router.get("/subscribers", response_model=SubscriberPage, responses=errors(422))
+@router.get("/subscribers", response_model=SubscriberPage, responses=errors(400, 404, 422))
 def list_subscribers(
     context: Context,
     course: CourseFilter = None,
     status: Annotated[
         EnrollmentStatus | None, Query(description="Only enrolments in this status.")
     ] = None,
+    email: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_EMAIL,
+            description="Only the person with this address, in any spelling of its letters.",
+            examples=["ada@example.com"],
+        ),
+    ] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> SubscriberPage:
-    """Subscribers with their enrolments, by address."""
+    """Subscribers with their enrolments, by address. 404: no such course."""
     with context.database.transaction() as session:
-        rows = overview.subscribers(session, course, status, limit, offset)
+        rows = overview.subscribers(session, course, status, limit, offset, email=email)
         items = [SubscriberOut.of(subscriber) for subscriber, _ in rows]
     return SubscriberPage(items=items, limit=limit, offset=offset)
 
