@@ -331,6 +331,24 @@ def unsubscribe_enrollment(
     return enrollment
 
 
+def _shift_for_pause(
+    session: Session, enrollment: Enrollment, paused_at: datetime, now: datetime
+) -> None:
+    """What was still to wait at the pause is waited after it: the next lesson and whatever is
+    pending in the ledger move by the length of the pause."""
+    zone, rhythm = _zone(enrollment), rhythm_of(enrollment.course.settings)
+    if enrollment.next_due_at is not None:
+        enrollment.next_due_at = resumed_due(enrollment.next_due_at, paused_at, now, zone, rhythm)
+    for delivery in session.scalars(
+        select(Delivery).where(
+            Delivery.enrollment_id == enrollment.id, Delivery.status == DeliveryStatus.PENDING
+        )
+    ):
+        delivery.next_attempt_at = resumed_due(
+            delivery.next_attempt_at, paused_at, now, zone, rhythm
+        )
+
+
 def _pause(
     subscriber: Subscriber, enrollments: list[Enrollment], now: datetime, course_slug: str | None
 ) -> list[Enrollment]:
@@ -357,19 +375,9 @@ def _resume(
     for enrollment in enrollments:
         if enrollment.status != EnrollmentStatus.PAUSED or enrollment.paused_at is None:
             continue
-        zone, rhythm = _zone(enrollment), rhythm_of(enrollment.course.settings)
-        if enrollment.next_due_at is not None:
-            enrollment.next_due_at = resumed_due(
-                enrollment.next_due_at, enrollment.paused_at, now, zone, rhythm
-            )
-        for delivery in session.scalars(
-            select(Delivery).where(
-                Delivery.enrollment_id == enrollment.id, Delivery.status == DeliveryStatus.PENDING
-            )
-        ):
-            delivery.next_attempt_at = resumed_due(
-                delivery.next_attempt_at, enrollment.paused_at, now, zone, rhythm
-            )
+        # A pause dated later than this resume had not begun: nothing was held, nothing moves.
+        if now > enrollment.paused_at:
+            _shift_for_pause(session, enrollment, enrollment.paused_at, now)
         enrollment.status = EnrollmentStatus.ACTIVE
         enrollment.paused_at = None
         changed.append(enrollment)

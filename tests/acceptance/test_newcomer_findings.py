@@ -1,0 +1,29 @@
+"""Issue 12's findings, each as the command a newcomer typed: one readable answer, never a
+traceback, and the right thing done."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def course(cli):
+    for step in (("db", "upgrade"), ("courses", "sync")):
+        assert cli(*step).code == 0
+    return cli
+
+
+def test_resume_after_a_pause_dated_later_gives_back_the_course_unchanged(course):
+    cli = course
+    start = "2026-12-01T12:00:00Z"
+    assert cli("subscribe", "ada@example.com", "--course", "runners", "--confirmed", "--now", start)
+    before = cli("status", "--now", start).out
+    assert cli("pause", "ada@example.com", "--now", "2026-12-03T00:00:00Z").code == 0
+
+    resumed = cli("resume", "ada@example.com", "--now", "2026-12-02T09:00:00Z")
+
+    assert resumed.code == 0, resumed.err
+    assert "Traceback" not in resumed.err
+    assert cli("status", "--now", start).out == before
+    day = cli("tick", "--now", "2026-12-02T15:00:00Z")
+    assert "1 sent" in day.out, day.out
