@@ -117,6 +117,26 @@ class Settings:
 
 _FIELDS = {f.name: f for f in fields(Settings) if f.name != "extra"}
 
+DAY = 24 * 3600
+RANGES: dict[str, tuple[float, float]] = {
+    "dispatch_interval": (1, DAY),
+    "batch_size": (1, 100_000),
+    "lease_seconds": (10, DAY),
+    "retry_first_delay": (1, DAY),
+    "retry_max_delay": (1, 30 * DAY),
+    "retry_give_up_after": (60, 90 * DAY),
+    "confirmation_expiry_hours": (1, 90 * 24),
+    "sqlite_busy_timeout_ms": (0, 600_000),
+    "workers": (0, 64),
+    "send_group": (1, 10_000),
+    "max_rate": (0, 100_000),
+    "max_connections": (0, 1_000),
+    "signup_rate_per_minute": (1, 100_000),
+    "soft_bounce_limit": (1, 100),
+}
+"""The values each number may take, checked at start-up: a negative interval would spin a core,
+a batch beyond what a database takes in one statement would fail at the first pass."""
+
 
 def load_settings(
     config_file: Path | None = None, environ: Mapping[str, str] | None = None
@@ -130,7 +150,9 @@ def load_settings(
         env_name = ENV_PREFIX + name.upper()
         if env_name in environ and environ[env_name] != "":
             values[name] = environ[env_name]
-    settings = Settings(**{name: _coerce(name, value) for name, value in values.items()})
+    settings = Settings(
+        **{name: _in_range(name, _coerce(name, value)) for name, value in values.items()}
+    )
     # Checked at start-up, so that a bad key is one clear line and not a failure in every send.
     settings.dkim_signer()
     _check_feedback_id(settings.feedback_id)
@@ -170,6 +192,19 @@ def _coerce(name: str, value: Any) -> Any:
         return value
     except (TypeError, ValueError) as exc:
         raise BadInput(f"setting {name}: {exc}") from None
+
+
+def _in_range(name: str, value: Any) -> Any:
+    if name not in RANGES:
+        return value
+    low, high = RANGES[name]
+    if not low <= value <= high:  # NaN is in no range either
+        shown = (lambda n: f"{n:g}") if isinstance(value, float) else str
+        raise BadInput(
+            f"setting {name} ({ENV_PREFIX}{name.upper()}): {shown(value)} is out of range; "
+            f"use {low:g} to {high:g}"
+        )
+    return value
 
 
 FEEDBACK_ID_FIELDS = ("course", "lesson")

@@ -27,3 +27,13 @@ def test_resume_after_a_pause_dated_later_gives_back_the_course_unchanged(course
     assert cli("status", "--now", start).out == before
     day = cli("tick", "--now", "2026-12-02T15:00:00Z")
     assert "1 sent" in day.out, day.out
+
+
+def test_a_negative_dispatch_interval_is_refused_at_start_up(cli_process, monkeypatch):
+    monkeypatch.setenv("DRIPCOURSE_DISPATCH_INTERVAL", "-5")
+    done = cli_process("run")  # a hang here would be the finding: the timeout only guards it
+    assert done.code == 2
+    assert done.err.strip().splitlines() == [
+        "dripcourse: error: setting dispatch_interval (DRIPCOURSE_DISPATCH_INTERVAL): -5 is out "
+        "of range; use 1 to 86400"
+    ]

@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import given
+from hypothesis import strategies as st
 
-from dripcourse.config import Settings, load_settings
+from dripcourse.config import RANGES, Settings, load_settings
 from dripcourse.errors import BadInput
 
 
@@ -227,3 +229,26 @@ def test_a_feedback_id_template_with_anything_else_is_refused(
 ) -> None:
     with pytest.raises(BadInput, match=complaint):
         load_settings(None, {"DRIPCOURSE_FEEDBACK_ID": template})
+
+
+# -- ranges (issue 12): every number is checked at start-up, one line naming it and its range --
+
+
+@given(name=st.sampled_from(sorted(RANGES)), value=st.integers() | st.floats())
+def test_every_number_is_in_its_range_or_one_clear_error(name, value):
+    low, high = RANGES[name]
+    environ = {f"DRIPCOURSE_{name.upper()}": str(value)}
+    try:
+        settings = load_settings(environ=environ)
+    except BadInput as exc:
+        assert name in str(exc) and "\n" not in str(exc)
+        return
+    assert low <= getattr(settings, name) <= high
+
+
+def test_the_findings_values_are_refused_by_name_and_range():
+    for name, value in (("DISPATCH_INTERVAL", "-5"), ("DISPATCH_INTERVAL", "0")):
+        with pytest.raises(BadInput, match=r"dispatch_interval .* out of range; use 1 to 86400"):
+            load_settings(environ={f"DRIPCOURSE_{name}": value})
+    with pytest.raises(BadInput, match=r"batch_size .* out of range"):
+        load_settings(environ={"DRIPCOURSE_BATCH_SIZE": "99999999999999999999"})
