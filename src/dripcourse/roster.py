@@ -61,7 +61,9 @@ class ImportReport:
 def read_rows(stream: TextIO) -> Iterator[Row | tuple[int, str]]:
     """Validated rows, or (line, problem) for a bad one. `BadInput` if the file is no usable CSV."""
     try:
-        reader = csv.DictReader(stream)
+        # Strict: a quote opened and never closed is an error, not a field that swallows every
+        # later row.
+        reader = csv.DictReader(stream, strict=True)
         header = [name.strip().lower() for name in (reader.fieldnames or [])]
     except (csv.Error, UnicodeDecodeError) as exc:
         raise BadInput(f"not a readable CSV file: {exc}") from None
@@ -94,6 +96,11 @@ def read_rows(stream: TextIO) -> Iterator[Row | tuple[int, str]]:
             finally:
                 line = reader.line_num + 1
     except (csv.Error, UnicodeDecodeError) as exc:
+        if "unexpected end of data" in str(exc):
+            raise BadInput(
+                f"line {line}: a quoted field starts in this row and is never closed, so the rest "
+                "of the file would be one value; nothing was imported"
+            ) from None
         raise BadInput(f"not a readable CSV file (line {line}): {exc}") from None
 
 

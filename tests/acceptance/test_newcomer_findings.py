@@ -37,3 +37,19 @@ def test_a_negative_dispatch_interval_is_refused_at_start_up(cli_process, monkey
         "dripcourse: error: setting dispatch_interval (DRIPCOURSE_DISPATCH_INTERVAL): -5 is out "
         "of range; use 1 to 86400"
     ]
+
+
+def test_an_unterminated_quote_names_its_line_and_loses_no_row_silently(course, tmp_path):
+    cli = course
+    path = tmp_path / "people.csv"
+    path.write_text(
+        "email,name\n"  # line 1
+        "ann@example.com,Ann\n"  # line 2
+        'bob@example.com,"Bob\n'  # line 3: the quote is never closed
+        "cat@example.com,Cat\ndan@example.com,Dan\neve@example.com,Eve\n"
+    )
+    result = cli("subscribers", "import", str(path), "--course", "runners", "--confirmed")
+    assert result.code == 2
+    [line] = result.err.strip().splitlines()
+    assert "line 3: a quoted field starts in this row and is never closed" in line
+    assert "ann@example.com" not in cli("subscribers", "list").out, "nothing half-imported"
