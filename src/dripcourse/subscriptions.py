@@ -152,7 +152,19 @@ def subscribe(
 
 
 def activate(session: Session, enrollment: Enrollment, now: datetime) -> None:
-    """Start (or restart) the rhythm: the next lesson is owed at the first send slot from now."""
+    """Start (or restart) the rhythm: the next lesson is owed at the first send slot from now.
+
+    Confirmed by whatever route, the person no longer needs a confirmation email still waiting.
+    """
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.enrollment_id == enrollment.id,
+            Delivery.kind == DeliveryKind.CONFIRMATION,
+            Delivery.status == DeliveryStatus.PENDING,
+        )
+        .values(status=DeliveryStatus.CANCELLED, last_error="confirmed by another route")
+    )
     enrollment.status = EnrollmentStatus.ACTIVE
     enrollment.confirmed_at = enrollment.confirmed_at or now
     enrollment.next_due_at = first_lesson_due(

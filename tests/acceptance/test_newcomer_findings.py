@@ -53,3 +53,18 @@ def test_an_unterminated_quote_names_its_line_and_loses_no_row_silently(course, 
     [line] = result.err.strip().splitlines()
     assert "line 3: a quoted field starts in this row and is never closed" in line
     assert "ann@example.com" not in cli("subscribers", "list").out, "nothing half-imported"
+
+
+def test_confirmed_by_the_operator_the_waiting_confirmation_is_cancelled(course):
+    cli = course
+    now = ("--now", "2026-12-01T12:00:00Z")
+    assert cli("subscribe", "bob@example.com", "--course", "runners", *now).code == 0
+    assert "confirmation" in cli("queue").out
+
+    done = cli("subscribe", "bob@example.com", "--course", "runners", "--confirmed", *now)
+
+    assert done.code == 0, done.err
+    queue = cli("queue").out
+    assert "confirmation" not in queue, queue
+    tick = cli("tick", "--now", "2026-12-02T15:00:00Z")
+    assert "1 sent" in tick.out, tick.out  # lesson 1, and no confirmation email after it
