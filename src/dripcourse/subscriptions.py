@@ -80,8 +80,10 @@ class SubscribeResult:
     confirmation_queued: bool = False
     started: bool = False
     """This call started the course (a confirmed sign-up): the next lesson is now owed."""
+    confirmation_due: datetime | None = None
+    """When the queued confirmation goes out: now, or later when the mailbox had one lately."""
     confirmation_held: str = ""
-    """Why no confirmation email was queued for a pending sign-up (`confirmation_held`)."""
+    """Why no confirmation email was queued for a pending sign-up."""
 
 
 def subscribe(
@@ -143,12 +145,14 @@ def subscribe(
     if confirmed:
         activate(session, enrollment, now)
         return SubscribeResult(enrollment=enrollment, created=created, started=True)
-    held = confirmation_held(session, subscriber, now)
-    if held:
+    due, held = _confirmation_due(session, enrollment, now)
+    if due is None:
         return SubscribeResult(enrollment=enrollment, created=created, confirmation_held=held)
     enrollment.signup_ip, enrollment.signup_user_agent = (evidence or Evidence()).clipped()
-    queue_confirmation(session, enrollment, now)
-    return SubscribeResult(enrollment=enrollment, created=created, confirmation_queued=True)
+    queue_confirmation(session, enrollment, due, now)
+    return SubscribeResult(
+        enrollment=enrollment, created=created, confirmation_queued=True, confirmation_due=due
+    )
 
 
 def activate(session: Session, enrollment: Enrollment, now: datetime) -> None:
@@ -199,8 +203,11 @@ def confirm(
     return True
 
 
-def queue_confirmation(session: Session, enrollment: Enrollment, now: datetime) -> Delivery:
-    delivery = new_delivery(enrollment, None, DeliveryKind.CONFIRMATION, now)
+def queue_confirmation(
+    session: Session, enrollment: Enrollment, due: datetime, now: datetime
+) -> Delivery:
+    delivery = new_delivery(enrollment, None, DeliveryKind.CONFIRMATION, due)
+    delivery.created_at = now
     session.add(delivery)
     return delivery
 
@@ -440,32 +447,55 @@ def _left_after(session: Session, enrollment: Enrollment, instant: datetime) -> 
     return any(moment is not None and moment >= instant for moment in left)
 
 
-def confirmation_held(session: Session, subscriber: Subscriber, now: datetime) -> str:
-    """Why no confirmation email may be queued for this mailbox now, or "" when one may.
+def confirmation_slot(asked: list[datetime], now: datetime) -> datetime | None:
+    """When the next confirmation email may reach a mailbox that was sent (or will be sent) one
+    at each of `asked` since it last confirmed: at least an hour after the last, a day after the
+    one before it, never more than five in all (None)."""
+    if len(asked) >= CONFIRMATIONS_UNTIL_CONFIRMED:
+        return None
+    earliest = [now]
+    ordered = sorted(asked)
+    if ordered:
+        earliest.append(ordered[-1] + CONFIRMATION_INTERVAL)
+    if len(ordered) >= CONFIRMATIONS_A_DAY:
+        earliest.append(ordered[-CONFIRMATIONS_A_DAY] + timedelta(days=1))
+    return max(earliest)
 
-    Counted over the confirmations queued since the person last confirmed a course (all of them
-    for someone who never did), cancelled ones aside: those never reached the mailbox.
+
+def _confirmation_due(
+    session: Session, enrollment: Enrollment, now: datetime
+) -> tuple[datetime | None, str]:
+    """When this sign-up's confirmation may go out, or (None, why) when none is queued.
+
+    Each course gets its own confirmation, from its own sender; the limits are the mailbox's,
+    over every course. A sign-up within the hour of another is confirmed a little later, not
+    dropped (`confirmation_slot`).
     """
+    subscriber_id = enrollment.subscriber_id
     since = session.scalar(
-        select(func.max(Enrollment.confirmed_at)).where(Enrollment.subscriber_id == subscriber.id)
+        select(func.max(Enrollment.confirmed_at)).where(Enrollment.subscriber_id == subscriber_id)
     )
-    asked = session.scalars(
-        select(Delivery.created_at)
+    rows = session.execute(
+        select(Delivery.enrollment_id, Delivery.status, Delivery.due_at)
         .join(Enrollment)
         .where(
-            Enrollment.subscriber_id == subscriber.id,
+            Enrollment.subscriber_id == subscriber_id,
             Delivery.kind == DeliveryKind.CONFIRMATION,
+            # Cancelled ones never reached the mailbox.
             Delivery.status != DeliveryStatus.CANCELLED,
             *([Delivery.created_at > since] if since is not None else []),
         )
     ).all()
-    if len(asked) >= CONFIRMATIONS_UNTIL_CONFIRMED:
-        return f"{CONFIRMATIONS_UNTIL_CONFIRMED} confirmation emails went unanswered"
-    if sum(1 for at in asked if at > now - timedelta(days=1)) >= CONFIRMATIONS_A_DAY:
-        return f"{CONFIRMATIONS_A_DAY} confirmation emails in the last 24 hours"
-    if any(at > now - CONFIRMATION_INTERVAL for at in asked):
-        return "a confirmation email in the last hour"
-    return ""
+    mine = [row for row in rows if row.enrollment_id == enrollment.id]
+    if any(row.status in OPEN_DELIVERY for row in mine):
+        return None, "a confirmation email for this course is waiting to go out"
+    if any(row.due_at > now - CONFIRMATION_INTERVAL for row in mine):
+        # Asking again at once is answered by the email just sent, not by a second one later.
+        return None, "a confirmation email for this course went out within the hour"
+    due = confirmation_slot([row.due_at for row in rows], now)
+    if due is None:
+        return None, f"{CONFIRMATIONS_UNTIL_CONFIRMED} confirmation emails went unanswered"
+    return due, ""
 
 
 def _zone(enrollment: Enrollment) -> ZoneInfo:

@@ -3,6 +3,8 @@ traceback, and the right thing done."""
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 
@@ -68,3 +70,26 @@ def test_confirmed_by_the_operator_the_waiting_confirmation_is_cancelled(course)
     assert "confirmation" not in queue, queue
     tick = cli("tick", "--now", "2026-12-02T15:00:00Z")
     assert "1 sent" in tick.out, tick.out  # lesson 1, and no confirmation email after it
+
+
+def test_a_second_course_within_the_hour_gets_its_own_confirmation_an_hour_later(
+    course, courses_dir, smtpd
+):
+    cli = course
+    shutil.copytree(courses_dir / "runners", courses_dir / "walkers")
+    assert cli("courses", "sync").code == 0
+    at = ("--now", "2026-12-01T12:00:00Z")
+    assert cli("subscribe", "ada@example.com", "--course", "runners", *at).code == 0
+    cli("tick", *at)
+
+    second = cli(
+        "subscribe", "ada@example.com", "--course", "walkers", "--now", "2026-12-01T12:10Z"
+    )
+
+    assert second.code == 0, second.err
+    assert "subscribed ada@example.com to walkers; a confirmation email is queued for" in second.out
+    assert "already enrolled" not in second.out
+    assert "0 sent" in cli("tick", "--now", "2026-12-01T12:30:00Z").out
+    assert "1 sent" in cli("tick", "--now", "2026-12-01T13:00:00Z").out
+    confirm_links = [m for m in smtpd.messages if "/confirm/" in m.message.as_string()]
+    assert len(confirm_links) == 2

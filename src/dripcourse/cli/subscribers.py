@@ -41,6 +41,7 @@ def subscribe(
 ) -> None:
     """Enrol EMAIL in a course."""
     app.at(now)
+    now_instant = app.clock.now()
     with app.database().transaction() as session:
         result = subscriptions.subscribe(
             session,
@@ -49,7 +50,7 @@ def subscribe(
             name=name,
             timezone=timezone,
             confirmed=confirmed,
-            now=app.clock.now(),
+            now=now_instant,
             source="cli",
         )
         enrollment = result.enrollment
@@ -59,15 +60,18 @@ def subscribe(
         lesson = "lesson 1" if result.created else "their next lesson"
         click.echo(f"subscribed {address} to {course}; {lesson} is due {local_time(due, zone)}")
     elif result.confirmation_queued:
+        when = result.confirmation_due
+        later = (
+            f" for {local_time(when, zone)} (at most one an hour, two a day)"
+            if when is not None and when > now_instant
+            else ""
+        )
         click.echo(
-            f"subscribed {address} to {course}; a confirmation email is queued "
+            f"subscribed {address} to {course}; a confirmation email is queued{later} "
             "(the course starts when they confirm)"
         )
-    elif result.confirmation_held and result.created:
-        click.echo(
-            f"subscribed {address} to {course}; no confirmation email now "
-            f"({result.confirmation_held})"
-        )
+    elif result.confirmation_held:
+        click.echo(f"{address} is enrolled in {course} ({state}); {result.confirmation_held}")
     else:
         click.echo(f"{address} is already enrolled in {course} ({state})")
 
