@@ -121,10 +121,10 @@ DAY = 24 * 3600
 RANGES: dict[str, tuple[float, float]] = {
     "dispatch_interval": (1, DAY),
     "batch_size": (1, 100_000),
-    "lease_seconds": (10, DAY),
+    "lease_seconds": (1, DAY),
     "retry_first_delay": (1, DAY),
     "retry_max_delay": (1, 30 * DAY),
-    "retry_give_up_after": (60, 90 * DAY),
+    "retry_give_up_after": (1, 90 * DAY),
     "confirmation_expiry_hours": (1, 90 * 24),
     "sqlite_busy_timeout_ms": (0, 600_000),
     "workers": (0, 64),

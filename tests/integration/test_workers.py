@@ -2,8 +2,9 @@
 arrives exactly once, and a worker killed mid-way costs at most its in-flight send group of repeats.
 
 Four workers on PostgreSQL, two on one SQLite file. The state is built with bulk INSERTs by
-`bench/setup_db.py`. 20,000 lessons, as the issue asks (about 50 s a test: the test SMTP server
-parses every message); DRIPCOURSE_TEST_WORKER_LESSONS=4000 gives a quicker run while developing.
+`bench/setup_db.py`. 20,000 lessons, as the issue asks (about 20 s a test; the test SMTP server
+parses a message only when a test reads it); DRIPCOURSE_TEST_WORKER_LESSONS=4000 gives a quicker
+run while developing.
 """
 
 from __future__ import annotations
