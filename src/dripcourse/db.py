@@ -44,6 +44,9 @@ READ_ONLY = "dripcourse_read_only"
 
 class Database:
     def __init__(self, url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) -> None:
+        path = sqlite_path(url)
+        if path is not None and not path.parent.is_dir():
+            raise BadInput(f"the folder of the database {path} does not exist")
         self.url = url
         self.engine = make_engine(url, busy_timeout_ms=busy_timeout_ms, echo=echo)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -141,7 +144,11 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) 
     except ArgumentError:
         raise BadInput(f"not a database URL: {url!r}") from None
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, echo=echo, pool_pre_ping=True)
+        try:
+            return create_engine(parsed, echo=echo, pool_pre_ping=True)
+        except ModuleNotFoundError as exc:
+            extra = " (pip install 'dripcourse[postgres]')" if "psycopg" in str(exc) else ""
+            raise BadInput(f"no driver for {parsed.drivername} databases: {exc}{extra}") from None
     engine = create_engine(parsed, echo=echo, connect_args={"timeout": busy_timeout_ms / 1000})
     _configure_sqlite(engine, busy_timeout_ms, sqlite_path(url))
     return engine

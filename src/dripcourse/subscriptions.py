@@ -84,6 +84,8 @@ class SubscribeResult:
     """When the queued confirmation goes out: now, or later when the mailbox had one lately."""
     confirmation_held: str = ""
     """Why no confirmation email was queued for a pending sign-up."""
+    unsubscribed_before: bool = False
+    """The address had unsubscribed from all mail: only the person's confirmation lifts it."""
 
 
 def subscribe(
@@ -107,7 +109,7 @@ def subscribe(
     clean = clean_name(name)
     zone = check_timezone(timezone) if timezone else None
     course = get_course(session, course_slug)
-    _refuse_suppressed(session, address, confirmed)
+    came_back = _refuse_suppressed(session, address, confirmed)
 
     subscriber = holder_of(session, address)
     if subscriber is None:
@@ -151,7 +153,11 @@ def subscribe(
     enrollment.signup_ip, enrollment.signup_user_agent = (evidence or Evidence()).clipped()
     queue_confirmation(session, enrollment, due, now)
     return SubscribeResult(
-        enrollment=enrollment, created=created, confirmation_queued=True, confirmation_due=due
+        enrollment=enrollment,
+        created=created,
+        confirmation_queued=True,
+        confirmation_due=due,
+        unsubscribed_before=came_back,
     )
 
 
@@ -418,11 +424,12 @@ def _enrollments(
     return found
 
 
-def _refuse_suppressed(session: Session, address: str, confirmed: bool) -> None:
-    """Suppressed addresses are not enrolled; one who unsubscribed may come back by confirming."""
+def _refuse_suppressed(session: Session, address: str, confirmed: bool) -> bool:
+    """Suppressed addresses are not enrolled; one who unsubscribed may come back by confirming
+    (True: this is such a sign-up)."""
     found = suppression_of(session, address)
     if found is None:
-        return
+        return False
     if found.reason not in SELF_LIFTED:
         raise Conflict(f"{address} is suppressed ({found.reason}) and will not be mailed")
     if confirmed:
@@ -430,6 +437,7 @@ def _refuse_suppressed(session: Session, address: str, confirmed: bool) -> None:
             f"{address} unsubscribed from all mail; only their own confirmed sign-up "
             "can bring them back (subscribe without --confirmed to send a confirmation)"
         )
+    return True
 
 
 def _lift_own_unsubscribe(session: Session, address: str) -> None:

@@ -98,7 +98,17 @@ def check_timezone(zone: str) -> str:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise BadInput(f"unknown time zone {_shown(zone)}") from None
+    if zone in _FIXED_LEGACY:
+        raise BadInput(
+            f"{zone} is a fixed offset that never follows daylight saving time; use the zone "
+            f"of a place, such as {_FIXED_LEGACY[zone]}"
+        )
     return zone
+
+
+# Legacy abbreviations kept in the IANA database as fixed offsets: someone who types `EST` means
+# New York's time, and would get lessons an hour off for half of the year.
+_FIXED_LEGACY = {"EST": "America/New_York", "MST": "America/Denver", "HST": "Pacific/Honolulu"}
 
 
 def parse_instant(text: str) -> datetime:

@@ -4,6 +4,7 @@ traceback, and the right thing done."""
 from __future__ import annotations
 
 import shutil
+import sys
 
 import pytest
 
@@ -93,3 +94,62 @@ def test_a_second_course_within_the_hour_gets_its_own_confirmation_an_hour_later
     assert "1 sent" in cli("tick", "--now", "2026-12-01T13:00:00Z").out
     confirm_links = [m for m in smtpd.messages if "/confirm/" in m.message.as_string()]
     assert len(confirm_links) == 2
+
+
+def one_line(result) -> str:
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.err, result.err
+    return lines[0]
+
+
+def test_typos_are_not_silent(course):
+    cli = course
+    forgot = cli("subscribers", "forget", "nobody@example.com")
+    assert forgot.code == 1 and "no subscriber nobody@example.com" in one_line(forgot)
+
+    listed = cli("subscribers", "list", "--course", "nosuch")
+    assert listed.code == 2 and "unknown course 'nosuch'" in one_line(listed)
+
+    cli("subscribe", "bob@example.com", "--course", "runners", "--confirmed")
+    cli("unsubscribe", "bob@example.com")
+    back = cli("subscribe", "bob@EXAMPLE.com", "--course", "runners")
+    assert back.code == 0 and "had unsubscribed from all mail" in back.out, back.out
+
+    zone = cli("subscribe", "x@example.com", "--course", "runners", "--timezone", "EST")
+    assert zone.code == 2 and "America/New_York" in one_line(zone)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("lessons", "preview", "runners", "1", "-o", "/nonexistent/dir/x.html"),
+        ("db", "upgrade", "--revision", "9999"),
+        ("demo", "--dir", "/proc/nope", "--weeks", "1"),
+    ],
+    ids=["preview-to-a-missing-folder", "unknown-revision", "demo-where-nothing-can-be-made"],
+)
+def test_each_finding_is_one_line_and_exit_2(course, args):
+    result = course(*args)
+    assert result.code == 2
+    assert one_line(result).startswith("dripcourse: error:")
+
+
+def test_a_database_in_a_missing_folder_or_without_its_driver_is_one_line(cli, monkeypatch):
+    monkeypatch.setenv("DRIPCOURSE_DATABASE_URL", "sqlite:////nonexistent/dir/x.db")
+    missing = cli("db", "upgrade")
+    assert missing.code == 2 and "does not exist" in one_line(missing)
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    monkeypatch.setenv("DRIPCOURSE_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1/x")
+    driver = cli("db", "upgrade")
+    assert driver.code == 2 and "pip install 'dripcourse[postgres]'" in one_line(driver)
+
+
+def test_a_command_on_a_database_not_made_yet_leaves_no_file_behind(cli, tmp_path, monkeypatch):
+    folder = tmp_path / "fresh"
+    folder.mkdir()
+    monkeypatch.setenv("DRIPCOURSE_DATABASE_URL", f"sqlite:///{folder / 'typo.db'}")
+    for args in (("status",), ("queue",), ("subscribers", "list"), ("tick",)):
+        result = cli(*args)
+        assert result.code == 2 and "run `dripcourse db upgrade`" in one_line(result)
+    assert list(folder.iterdir()) == []

@@ -9,6 +9,7 @@ import click
 from dripcourse import backup, migrations, transfer
 from dripcourse.cli.main import App, pass_app
 from dripcourse.db import Database
+from dripcourse.errors import BadInput
 
 
 @click.group("db")
@@ -22,6 +23,9 @@ def db_group() -> None:
 def upgrade(app: App, revision: str) -> None:
     """Create the schema, or bring it up to date. Safe to run at every deploy."""
     database = app.database(require_schema=False)
+    if revision != "head" and not migrations.is_known_revision(database, revision):
+        head = migrations.head_revision(database)
+        raise BadInput(f"unknown revision {revision!r}; this version knows up to {head} (head)")
     before = migrations.current_revision(database)
     migrations.upgrade(database, revision)
     after = migrations.current_revision(database)

@@ -21,7 +21,7 @@ from dripcourse.backends import load_backend
 from dripcourse.backends.base import DeliveryBackend
 from dripcourse.clock import Clock, FixedClock, SystemClock
 from dripcourse.config import Settings, load_settings
-from dripcourse.db import Database
+from dripcourse.db import Database, sqlite_path
 from dripcourse.errors import BadInput, DripcourseError
 from dripcourse.validation import parse_instant
 
@@ -38,6 +38,10 @@ class App:
 
     def database(self, *, require_schema: bool = True) -> Database:
         if self._database is None:
+            path = sqlite_path(self.settings.database_url)
+            if require_schema and path is not None and not path.exists():
+                # Not made here: a typo in the URL must not leave an empty database behind.
+                raise BadInput(f"no database at {path}; run `dripcourse db upgrade` to create it")
             self._database = Database(
                 self.settings.database_url, busy_timeout_ms=self.settings.sqlite_busy_timeout_ms
             )
@@ -161,6 +165,10 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(exc))
     except (OperationalError, ProgrammingError) as exc:
         fail(f"database error: {exc.orig}")
+    except OSError as exc:
+        # A file or folder named on the command line or in the settings that cannot be used:
+        # say which and why, as `cp` would.
+        fail(f"{exc.filename or 'a file'}: {exc.strerror or exc}")
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -66,9 +66,14 @@ def subscribe(
             if when is not None and when > now_instant
             else ""
         )
+        before = (
+            "; they had unsubscribed from all mail, and only their confirmation brings them back"
+            if result.unsubscribed_before
+            else ""
+        )
         click.echo(
             f"subscribed {address} to {course}; a confirmation email is queued{later} "
-            "(the course starts when they confirm)"
+            f"(the course starts when they confirm){before}"
         )
     elif result.confirmation_held:
         click.echo(f"{address} is enrolled in {course} ({state}); {result.confirmation_held}")
@@ -239,10 +244,16 @@ def forget(app: App, email: str, now: str | None) -> None:
     app.at(now)
     with app.database().transaction() as session:
         result = people.forget(session, email, app.clock.now())
-    erased = "personal data erased" if result.had_data else "no personal data was held"
-    click.echo(
-        f"forgot {email.strip()}: {erased}; suppressed by hash sha256:{result.address_hash[:12]}..."
-    )
+    suppressed = f"suppressed by hash sha256:{result.address_hash[:12]}..."
+    if not result.had_data:
+        # Probably a typo: said on stderr with exit 1, though the address stays suppressed (the
+        # person asked not to be mailed, whoever holds their data).
+        click.echo(
+            f"no subscriber {email.strip()}: nothing to erase; the address is {suppressed}",
+            err=True,
+        )
+        raise SystemExit(1)
+    click.echo(f"forgot {email.strip()}: personal data erased; {suppressed}")
 
 
 def register(cli: click.Group) -> None:
