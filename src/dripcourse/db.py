@@ -33,7 +33,7 @@ except ImportError:  # Windows: writers queue on SQLite's busy timeout alone
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dripcourse.errors import BadInput
@@ -146,6 +146,8 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) 
     if parsed.get_backend_name() != "sqlite":
         try:
             return create_engine(parsed, echo=echo, pool_pre_ping=True)
+        except NoSuchModuleError:
+            raise BadInput(f"unknown kind of database {parsed.drivername!r} in {url!r}") from None
         except ModuleNotFoundError as exc:
             extra = " (pip install 'dripcourse[postgres]')" if "psycopg" in str(exc) else ""
             raise BadInput(f"no driver for {parsed.drivername} databases: {exc}{extra}") from None

@@ -50,6 +50,8 @@ def head_revision(database: Database) -> str | None:
 
 def is_known_revision(database: Database, revision: str) -> bool:
     """Is `revision` one of the migrations shipped with this version?"""
+    if not revision.strip():
+        return False  # Alembic asserts on an empty name
     try:
         return ScriptDirectory.from_config(_config(database)).get_revision(revision) is not None
     except (RevisionError, CommandError):
