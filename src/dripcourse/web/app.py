@@ -20,7 +20,7 @@ from dripcourse.clock import Clock
 from dripcourse.config import Settings
 from dripcourse.db import Database
 from dripcourse.errors import BadInput, Conflict, DripcourseError, NotFound
-from dripcourse.web import api, public
+from dripcourse.web import api, apidocs, public
 from dripcourse.web.context import WebContext
 from dripcourse.web.ratelimit import RateLimiter
 
@@ -39,9 +39,10 @@ def create_app(
         version=__version__,
         description="Operator API of dripcourse: subscribers, enrolments, courses, lessons, "
         "deliveries. Every call needs `Authorization: Bearer <DRIPCOURSE_API_TOKEN>`.",
-        docs_url="/api/docs",
+        docs_url=None,  # served by `apidocs`, from our own files
         redoc_url=None,
     )
+    apidocs.install(app)
     app.state.context = WebContext(
         settings=settings,
         database=database,
