@@ -189,3 +189,36 @@ def test_every_command_answers_hostile_arguments_in_at_most_two_lines(
 def test_the_walk_finds_every_command_group() -> None:
     found = {path[0] for path in commands()}
     assert {"db", "courses", "subscribers", "lessons", "tick", "run", "serve"} <= found
+
+
+# Commands that record no instant (schema, files, servers, read-only views) need no --now.
+TIMELESS = {
+    ("courses", "calendar"),
+    ("courses", "check"),
+    ("courses", "list"),
+    ("db", "backup"),
+    ("db", "migrate-to"),
+    ("db", "restore"),
+    ("db", "upgrade"),
+    ("demo",),
+    ("lessons", "list"),
+    ("lessons", "preview"),
+    ("preview",),
+    ("queue",),
+    ("report",),
+    ("run",),
+    ("serve",),
+    ("subscribers", "export"),
+    ("subscribers", "list"),
+    ("subscribers", "show"),
+}
+
+
+def test_every_command_that_changes_something_accepts_now() -> None:
+    """The README's promise: time is an input, so every change can be made as of any instant."""
+    missing = [
+        " ".join(path)
+        for path in commands()
+        if path not in TIMELESS and "now" not in {p.name for p in command_at(path).params}
+    ]
+    assert missing == []

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from sqlalchemy import func, select
 
-from dripcourse.cli.main import App, pass_app
+from dripcourse.cli.main import App, now_option, pass_app
 from dripcourse.cli.timeline import print_calendar
 from dripcourse.courses import check_course, load_sources, sync_course
 from dripcourse.lessonchecks import course_warnings
@@ -49,13 +49,15 @@ def check(app: App, path: Path | None, strict: bool) -> None:
 
 @courses_group.command("sync")
 @click.argument("path", required=False, type=click.Path(path_type=Path, file_okay=False))
+@now_option
 @pass_app
-def sync(app: App, path: Path | None) -> None:
+def sync(app: App, path: Path | None, now: str | None) -> None:
     """Load courses into the database (all under the courses folder, or PATH).
 
     A course with problems is refused as a whole; lessons are matched by key, so renaming or
     reordering files keeps everyone's history.
     """
+    app.at(now)
     sources = load_sources(app.settings.courses_dir, path)
     database = app.database()
     with database.transaction() as session:

@@ -77,9 +77,13 @@ def preview(app: App, slug: str, lesson: str, output: Path | None, name: str, em
 @click.option("--to", "to", required=True, metavar="EMAIL", help="Where the test goes.")
 @click.option("--name", default="Sam Sample", help="The name the lesson greets.")
 @click.option("--timezone", default="UTC", metavar="TZ")
+@now_option
 @pass_app
-def send_test(app: App, slug: str, lesson: str, to: str, name: str, timezone: str) -> None:
+def send_test(
+    app: App, slug: str, lesson: str, to: str, name: str, timezone: str, now: str | None
+) -> None:
     """Send lesson N of SLUG to --to now, through the configured backend, marked [Test]."""
+    app.at(now)
     address, zone = normalise_email(to), check_timezone(timezone)
     with app.database().transaction() as session:
         course, found = find_lesson(session, slug, lesson)
