@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
     is_flag=True,
     help="Serve HTTP only; run `dripcourse run` elsewhere to send mail.",
 )
+@click.option("--quiet", "-q", is_flag=True, help="No line per request.")
 @pass_app
-def serve(app: App, host: str, port: int, no_scheduler: bool) -> None:
+def serve(app: App, host: str, port: int, no_scheduler: bool, quiet: bool) -> None:
     """Serve the sign-up pages, unsubscribe links and the operator API.
 
     With the scheduler (the default) a small deployment is one process: a sign-up's confirmation
@@ -39,14 +40,22 @@ def serve(app: App, host: str, port: int, no_scheduler: bool) -> None:
         dispatcher = Dispatcher(database, app.settings, app.backend(), app.clock)
         scheduler = Scheduler(database, app.settings, dispatcher, app.clock)
     web = create_app(
-        app.settings, database, app.clock, wake=scheduler.wake if scheduler else lambda: None
+        app.settings,
+        database,
+        app.clock,
+        wake=scheduler.wake if scheduler else lambda: None,
+        access_log=None if quiet else lambda line: click.echo(line, err=True),
     )
     if scheduler is not None:
         scheduler.start()
     click.echo(f"dripcourse serving on http://{host}:{port} (Ctrl-C to stop)", err=True)
     try:
         # uvicorn handles SIGINT/SIGTERM itself and returns after a graceful shutdown.
-        uvicorn.run(web, host=host, port=port, log_level="info", proxy_headers=True)
+        # uvicorn's own access log would write the signed tokens of confirm and unsubscribe
+        # links; ours (web/accesslog.py) leaves them out.
+        uvicorn.run(
+            web, host=host, port=port, log_level="info", proxy_headers=True, access_log=False
+        )
     finally:
         if scheduler is not None:
             scheduler.shutdown()

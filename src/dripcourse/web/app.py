@@ -21,6 +21,7 @@ from dripcourse.config import Settings
 from dripcourse.db import Database
 from dripcourse.errors import BadInput, Conflict, DripcourseError, NotFound
 from dripcourse.web import api, apidocs, public
+from dripcourse.web.accesslog import AccessLog
 from dripcourse.web.context import WebContext
 from dripcourse.web.ratelimit import RateLimiter
 
@@ -33,6 +34,7 @@ def create_app(
     database: Database,
     clock: Clock,
     wake: Callable[[], None] = lambda: None,
+    access_log: Callable[[str], None] | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="dripcourse",
@@ -65,6 +67,8 @@ def create_app(
             return _error(request, 413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
         return await call_next(request)
 
+    if access_log is not None:
+        app.add_middleware(AccessLog, write=access_log)  # outermost: it sees every answer
     return app
 
 
