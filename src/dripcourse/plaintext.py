@@ -5,7 +5,8 @@ off, so a personalised value that looks like markup (a subscriber called `<b>Ann
 written. `markdown_to_text` renders the same source for the `text/plain` part by walking
 markdown-it's syntax tree (never by scraping the HTML): paragraphs wrapped at a width, underlined
 headings, "- " and "1. " lists with hanging indents, "> " quotes, code indented four spaces, and
-links as numbered footnotes gathered in a "Links:" section at the end, as text mail has long done.
+links as numbered footnotes gathered in a "Links:" section at the end, as text mail has long done;
+a bare address the HTML part makes a link of (linkify) stays in the text once, as written.
 
 Words are never split or rewritten, so URLs survive wrapping and the placeholder tokens the renderer
 puts in place of Jinja expressions (`DCJ0001Z`) come out exactly as they went in.
@@ -24,8 +25,15 @@ __all__ = ["markdown_to_html", "markdown_to_text"]
 
 # One parser for both renderings, so the HTML and the text part read the same source the same way.
 # Raw HTML is off: "<b>" in a lesson is text, escaped in the HTML part and kept as-is in the text
-# part. The "commonmark" preset has linkify and typographer off already.
-_PARSER = MarkdownIt("commonmark", {"html": False})
+# part. The "commonmark" preset has the typographer off (straight quotes stay straight).
+_PARSER = MarkdownIt("commonmark", {"html": False, "linkify": True}).enable("linkify")
+# Linkify (linkify-it-py) makes a bare `https://...`, `http://`, `ftp://` or `mailto:` address a
+# link, and an email address a mailto: link. Not a scheme-less name: with "fuzzy" links on,
+# `01-feet.md` and `README.md` become links to http://01-feet.md (.md is Moldova's domain).
+# Not `//host/path` either: an email has no page whose scheme it could borrow.
+assert _PARSER.linkify is not None  # markdown-it-py sets it when linkify-it-py is installed
+_PARSER.linkify.set({"fuzzy_link": False})
+_PARSER.linkify.add("//", None)
 
 # Characters str.splitlines() breaks on, besides "\n": they would make the line structure of the
 # text part ambiguous, so inside prose they count as a space.
@@ -234,8 +242,10 @@ def _link(node: SyntaxTreeNode, links: _Links) -> str:
     href = str(node.attrs.get("href", ""))
     text = "".join(_inline_parts(node.children, links))
     label = text.strip()
-    # An autolink (or a link whose words are its address) already shows where it goes.
-    if node.markup == "autolink" or href in (label, "mailto:" + label):
+    # An autolink, a bare address made a link (linkify), or a link whose words are its address
+    # already shows where it goes. (The href of the first two may be percent-encoded: the words
+    # are what the author wrote.)
+    if node.markup in ("autolink", "linkify") or href in (label, "mailto:" + label):
         return text
     if not label:
         return href

@@ -146,16 +146,23 @@ class CourseRenderer:
         marked = self.render_in_full(key, Placeholders("subscriber"), Placeholders("links"))
         return Stencil(Pieces.cut(marked.subject), Pieces.cut(marked.html), Pieces.cut(marked.text))
 
+    def subject(self, key: str, recipient: Recipient, links: Links) -> str:
+        """The subject alone, as `render` gives it: the preview names other lessons by it."""
+        return one_line(self._subject(key, self.context(key, recipient, links)))
+
     def render_in_full(
         self, key: str, recipient: Recipient | Placeholders, links: Links | Placeholders
     ) -> RenderedLesson:
         """Jinja2 and CSS inlining for this recipient: the reference the stencils must match."""
         context = self.context(key, recipient, links)
-        subject = self._text_env.get_template(f"{key}.subject").render(context)
+        subject = self._subject(key, context)
         context["lesson"]["subject"] = subject
         html = self._html_env.get_template(f"{key}.html").render(context)
         text = self._text_env.get_template(f"{key}.txt").render(context).rstrip() + "\n"
         return RenderedLesson(subject=one_line(subject), html=_INLINER.inline(html), text=text)
+
+    def _subject(self, key: str, context: Mapping[str, Any]) -> str:
+        return self._text_env.get_template(f"{key}.subject").render(context)
 
 
 def render_confirmation(

@@ -7,6 +7,13 @@ guessing its zone is exactly the bug this module exists to prevent.
 
 Sends happen at the course's wall-clock `send_time` in the subscriber's own IANA zone. Days are
 calendar days in that zone, never 24-hour blocks, so a lesson at 08:00 stays at 08:00 across DST.
+
+`cadence_days` and `send_days` combine as: a lesson is owed `cadence_days` local days after the one
+before was due, then waits for the next send day. So the cadence is the least spacing, and a wait
+for a send day is never made up later: with cadence 3 on Mondays and Wednesdays, Monday + 3 is a
+Thursday, which waits for Monday, and every lesson goes on a Monday (weekly). A course that wants
+both days asks for cadence 2 (Mon -> Wed, Wed + 2 = Fri -> Mon). Catching up instead (counting
+from the unmoved day) would send lessons closer together than the author's cadence.
 """
 
 from __future__ import annotations

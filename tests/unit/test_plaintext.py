@@ -145,12 +145,42 @@ def test_raw_html_is_escaped_in_the_html_rendering() -> None:
     assert "<script" not in html
 
 
-def test_html_rendering_is_plain_commonmark() -> None:
+def test_html_rendering_is_commonmark_with_bare_urls_made_links() -> None:
     html = markdown_to_html('A "quote" -- and https://example.com and [a](https://e.example)\n')
 
-    # No typographer (straight quotes, two hyphens), no linkify (the bare URL stays text).
+    # No typographer (straight quotes, two hyphens); linkify makes the bare URL a link.
     assert html == (
-        '<p>A &quot;quote&quot; -- and https://example.com and <a href="https://e.example">a</a></p>\n'
+        '<p>A &quot;quote&quot; -- and <a href="https://example.com">https://example.com</a>'
+        ' and <a href="https://e.example">a</a></p>\n'
+    )
+
+
+BARE = (
+    "See https://example.org/x, or https://example.org/café. Write to ada@example.org.\n"
+    "\n"
+    "Not links: 01-feet.md, README.md, www.example.org, //cdn.example.org/x and"
+    " `https://example.org/code`.\n"
+)
+
+
+def test_bare_urls_and_email_addresses_become_links_in_html() -> None:
+    html = markdown_to_html(BARE)
+
+    assert 'See <a href="https://example.org/x">https://example.org/x</a>, or ' in html
+    assert '<a href="https://example.org/caf%C3%A9">https://example.org/café</a>. ' in html
+    assert 'Write to <a href="mailto:ada@example.org">ada@example.org</a>.' in html
+    # Only what has a scheme (or an @): file names are not web addresses.
+    assert html.count("<a ") == 3
+    assert "<code>https://example.org/code</code>" in html
+
+
+def test_a_bare_url_stays_in_the_text_once_as_written() -> None:
+    assert markdown_to_text(BARE) == (
+        "See https://example.org/x, or https://example.org/café. Write to\n"
+        "ada@example.org.\n"
+        "\n"
+        "Not links: 01-feet.md, README.md, www.example.org, //cdn.example.org/x\n"
+        "and `https://example.org/code`.\n"
     )
 
 
@@ -179,6 +209,7 @@ markdownish = st.lists(
             "[a link](https://example.com/x)",
             "[b](https://example.com/y)",
             "<https://example.com/auto>",
+            "see https://example.com/bare.",
             "![alt](i.png)",
             "\n",
             "\n\n",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import email.policy
 import html
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -17,6 +18,7 @@ from email.parser import BytesParser
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 
@@ -424,9 +426,10 @@ def job(kind: str = DeliveryKind.LESSON) -> Job:
     )
 
 
-def course_view() -> CourseView:
+def course_view(**lesson_args: Any) -> CourseView:
     settings = copy.deepcopy(SETTINGS)
-    return CourseView("runners", settings, CourseRenderer(settings=settings, lessons=[lesson()]))
+    renderer = CourseRenderer(settings=settings, lessons=[lesson(**lesson_args)])
+    return CourseView("runners", settings, renderer)
 
 
 def test_a_lesson_message_carries_signed_links_that_unsubscribe_this_enrolment() -> None:
@@ -452,6 +455,30 @@ def test_a_lesson_message_carries_signed_links_that_unsubscribe_this_enrolment()
     text, html = (part.get_content() for part in message.iter_parts())
     assert url[1:-1] in text and url[1:-1] in html
     assert "Hi Ada, and welcome, Ada." in text
+
+
+def test_a_bare_url_in_a_lesson_is_a_link_tracked_like_any_other_when_tracking_is_on() -> None:
+    signer = Signer("test-secret-key")
+    builder = MessageBuilder(signer, "https://courses.example.org")
+    body = (
+        "Hi {{ subscriber.first_name }}, the drills are at https://northside-physio.example/drills."
+    )
+    view = course_view(body=body)
+    view.settings["tracking"] = {"clicks": True}
+
+    message = parse(builder.build(job(), view, WHEN).data)
+    text, html_part = (part.get_content() for part in message.iter_parts())
+
+    tracked = "https://courses.example.org/c/"
+    target = "https://northside-physio.example/drills"
+    link = re.search(rf'<a href="({tracked}[^"]+)"[^>]*>{re.escape(target)}</a>\.', html_part)
+    assert link, "the bare URL is not a tracked link"
+    token, _, query = html.unescape(link.group(1)).removeprefix(tracked).partition("?u=")
+    assert unquote(query) == target
+    assert signer.read_bound(Purpose.CLICK, token, target) == {"d": 42}
+    # The text part shows the address once, as written, untracked.
+    assert f"the drills are at {target}." in text
+    assert text.count(target) == 1 and tracked not in text
 
 
 def test_a_test_send_has_its_prefix_in_the_subject() -> None:

@@ -28,6 +28,7 @@ from dripcourse.schedule import (
     next_lesson_due,
     parse_send_days,
     parse_send_time,
+    plan_from_start,
     resumed_due,
     retry_at,
     same_local_day,
@@ -168,6 +169,26 @@ def test_lesson_that_would_fall_on_saturday_moves_to_monday() -> None:
     assert next_lesson_due(friday, BERLIN, rhythm) == utc(2026, 1, 12, 7, 0)  # Monday, not Sat 10th
     daily_mwf = Rhythm(cadence_days=1, send_days=MON_WED_FRI)
     assert next_lesson_due(utc(2026, 1, 9, 7, 0), BERLIN, daily_mwf) == utc(2026, 1, 12, 7, 0)
+
+
+def test_cadence_3_on_mondays_and_wednesdays_is_weekly_and_cadence_2_uses_both_days() -> None:
+    # The rule (docs/course-format.md, "When lessons go out"): a lesson is owed cadence_days local
+    # days after the one before was due, then waits for the next send day. Monday + 3 is Thursday,
+    # which waits for Monday, so Wednesday is never reached: weekly. Lessons are never closer than
+    # cadence_days; a course that wants both days asks for cadence 2 (or 1).
+    mon_wed = frozenset({MON, WED})
+    monday = utc(2026, 1, 5, 7, 0)  # 08:00 in Berlin
+    lessons = [(number, f"lesson-{number}") for number in range(1, 6)]
+
+    every_3 = plan_from_start(lessons, monday, BERLIN, Rhythm(cadence_days=3, send_days=mon_wed))
+    every_2 = plan_from_start(lessons, monday, BERLIN, Rhythm(cadence_days=2, send_days=mon_wed))
+
+    assert [local_wall(lesson.due_at, BERLIN) for lesson in every_3] == [
+        (date(2026, 1, day), time(8, 0)) for day in (5, 12, 19, 26)
+    ] + [(date(2026, 2, 2), time(8, 0))]
+    moved = "moved from Thu to Mon: outside the send days"
+    assert [lesson.moved_note(BERLIN) for lesson in every_3] == [None, moved, moved, moved, moved]
+    assert [local_wall(lesson.due_at, BERLIN)[0].day for lesson in every_2] == [5, 7, 12, 14, 19]
 
 
 def test_enrolment_on_a_saturday_starts_on_monday() -> None:

@@ -8,6 +8,7 @@ itself is run in-process for its errors and as a real process once, serving.
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import shutil
@@ -259,6 +260,44 @@ def test_the_whole_message_can_be_downloaded_as_sent(preview_server):
     assert b"Subject: Lesson 1: Feet first\r\n" in answer.content
     assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in answer.content
     assert b"To: Ada <sample.reader@example.com>" in answer.content
+
+
+def test_links_to_other_lessons_show_their_subjects_as_the_sample_subscriber_gets_them(
+    preview_server,
+):
+    # Personal subjects: the links between lessons and the start page name each lesson by its
+    # subject as rendered for the sample subscriber, never by the template's source.
+    preview_server.edit(
+        'subject = "Lesson 1: Feet first"', 'subject = "{{ subscriber.first_name }}, session 1"'
+    )
+    preview_server.edit(
+        'subject = "Lesson 3: Calves and the Achilles"',
+        'subject = "{{ subscriber.first_name }}, session {{ lesson.number }}"',
+        name="03-calves-achilles.md",
+    )
+    ankles = "/courses/runners/lessons/ankles"
+    answer = httpx.get(preview_server.url + ankles, params={"name": "Ada Lovelace"})
+    assert answer.status_code == 200
+    assert _nav_link(answer.text, "prev") == "\u2190 Ada, session 1"
+    assert _nav_link(answer.text, "next") == "Ada, session 3 \u2192"
+    overview = httpx.get(preview_server.url).text
+    assert ">Sam, session 1</a>" in overview
+    assert ">Sam, session 3</a>" in overview
+    assert "{{" not in answer.text + overview
+
+    # A subject broken mid-edit: the link shows the lesson's title until it is fixed.
+    preview_server.edit(
+        "{{ subscriber.first_name }}, session 1", "{{ subscriber.nickname }}, session 1"
+    )
+    answer = httpx.get(preview_server.url + ankles)
+    assert _nav_link(answer.text, "prev") == "\u2190 Feet first"
+    assert "{{" not in answer.text
+
+
+def _nav_link(page: str, rel: str) -> str:
+    found = re.search(rf'<a rel="{rel}"[^>]*>(.*?)</a>', page)
+    assert found, f"no {rel} link"
+    return html.unescape(found.group(1))
 
 
 def test_the_version_stamp_follows_saved_files_not_editor_scratch(courses_dir):

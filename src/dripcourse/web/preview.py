@@ -91,11 +91,19 @@ def _add_routes(app: FastAPI) -> None:
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request, context: Context) -> HTMLResponse:
         snapshot = context.workspace.snapshot()
+        now = context.clock.now()
+        subjects = {
+            draft.slug: draft.subjects(
+                sample_of(None, None, draft.default_zone), context.builder, now
+            )
+            for draft in snapshot.courses
+        }
         return page(
             request,
             "preview_index.html",
             stamp=snapshot.stamp,
             courses=snapshot.courses,
+            subjects=subjects,
             root=context.workspace.root,
         )
 

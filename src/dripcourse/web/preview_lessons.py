@@ -98,6 +98,23 @@ class CourseDraft:
     def lesson(self, key: str) -> LessonSource | None:
         return next((lesson for lesson in self.source.lessons if lesson.key == key), None)
 
+    def subjects(self, sample: Sample, builder: MessageBuilder, now: datetime) -> dict[str, str]:
+        """Every readable lesson's subject as `sample` gets it, by key: what the links to lessons
+        say. The template's source would show `{{ subscriber.first_name }}` to the author."""
+        return {
+            lesson.key: self._subject(lesson, sample, builder, now)
+            for lesson in self.source.lessons
+        }
+
+    def _subject(
+        self, lesson: LessonSource, sample: Sample, builder: MessageBuilder, now: datetime
+    ) -> str:
+        try:
+            job = sample_job(self.view, lesson.key, sample.recipient, now)
+            return self.view.renderer.subject(lesson.key, sample.recipient, builder.links(job))
+        except Exception:  # a subject (or course.toml) mid-edit; its problem is shown elsewhere
+            return lesson.title or lesson.key
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -219,6 +236,8 @@ class LessonPreview:
     elsewhere: list[Problem] = field(default_factory=list)
     """Problems of the course's other lessons, which do not stop this one."""
     warnings: list[Problem] = field(default_factory=list)
+    subjects: dict[str, str] = field(default_factory=dict)
+    """The course's lessons' subjects as the sample subscriber gets them, by key."""
 
     @property
     def lessons(self) -> list[LessonSource]:
@@ -250,6 +269,13 @@ def preview_lesson(
     draft: CourseDraft, key: str, sample: Sample, builder: MessageBuilder, now: datetime
 ) -> LessonPreview:
     """Lesson `key` as `sample` would get it, with its checks; or the problems that prevent that."""
+    preview = _render_lesson(draft, key, sample, builder, now)
+    return dataclasses.replace(preview, subjects=draft.subjects(sample, builder, now))
+
+
+def _render_lesson(
+    draft: CourseDraft, key: str, sample: Sample, builder: MessageBuilder, now: datetime
+) -> LessonPreview:
     lesson = draft.lesson(key)
     if lesson is None:
         if not draft.source.problems:
