@@ -153,3 +153,13 @@ def test_a_command_on_a_database_not_made_yet_leaves_no_file_behind(cli, tmp_pat
         result = cli(*args)
         assert result.code == 2 and "run `dripcourse db upgrade`" in one_line(result)
     assert list(folder.iterdir()) == []
+
+
+def test_a_call_to_action_without_its_optional_text_renders(cli, courses_dir):
+    toml = courses_dir / "runners" / "course.toml"
+    lines = toml.read_text().splitlines()
+    start = lines.index("[call_to_action]")
+    text_line = next(i for i in range(start, len(lines)) if lines[i].startswith("text = "))
+    toml.write_text("\n".join(lines[:text_line] + lines[text_line + 1 :]) + "\n")
+    checked = cli("courses", "check")
+    assert checked.code == 0, checked.err
