@@ -1,8 +1,9 @@
 """The error hierarchy: every failure a user can cause or meet has one home here.
 
-The CLI turns `DripcourseError` into exit status 2 and one line on stderr; the web layer turns it into a
-4xx. Delivery errors are not exceptions but results (see `backends.base`), except a backend that cannot
-be configured at all, which is bad input.
+The CLI turns `DripcourseError` into exit status 2 and one line on stderr; the web layer turns it
+into a 4xx. Each leaf is also the standard type a caller would catch (`BadInput` is a `ValueError`,
+`NotFound` a `LookupError`). Delivery errors are not exceptions but results (see `backends.base`),
+except a backend that cannot be configured at all (`BackendError`).
 """
 
 
@@ -10,11 +11,11 @@ class DripcourseError(Exception):
     """Base of all errors that carry a message meant for the person at the keyboard."""
 
 
-class BadInput(DripcourseError):
+class BadInput(DripcourseError, ValueError):
     """The input was malformed or invalid: a bad address, an unknown time zone, a broken course file."""
 
 
-class NotFound(DripcourseError):
+class NotFound(DripcourseError, LookupError):
     """The thing named does not exist: an unknown course, subscriber or lesson."""
 
 
@@ -26,6 +27,14 @@ class Unsendable(DripcourseError, ValueError):
     """A message cannot be built or handed over as it stands: a header value that no header may
     carry, an address no server we reach can take. The recipient is not at fault, so it fails that
     one delivery and never suppresses the address."""
+
+
+class BackendError(DripcourseError):
+    """A delivery backend cannot work at all as configured (bad URL, unwritable folder)."""
+
+
+class SpamCheckError(DripcourseError, RuntimeError):
+    """SpamAssassin ran but gave no report that could be read."""
 
 
 class UnreadableReport(BadInput):

@@ -17,6 +17,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from dripcourse.errors import SpamCheckError as SpamCheckError  # its home is errors.py
+
 SPAMASSASSIN = "spamassassin"
 COMMAND = (SPAMASSASSIN, "-L", "-t", "--cf=use_bayes 0", "--cf=bayes_auto_learn 0")
 DEFAULT_THRESHOLD = 5.0
@@ -67,10 +69,6 @@ class SpamReport:
         for rule in sorted(self.rules, key=lambda rule: -rule.points):
             lines.append(f"  {rule}")
         return "\n".join(lines)
-
-
-class SpamCheckError(RuntimeError):
-    """SpamAssassin ran but gave no report that could be read."""
 
 
 def spamassassin_available() -> bool:

@@ -31,7 +31,7 @@ PERSONAL: tuple[tuple[str, str], ...] = (
     ("links", "view_online"),
 )
 _OBJECTS = {obj for obj, _ in PERSONAL}
-_PLACEHOLDER = re.compile(r"DCV(\d)Z")
+_PLACEHOLDER = re.compile(r"DCV(\d+)Z")  # as many digits as PERSONAL ever needs
 
 
 def placeholder(index: int) -> str:

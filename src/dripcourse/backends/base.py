@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from dripcourse.errors import BackendError as BackendError  # kept importable from here
+
 if TYPE_CHECKING:
     from dripcourse.dkim import DkimSigner
 
@@ -72,8 +74,7 @@ def send_each_ready(
     return [next(answers) if isinstance(item, OutgoingMessage) else item for item in items]
 
 
-class BackendError(Exception):
-    """The backend cannot work at all as configured (bad URL, unwritable folder)."""
+__all__ = ["BackendError", "DeliveryBackend", "DeliveryResult", "Outcome", "OutgoingMessage"]
 
 
 class DeliveryBackend(ABC):
