@@ -23,7 +23,8 @@ from dripcourse.validation import has_control_characters, normalise_email
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 LESSON_FILE = re.compile(r"^(?:\d+[-_ ])?(?P<stem>.+)\.md$")
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
-_TOML_LINE = re.compile(r"at line (\d+)")
+# tomllib says where in its own text: "(at line 3, column 9)", or "(at end of document)".
+_TOML_WHERE = re.compile(r" \(at line (\d+), column (\d+)\)$")
 FRONT_MATTER_FENCE = "+++"
 
 
@@ -368,9 +369,15 @@ def _load_toml(
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        found = _TOML_LINE.search(str(exc))
-        line = int(found.group(1)) + line_offset if found else 1
-        problems.append(Problem(file, line, f"invalid TOML: {exc}"))
+        message = str(exc)
+        found = _TOML_WHERE.search(message)
+        if found:
+            # The line of the front matter is not the line of the file: one number, the file's.
+            line = int(found.group(1)) + line_offset
+            message = f"{message[: found.start()]} (column {found.group(2)})"
+        else:
+            line = line_offset + max(1, len(text.splitlines()))
+        problems.append(Problem(file, line, f"invalid TOML: {message}"))
         return None
 
 

@@ -154,6 +154,23 @@ def test_invalid_toml_in_front_matter_is_reported_at_its_line_in_the_file(runner
     assert problem.startswith(f"{lesson}:4: invalid TOML")
 
 
+def test_invalid_toml_in_front_matter_names_one_line_the_files(runners: Path) -> None:
+    lesson = runners / "01-feet.md"
+    replace_line(lesson, 4, "title = ", "title = Feet first")
+
+    # tomllib counts from the front matter's first line (3); the author's editor counts from the file's.
+    assert problems(runners) == [f"{lesson}:4: invalid TOML: Invalid value (column 9)"]
+
+
+def test_toml_broken_at_the_end_of_the_front_matter_points_at_its_last_line(runners: Path) -> None:
+    lesson = runners / "01-feet.md"
+    replace_line(lesson, 36, "", 'teaser = """never closed')
+
+    assert problems(runners) == [
+        f"{lesson}:36: invalid TOML: Unterminated string (at end of document)"
+    ]
+
+
 def test_a_lesson_without_a_subject_is_reported(runners: Path) -> None:
     lesson = runners / "01-feet.md"
     replace_line(lesson, 2, "subject = ")
