@@ -310,6 +310,15 @@ def test_a_template_syntax_error_is_reported_at_its_line_in_the_file(runners: Pa
     assert problem.startswith(f"{lesson}:44: template syntax:")
 
 
+def test_a_readme_in_a_course_folder_is_not_a_lesson(runners: Path) -> None:
+    (runners / "README.md").write_text("# Runners\n\nNotes for whoever edits this course.\n")
+
+    source = read_course(runners)
+
+    assert check_course(source) == []
+    assert [lesson.key for lesson in source.lessons] == LESSON_KEYS
+
+
 def test_two_files_with_the_same_key_are_reported(runners: Path) -> None:
     (runners / "11-feet.md").write_text((runners / "01-feet.md").read_text())
 
