@@ -177,11 +177,12 @@ def _layout_problem(source: CourseSource, exc: BaseException, variables: list[st
 
 
 def sync_course(session: Session, source: CourseSource, now: datetime) -> SyncReport:
-    """Load a checked course into the database (the caller has refused one with problems)."""
+    """Load a course into the database; one with problems is refused (BadInput) before anything
+    of it is written."""
     problems = check_course(source)
     if problems:
         raise BadInput(
-            f"course {source.slug!r} has {len(problems)} problem(s); first: {problems[0]}"
+            f"course {source.slug!r} not synced: {len(problems)} problem(s); first: {problems[0]}"
         )
     report = SyncReport(slug=source.slug)
     course = session.scalar(select(Course).where(Course.slug == source.slug))
