@@ -21,9 +21,13 @@ from dripcourse.schedule import parse_send_days, parse_send_time
 from dripcourse.validation import has_control_characters, normalise_email
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+LESSON_NAME = re.compile(r"^\d.*\.md$")
+"""A lesson's file name starts with its number (`01-feet.md`, `02b-race-week.md`); other Markdown
+files of a course folder (a README.md, notes) are not lessons."""
 LESSON_FILE = re.compile(r"^(?:\d+[-_ ])?(?P<stem>.+)\.md$")
 KEY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
-_TOML_LINE = re.compile(r"at line (\d+)")
+# tomllib says where in its own text: "(at line 3, column 9)", or "(at end of document)".
+_TOML_WHERE = re.compile(r" \(at line (\d+), column (\d+)\)$")
 FRONT_MATTER_FENCE = "+++"
 
 
@@ -62,6 +66,8 @@ class CourseSource:
     layout_html: str | None = None
     layout_text: str | None = None
     problems: list[Problem] = field(default_factory=list)
+    misnamed: list[Path] = field(default_factory=list)
+    """Markdown files that open with front matter, like a lesson, but are not named like one."""
 
 
 # The course.toml schema: section -> key -> (type, required). Top-level keys use the section "".
@@ -140,13 +146,15 @@ def read_course(path: Path) -> CourseSource:
     for name, attr in (("layout.html", "layout_html"), ("layout.txt", "layout_text")):
         if (path / name).is_file():
             setattr(source, attr, _read_text(path / name, source.problems))
-    files = sorted(p for p in path.glob("*.md") if p.is_file())
+    markdown = sorted(p for p in path.glob("*.md") if p.is_file())
+    files = [p for p in markdown if LESSON_NAME.match(p.name)]
+    source.misnamed = [p for p in markdown if p not in files and _opens_with_front_matter(p)]
     if not files:
         source.problems.append(
             Problem(
                 path / "course.toml",
                 1,
-                "the course has no lessons (no *.md files beside course.toml)",
+                "the course has no lessons (no NN-name.md files beside course.toml)",
             )
         )
     seen: dict[str, Path] = {}
@@ -164,6 +172,14 @@ def read_course(path: Path) -> CourseSource:
         seen[lesson.key] = file
         source.lessons.append(lesson)
     return source
+
+
+def _opens_with_front_matter(file: Path) -> bool:
+    try:
+        with file.open("rb") as opened:
+            return opened.readline().strip() == FRONT_MATTER_FENCE.encode()
+    except OSError:
+        return False
 
 
 def _read_settings(file: Path, problems: list[Problem]) -> dict[str, Any]:
@@ -368,9 +384,15 @@ def _load_toml(
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        found = _TOML_LINE.search(str(exc))
-        line = int(found.group(1)) + line_offset if found else 1
-        problems.append(Problem(file, line, f"invalid TOML: {exc}"))
+        message = str(exc)
+        found = _TOML_WHERE.search(message)
+        if found:
+            # The line of the front matter is not the line of the file: one number, the file's.
+            line = int(found.group(1)) + line_offset
+            message = f"{message[: found.start()]} (column {found.group(2)})"
+        else:
+            line = line_offset + max(1, len(text.splitlines()))
+        problems.append(Problem(file, line, f"invalid TOML: {message}"))
         return None
 
 

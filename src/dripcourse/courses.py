@@ -7,7 +7,6 @@ reopens the enrolments of those who had finished.
 
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +44,7 @@ from dripcourse.schedule import (
     parse_send_time,
 )
 from dripcourse.schedule import next_lesson as owed_next
+from dripcourse.templatemistakes import describe, syntax_line, template_line
 
 SAMPLE_RECIPIENT = Recipient(
     email="sample.reader@example.com", name="Sam Sample", timezone="America/Toronto"
@@ -100,7 +100,8 @@ def check_course(source: CourseSource) -> list[Problem]:
         try:
             renderer.render(lesson.key, SAMPLE_RECIPIENT, SAMPLE_LINKS)
         except Exception as exc:  # a course's own layout runs here: anything may go wrong
-            problems.append(_layout_problem(source, exc))
+            variables = list(renderer.context(lesson.key, SAMPLE_RECIPIENT, SAMPLE_LINKS))
+            problems.append(_layout_problem(source, exc, variables))
     return problems
 
 
@@ -152,40 +153,36 @@ def _check_lesson_templates(lesson: LessonSource, renderer: CourseRenderer) -> l
         try:
             env.get_template(part).render(context)
         except jinja2.TemplateSyntaxError as exc:
-            line = first_line[part] + (exc.lineno or 1) - 1 if part == "body" else first_line[part]
+            line = first_line[part] + syntax_line(exc) - 1 if part == "body" else first_line[part]
             problems.append(Problem(lesson.file, line, f"template syntax: {exc.message}"))
         except Exception as exc:  # the author's own expressions run here
-            line = _template_line(exc, part) or 1
+            line = template_line(exc, part) or 1
             line = first_line[part] + line - 1 if part == "body" else first_line[part]
-            problems.append(Problem(lesson.file, line, f"{part}: {_describe(exc)}"))
+            message = describe(exc, {part: sources[part]}, context)
+            problems.append(Problem(lesson.file, line, f"{part}: {message}"))
     return problems
 
 
-def _template_line(exc: BaseException, name: str) -> int | None:
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == name]
-    return frames[-1].lineno if frames else None
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, jinja2.TemplateError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _layout_problem(source: CourseSource, exc: BaseException) -> Problem:
+def _layout_problem(source: CourseSource, exc: BaseException, variables: list[str]) -> Problem:
     for name in ("layout.html", "layout.txt"):
-        line = _template_line(exc, name) or getattr(exc, "lineno", None)
-        if (source.path / name).is_file() and line:
-            return Problem(source.path / name, line, f"layout: {_describe(exc)}")
-    return Problem(source.path / "course.toml", 1, f"layout: {_describe(exc)}")
+        layout = source.layout_html if name == "layout.html" else source.layout_text
+        if isinstance(exc, jinja2.TemplateSyntaxError) and exc.name == name:
+            line: int | None = syntax_line(exc)
+        else:
+            line = template_line(exc, name) or getattr(exc, "lineno", None)
+        if layout is not None and line:
+            message = describe(exc, {name: layout}, variables)
+            return Problem(source.path / name, line, f"layout: {message}")
+    return Problem(source.path / "course.toml", 1, f"layout: {describe(exc, {}, variables)}")
 
 
 def sync_course(session: Session, source: CourseSource, now: datetime) -> SyncReport:
-    """Load a checked course into the database (the caller has refused one with problems)."""
+    """Load a course into the database; one with problems is refused (BadInput) before anything
+    of it is written."""
     problems = check_course(source)
     if problems:
         raise BadInput(
-            f"course {source.slug!r} has {len(problems)} problem(s); first: {problems[0]}"
+            f"course {source.slug!r} not synced: {len(problems)} problem(s); first: {problems[0]}"
         )
     report = SyncReport(slug=source.slug)
     course = session.scalar(select(Course).where(Course.slug == source.slug))

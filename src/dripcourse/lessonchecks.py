@@ -12,7 +12,9 @@ sample subscriber:
 - images: no alt text (an empty alt only passes on an image marked `role="presentation"`, since
   Markdown's `![](pic.png)` gives an empty alt by forgetting one), and an image written in a layout
   without a `width` attribute (Markdown cannot give one, so lesson images are not held to it);
-- an HTML part, as sent, near the size at which Gmail clips a message.
+- an HTML part, as sent, near the size at which Gmail clips a message;
+- Markdown files that open with front matter like a lesson, but are not named like one
+  (`feet.md` for `01-feet.md`), and so are left out: one warning for all of them.
 
 Nothing is rendered or sent here beyond the lesson in hand; the only files read are the lesson's own
 file and course.toml, and only to find the line a link came from (line 1 if they cannot be read).
@@ -97,10 +99,12 @@ def course_warnings(source: CourseSource) -> list[Problem]:
     """The warnings of every lesson rendered for the sample subscriber, and of course.toml's links.
 
     A link of course.toml shown in every lesson is one warning, not one per lesson. A course whose
-    files have problems gives no warnings: it cannot be rendered, and its problems come first.
+    files have problems gives no warnings but the one about files that look like lessons and are
+    not named like one (they may be why): it cannot be rendered, and its problems come first.
     """
+    misnamed = _misnamed_warnings(source)
     if source.problems:
-        return []
+        return misnamed
     renderer = renderer_for_source(source)
     warnings: list[Problem] = []
     for lesson in source.lessons:
@@ -117,7 +121,22 @@ def course_warnings(source: CourseSource) -> list[Problem]:
             found = _line_of(lines, url, 0)
             line = 1 if found is None else found + 1
             warnings.append(Problem(course_toml, line, f"warning: {message}"))
-    return sorted(dict.fromkeys(warnings), key=lambda p: (str(p.file), p.line))
+    return sorted(dict.fromkeys(warnings + misnamed), key=lambda p: (str(p.file), p.line))
+
+
+def _misnamed_warnings(source: CourseSource) -> list[Problem]:
+    """One line for all the files left out because their names do not start with a number."""
+    if not source.misnamed:
+        return []
+    names = ", ".join(file.name for file in source.misnamed)
+    return [
+        Problem(
+            source.misnamed[0],
+            1,
+            f"warning: not read as lessons: {names} (a lesson file's name starts with its "
+            "number, like 01-feet.md)",
+        )
+    ]
 
 
 def _subject_warnings(lesson: LessonSource, rendered: RenderedLesson) -> Iterator[Problem]:

@@ -23,6 +23,8 @@ import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from dripcourse.templatemistakes import AuthorUndefined
+
 RANGE_CAP = 100_000
 """Items a course template may ask `range()` for; the built-in layout asks for 30."""
 
@@ -30,9 +32,10 @@ RANGE_CAP = 100_000
 def course_environment(
     loader: jinja2.BaseLoader, *, autoescape: bool, **options: Any
 ) -> ImmutableSandboxedEnvironment:
-    """A sandboxed environment for course templates; undefined names are errors, as everywhere."""
+    """A sandboxed environment for course templates; undefined names are errors, as everywhere,
+    said in the author's words (`templatemistakes.py`)."""
     env = ImmutableSandboxedEnvironment(
-        loader=loader, undefined=jinja2.StrictUndefined, autoescape=autoescape, **options
+        loader=loader, undefined=AuthorUndefined, autoescape=autoescape, **options
     )
     env.globals["range"] = capped_range
     return env

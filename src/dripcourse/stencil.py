@@ -84,10 +84,11 @@ def only_printed(env: jinja2.Environment, names: Iterable[str]) -> bool:
     for name in names:
         if not env.loader:
             return False
-        source, _, _ = env.loader.get_source(env, name)
+        source, filename, _ = env.loader.get_source(env, name)
         if _PLACEHOLDER.search(source):
             return False
-        tree = env.parse(source)
+        # Named, so that a syntax error says which template it is in (a layout's, say).
+        tree = env.parse(source, name, filename)
         printed = {
             id(child.node)
             for output in tree.find_all(nodes.Output)

@@ -8,11 +8,11 @@ from __future__ import annotations
 import shutil
 import signal
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 import pytest
-from conftest import EXAMPLE_COURSES, START
 
 from dripcourse import migrations
 from dripcourse.cli.main import register
@@ -20,6 +20,8 @@ from dripcourse.courses import load_sources, sync_course
 from dripcourse.db import Database, sqlite_path
 from dripcourse.subscriptions import subscribe
 
+EXAMPLE_COURSES = Path(__file__).resolve().parents[2] / "emails"
+START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 ROWS = ("missing", "unwritable", "huge", "negative", "unknown", "malformed")
 HANG_GUARD_SECONDS = 60  # a command that waits on something would hang the suite: fail instead
 

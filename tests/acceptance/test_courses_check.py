@@ -86,3 +86,20 @@ def test_problems_and_warnings_are_counted_apart_and_problems_fail(
     problem, *warnings = result.err.splitlines()
     assert problem.startswith(f"{feet}:") and "nickname" in problem
     assert [line.split(": warning: ")[0] for line in warnings] == [subject, booking]
+
+
+def test_a_readme_is_left_alone_and_a_misnamed_lesson_is_one_warning(
+    cli: CliRunner, courses_dir: Path
+) -> None:
+    runners = courses_dir / "runners"
+    (runners / "README.md").write_text("# Runners\n\nNotes for whoever edits this course.\n")
+    (runners / "10-recovery.md").rename(runners / "recovery.md")
+
+    result = cli("courses", "check")
+
+    assert result.code == 0, result
+    assert result.err == (
+        f"{runners / 'recovery.md'}:1: warning: not read as lessons: recovery.md "
+        "(a lesson file's name starts with its number, like 01-feet.md)\n"
+    )
+    assert result.out == "runners: 9 lessons, 1 warning(s)\n"

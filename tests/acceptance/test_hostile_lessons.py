@@ -71,9 +71,9 @@ def test_sync_refuses_the_course_in_one_line_and_runs_nothing(
 
     result = cli("courses", "sync", str(lesson.parent))
 
-    assert result.code == 2, result
+    assert result.code == 1, result
     (line,) = result.err.splitlines()
-    assert line.startswith("dripcourse: error: course 'hostile' has 1 problem(s); first: ")
+    assert line.startswith("dripcourse: error: course 'hostile' not synced: 1 problem(s); first: ")
     assert f"{lesson}:{PAYLOAD_LINE}: body: " in line and "unsafe" in line
     assert "Traceback" not in result.err
     assert not ran.exists()

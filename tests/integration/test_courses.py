@@ -154,6 +154,23 @@ def test_invalid_toml_in_front_matter_is_reported_at_its_line_in_the_file(runner
     assert problem.startswith(f"{lesson}:4: invalid TOML")
 
 
+def test_invalid_toml_in_front_matter_names_one_line_the_files(runners: Path) -> None:
+    lesson = runners / "01-feet.md"
+    replace_line(lesson, 4, "title = ", "title = Feet first")
+
+    # tomllib counts from the front matter's first line (3); the author's editor counts from the file's.
+    assert problems(runners) == [f"{lesson}:4: invalid TOML: Invalid value (column 9)"]
+
+
+def test_toml_broken_at_the_end_of_the_front_matter_points_at_its_last_line(runners: Path) -> None:
+    lesson = runners / "01-feet.md"
+    replace_line(lesson, 36, "", 'teaser = """never closed')
+
+    assert problems(runners) == [
+        f"{lesson}:36: invalid TOML: Unterminated string (at end of document)"
+    ]
+
+
 def test_a_lesson_without_a_subject_is_reported(runners: Path) -> None:
     lesson = runners / "01-feet.md"
     replace_line(lesson, 2, "subject = ")
@@ -202,6 +219,88 @@ def test_an_undefined_name_in_the_subject_is_reported_at_the_subject_line(runner
     assert "nme" in problem
 
 
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        (
+            "{{ subscriber.surname }}",
+            "unknown field subscriber.surname; known: email, first_name, name, timezone",
+        ),
+        ("{{ links.home }}", "unknown field links.home; known: unsubscribe, view_online"),
+        ("{{ course.links.home }}", "unknown field course.links.home; known: equipment, website"),
+        (
+            "{{ lesson.nmber }}",
+            "unknown field lesson.nmber; known: equipment, exercises, key, number, preheader, "
+            "related, subject, teaser, title, topics, total",
+        ),
+        (
+            "{% for ex in lesson.exercises %}{{ ex.nme }}{% endfor %}",
+            "unknown field ex.nme; known: dose, instructions, name",
+        ),
+        ("{{ lesson.exercises[7].name }}", "no item 7 in lesson.exercises; it has 3"),
+        ("{{ foo }}", "unknown variable foo; known: course, lesson, links, subscriber"),
+        ("{{ foo.bar }}", "unknown variable foo; known: course, lesson, links, subscriber"),
+    ],
+    ids=["subscriber", "links", "course.links", "lesson", "loop", "item", "variable", "variable."],
+)
+def test_an_unknown_name_is_said_as_written_with_the_names_that_exist(
+    runners: Path, expression: str, message: str
+) -> None:
+    lesson = runners / "01-feet.md"
+    replace_line(lesson, 44, "The good news", expression)
+
+    assert problems(runners) == [f"{lesson}:44: body: {message}"]
+
+
+def test_an_unknown_name_in_the_subject_lists_the_names_that_exist(runners: Path) -> None:
+    lesson = runners / "01-feet.md"
+    replace_line(lesson, 2, "subject = ", 'subject = "Lesson 1, {{ subscriber.nme }}"')
+
+    assert problems(runners) == [
+        f"{lesson}:2: subject: unknown field subscriber.nme; known: email, first_name, name, "
+        "timezone"
+    ]
+
+
+def test_an_unknown_name_in_a_course_layout_is_said_as_written(runners: Path) -> None:
+    layout = runners / "layout.txt"
+    layout.write_text("{% block body %}{% endblock %}\n{{ subscriber.surname }}\n")
+
+    assert problems(runners)[0] == (
+        f"{layout}:2: layout: unknown field subscriber.surname; "
+        "known: email, first_name, name, timezone"
+    )
+
+
+def test_an_if_never_closed_is_reported_at_the_line_it_opened(runners: Path) -> None:
+    lesson = runners / "01-feet.md"
+    replace_line(lesson, 44, "The good news", "{% if subscriber.name %}", "Good news.")
+    # Jinja reports the line of the last tag it read: here the file's last line.
+    with lesson.open("a", encoding="utf-8") as file:
+        file.write(
+            "\n{% for topic in lesson.topics %}{{ topic }}{% endfor %}\nBye {{ subscriber.name }}\n"
+        )
+
+    (problem,) = problems(runners)
+
+    assert problem.startswith(f"{lesson}:44: template syntax: Unexpected end of template.")
+    assert "'endif'" in problem
+
+
+def test_a_block_never_closed_in_a_course_layout_is_reported_at_the_line_it_opened(
+    runners: Path,
+) -> None:
+    layout = runners / "layout.txt"
+    layout.write_text(
+        "{% block body %}{% endblock %}\n{% for x in lesson.topics %}\n{{ x }}\n\n{{ course.title }}\n"
+    )
+
+    (problem,) = problems(runners)[:1]
+
+    assert problem.startswith(f"{layout}:2: layout: Unexpected end of template.")
+    assert "'endfor'" in problem
+
+
 def test_a_template_syntax_error_is_reported_at_its_line_in_the_file(runners: Path) -> None:
     lesson = runners / "01-feet.md"
     replace_line(lesson, 44, "The good news", "{% if %}", "Good news.", "{% endif %}")
@@ -209,6 +308,15 @@ def test_a_template_syntax_error_is_reported_at_its_line_in_the_file(runners: Pa
     problem = first_problem(runners)
 
     assert problem.startswith(f"{lesson}:44: template syntax:")
+
+
+def test_a_readme_in_a_course_folder_is_not_a_lesson(runners: Path) -> None:
+    (runners / "README.md").write_text("# Runners\n\nNotes for whoever edits this course.\n")
+
+    source = read_course(runners)
+
+    assert check_course(source) == []
+    assert [lesson.key for lesson in source.lessons] == LESSON_KEYS
 
 
 def test_two_files_with_the_same_key_are_reported(runners: Path) -> None:

@@ -256,3 +256,36 @@ def test_a_course_with_problems_gets_no_warnings(tmp_path: Path) -> None:
     assert source.problems
 
     assert course_warnings(source) == []
+
+
+def test_files_like_lessons_not_named_like_one_are_one_warning(tmp_path: Path) -> None:
+    lesson = [*front_matter(), "Hello."]
+    folder = write_course(
+        tmp_path,
+        {
+            "01-feet.md": lesson,
+            "ankles.md": lesson,
+            "knees-draft.md": lesson,
+            "README.md": ["# Notes for the authors", "", "Not a lesson, and not warned about."],
+        },
+    )
+
+    assert [lesson.file.name for lesson in read_course(folder).lessons] == ["01-feet.md"]
+    assert warnings_of(folder) == [
+        f"{folder / 'ankles.md'}:1: warning: not read as lessons: ankles.md, knees-draft.md "
+        "(a lesson file's name starts with its number, like 01-feet.md)"
+    ]
+
+
+def test_a_course_without_lessons_still_says_which_files_were_not_read(tmp_path: Path) -> None:
+    folder = write_course(tmp_path, {"feet.md": [*front_matter(), "Hello."]})
+    source = read_course(folder)
+
+    assert [str(p) for p in source.problems] == [
+        f"{folder / 'course.toml'}:1: the course has no lessons "
+        "(no NN-name.md files beside course.toml)"
+    ]
+    assert [str(w) for w in course_warnings(source)] == [
+        f"{folder / 'feet.md'}:1: warning: not read as lessons: feet.md "
+        "(a lesson file's name starts with its number, like 01-feet.md)"
+    ]

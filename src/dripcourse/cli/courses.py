@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from dripcourse.cli.main import App, now_option, pass_app
 from dripcourse.cli.timeline import print_calendar
-from dripcourse.courses import check_course, load_sources, sync_course
+from dripcourse.courses import SyncReport, check_course, load_sources, sync_course
+from dripcourse.errors import BadInput
 from dripcourse.lessonchecks import course_warnings
 from dripcourse.models import Course, Enrollment, Lesson
 from dripcourse.timeline import course_calendar
@@ -54,25 +55,37 @@ def check(app: App, path: Path | None, strict: bool) -> None:
 def sync(app: App, path: Path | None, now: str | None) -> None:
     """Load courses into the database (all under the courses folder, or PATH).
 
-    A course with problems is refused as a whole; lessons are matched by key, so renaming or
-    reordering files keeps everyone's history.
+    Each course is synced on its own: one with problems is refused as a whole, named on stderr with
+    its first problem, and the others are synced (exit status 1 if any was refused). Lessons are
+    matched by key, so renaming or reordering files keeps everyone's history.
     """
     app.at(now)
-    sources = load_sources(app.settings.courses_dir, path)
     database = app.database()
-    with database.transaction() as session:
-        reports = [sync_course(session, source, app.clock.now()) for source in sources]
-    for report in reports:
-        parts = [
-            f"{len(report.added)} added",
-            f"{len(report.updated)} updated",
-            f"{len(report.retired)} retired",
-        ]
-        if report.reordered:
-            parts.append("reordered")
-        if report.reopened:
-            parts.append(f"{report.reopened} finished enrolment(s) reopened for new lessons")
-        click.echo(f"{report.slug}: " + ", ".join(parts))
+    refused = False
+    for source in load_sources(app.settings.courses_dir, path):
+        try:
+            with database.transaction() as session:
+                report = sync_course(session, source, app.clock.now())
+        except BadInput as exc:  # the course's problems: nothing of it was written
+            click.echo(f"dripcourse: error: {exc}", err=True)
+            refused = True
+            continue
+        click.echo(_summary(report))
+    if refused:
+        raise SystemExit(1)
+
+
+def _summary(report: SyncReport) -> str:
+    parts = [
+        f"{len(report.added)} added",
+        f"{len(report.updated)} updated",
+        f"{len(report.retired)} retired",
+    ]
+    if report.reordered:
+        parts.append("reordered")
+    if report.reopened:
+        parts.append(f"{report.reopened} finished enrolment(s) reopened for new lessons")
+    return f"{report.slug}: " + ", ".join(parts)
 
 
 @courses_group.command("list")
