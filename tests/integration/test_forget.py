@@ -9,13 +9,15 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from dripcourse import subscriptions
+from dripcourse.app import subscriptions
 from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher
-from dripcourse.models import (
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
+from dripcourse.domain.validation import address_hash
+from dripcourse.sending.dispatch import Dispatcher
+from dripcourse.store.db import Database
+from dripcourse.store.models import (
     Base,
     Course,
     Enrollment,
@@ -23,8 +25,6 @@ from dripcourse.models import (
     Subscriber,
     Suppression,
 )
-from dripcourse.smtpserver import CapturingSMTPServer
-from dripcourse.validation import address_hash
 from dripcourse.web.app import create_app
 
 ADA = "ada@example.com"
@@ -137,5 +137,6 @@ def test_a_forgotten_address_is_never_mailed_again(
 
 def test_forgetting_an_unknown_address_still_suppresses_it(synced, cli):
     result = cli("subscribers", "forget", "nobody@example.com")
-    assert result.code == 0 and "no personal data was held" in result.out
+    # Exit 1 (issue 12: a typo must not pass in silence), and suppressed all the same.
+    assert result.code == 1 and "no subscriber nobody@example.com: nothing to erase" in result.err
     assert cli("subscribe", "nobody@example.com", "--course", "runners").code == 2

@@ -1,0 +1,1 @@
+"""The operations every shell calls: subscribe, confirm, pause, import, queue, forget, bounces, reports, timelines."""

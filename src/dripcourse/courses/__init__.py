@@ -1,0 +1,1 @@
+"""Course folders: files read into validated data, synced into the store, checked for authors."""

@@ -1,0 +1,1 @@
+"""One owed lesson becomes one finished message: rendering, stencils, text part, MIME, DKIM, VERP, signed links."""

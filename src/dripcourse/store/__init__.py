@@ -1,0 +1,1 @@
+"""The database: engine and sessions, the models, migrations, backup, moving to PostgreSQL."""
