@@ -8,8 +8,8 @@ import os
 from alembic import context
 from sqlalchemy import Connection
 
-from dripcourse.db import make_engine
-from dripcourse.models import Base
+from dripcourse.store.db import make_engine
+from dripcourse.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-from dripcourse.courses import load_sources
-from dripcourse.messages import CourseView, MessageBuilder, sample_message
-from dripcourse.rendering import Recipient
-from dripcourse.spamcheck import spam_report
-from dripcourse.tokens import Signer
+from dripcourse.courses.catalog import load_sources
+from dripcourse.devtools.spamcheck import spam_report
+from dripcourse.mail.builder import CourseView, MessageBuilder, sample_message
+from dripcourse.mail.rendering import Recipient
+from dripcourse.mail.tokens import Signer
 
 ROOT = Path(__file__).resolve().parents[1]
 SUBSCRIBER = Recipient(

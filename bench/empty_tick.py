@@ -19,8 +19,8 @@ from sqlalchemy import text
 from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher
+from dripcourse.sending.dispatch import Dispatcher
+from dripcourse.store.db import Database
 
 HERE = Path(__file__).resolve().parent
 NOW = datetime(2026, 3, 2, 14, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ Builds every lesson of the example course for many sample readers, exactly as th
 them (`messages.sample_message`), and times, per message:
 
 - building it with click tracking off (the default) and on;
-- DKIM-signing the built bytes with a 2048-bit RSA key (`dripcourse.dkim.DkimSigner`), and with
+- DKIM-signing the built bytes with a 2048-bit RSA key (`dripcourse.mail.dkim.DkimSigner`), and with
   dkimpy's own `dkim.sign`, for comparison (dkimpy computes RSA in pure Python).
 
     .venv/bin/python bench/message_costs.py [--messages 2000]
@@ -26,11 +26,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dripcourse.backends.base import OutgoingMessage
-from dripcourse.courses import load_sources
-from dripcourse.dkim import DkimSigner
-from dripcourse.messages import CourseView, MessageBuilder, sample_message
-from dripcourse.rendering import Recipient
-from dripcourse.tokens import Signer
+from dripcourse.courses.catalog import load_sources
+from dripcourse.mail.builder import CourseView, MessageBuilder, sample_message
+from dripcourse.mail.dkim import DkimSigner
+from dripcourse.mail.rendering import Recipient
+from dripcourse.mail.tokens import Signer
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 3, 3, 13, 0, tzinfo=UTC)
@@ -83,7 +83,7 @@ def main() -> int:
         ("build a lesson message, click tracking off", per_message_us(build(plain), count)),
         ("build a lesson message, click tracking on", per_message_us(build(tracked), count)),
         (
-            "DKIM-sign it (dripcourse.dkim, OpenSSL RSA)",
+            "DKIM-sign it (dripcourse.mail.dkim, OpenSSL RSA)",
             per_message_us(lambda n: signer.sign(messages[n]), count),
         ),
         (

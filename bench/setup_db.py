@@ -15,10 +15,10 @@ from pathlib import Path
 
 from sqlalchemy import insert, select
 
-from dripcourse import migrations
-from dripcourse.courses import load_sources, sync_course
-from dripcourse.db import Database
-from dripcourse.models import Course, Enrollment, Subscriber
+from dripcourse.courses.catalog import load_sources, sync_course
+from dripcourse.store import migrations
+from dripcourse.store.db import Database
+from dripcourse.store.models import Course, Enrollment, Subscriber
 
 DUE = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
 ZONES = ["America/Toronto", "Europe/Berlin", "Australia/Sydney", "Asia/Kolkata", "UTC"]

@@ -20,13 +20,13 @@ from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
-from dripcourse import migrations
 from dripcourse.cli.main import main
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.courses import load_sources, sync_course
-from dripcourse.db import Database
-from dripcourse.smtpserver import CapturingSMTPServer
+from dripcourse.courses.catalog import load_sources, sync_course
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
+from dripcourse.store import migrations
+from dripcourse.store.db import Database
 
 # --- PostgreSQL (issue 6): tests marked `both_databases` run on SQLite and on PostgreSQL, tests
 # marked `postgres` on PostgreSQL only. Every other test keeps its single SQLite variant (and id).
@@ -108,7 +108,7 @@ START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 def smtpd() -> Iterator[CapturingSMTPServer]:
     """A real SMTP server on 127.0.0.1 and a free port that records what it receives.
 
-    See `dripcourse.smtpserver.CapturingSMTPServer`: `.url`, `.host`, `.port`, `.messages`,
+    See `dripcourse.devtools.smtpserver.CapturingSMTPServer`: `.url`, `.host`, `.port`, `.messages`,
     `.connections`, `fail_recipient()`, `fail_next()`, `reset()`.
     """
     with CapturingSMTPServer() as server:

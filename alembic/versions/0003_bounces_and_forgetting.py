@@ -31,7 +31,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('soft_bounces', sa.Integer(), server_default='0', nullable=False))
 
     # The hash of each suppressed address is filled in before the column becomes NOT NULL
-    # (the same SHA-256 of the normalised address as `dripcourse.validation.address_hash`).
+    # (the same SHA-256 of the normalised address as `dripcourse.domain.validation.address_hash`).
     with op.batch_alter_table('suppressions', schema=None) as batch_op:
         batch_op.add_column(sa.Column('email_hash', sa.String(length=64), nullable=True))
     suppressions = sa.table(

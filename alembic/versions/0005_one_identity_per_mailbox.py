@@ -4,7 +4,7 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-03 08:10:00.000000
 
-Subscribers get `email_key` (the address lower-cased: `dripcourse.validation.mailbox_key`), unique,
+Subscribers get `email_key` (the address lower-cased: `dripcourse.domain.validation.mailbox_key`), unique,
 and suppressions are hashed over it, so that `Bob@` and `bob@` are one person who unsubscribed once.
 Existing spellings of one mailbox are merged into the earliest subscriber:
 

@@ -16,11 +16,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dripcourse.domain.schedule import RetryPolicy
 from dripcourse.errors import BadInput
-from dripcourse.schedule import RetryPolicy
 
 if TYPE_CHECKING:
-    from dripcourse.dkim import DkimSigner
+    from dripcourse.mail.dkim import DkimSigner
 
 ENV_PREFIX = "DRIPCOURSE_"
 
@@ -107,7 +107,7 @@ class Settings:
                 f"missing: {', '.join(missing)}"
             )
         # Imported here: cryptography is loaded only where DKIM is configured.
-        from dripcourse.dkim import DkimSigner
+        from dripcourse.mail.dkim import DkimSigner
 
         return DkimSigner.from_key_file(self.dkim_key_file, self.dkim_selector, self.dkim_domain)
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import click
 import pytest
 
-from dripcourse import migrations
+from dripcourse.app.subscriptions import subscribe
 from dripcourse.cli.main import register
-from dripcourse.courses import load_sources, sync_course
-from dripcourse.db import Database, sqlite_path
-from dripcourse.subscriptions import subscribe
+from dripcourse.courses.catalog import load_sources, sync_course
+from dripcourse.store import migrations
+from dripcourse.store.db import Database, sqlite_path
 
 EXAMPLE_COURSES = Path(__file__).resolve().parents[2] / "emails"
 START = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from dripcourse.config import Settings
-from dripcourse.smtpserver import CapturingSMTPServer
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
 
 # The `cli` fixture of tests/conftest.py: `cli(*args) -> CliResult(code, out, err)`.
 CliRunner = Callable[..., Any]

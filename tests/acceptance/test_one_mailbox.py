@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from dripcourse.db import Database
-from dripcourse.models import Enrollment, Subscriber
-from dripcourse.smtpserver import CapturingSMTPServer
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
+from dripcourse.store.db import Database
+from dripcourse.store.models import Enrollment, Subscriber
 
 NOW = "2026-03-02T15:00:00Z"
 

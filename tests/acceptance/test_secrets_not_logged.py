@@ -18,8 +18,8 @@ from fastapi import FastAPI
 
 from dripcourse.clock import SystemClock
 from dripcourse.config import Settings
-from dripcourse.db import Database
-from dripcourse.smtpserver import CapturingSMTPServer
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
+from dripcourse.store.db import Database
 from dripcourse.web.app import create_app
 
 SECRET_KEY = "sk-Zq7very-distinctive-secret-key-91x"

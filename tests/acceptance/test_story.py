@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from email.message import EmailMessage
 
-from dripcourse.smtpserver import CapturingSMTPServer
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
 
 PEOPLE = {
     "ada@example.com": ("Ada Lovelace", "America/Toronto"),

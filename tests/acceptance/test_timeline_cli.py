@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dripcourse.smtpserver import CapturingSMTPServer
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
 
 ADA = "ada@example.com"
 

@@ -15,8 +15,8 @@ import pytest
 from dripcourse.backends import load_backend, memory
 from dripcourse.backends.base import Outcome, OutgoingMessage
 from dripcourse.backends.console import SEPARATOR, ConsoleBackend
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
 from dripcourse.errors import BadInput
-from dripcourse.smtpserver import CapturingSMTPServer
 
 
 def make_message(key: str, subject: str, recipient: str = "ann@example.org") -> OutgoingMessage:

@@ -24,13 +24,13 @@ from hypothesis import strategies as st
 from dripcourse.backends.base import Outcome, OutgoingMessage
 from dripcourse.backends.smtp import SMTPBackend
 from dripcourse.config import Settings, load_settings
-from dripcourse.courses import load_sources
-from dripcourse.dkim import DkimSigner
+from dripcourse.courses.catalog import load_sources
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
 from dripcourse.errors import BadInput
-from dripcourse.messages import CourseView, MessageBuilder, sample_message
-from dripcourse.rendering import Recipient
-from dripcourse.smtpserver import CapturingSMTPServer
-from dripcourse.tokens import Signer
+from dripcourse.mail.builder import CourseView, MessageBuilder, sample_message
+from dripcourse.mail.dkim import DkimSigner
+from dripcourse.mail.rendering import Recipient
+from dripcourse.mail.tokens import Signer
 
 EXAMPLE_COURSES = Path(__file__).resolve().parents[2] / "emails"
 SELECTOR, DOMAIN = "lessons2026", "northside-physio.example"

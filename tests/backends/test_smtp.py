@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from dripcourse.backends import load_backend
 from dripcourse.backends.base import DeliveryResult, Outcome, OutgoingMessage
 from dripcourse.backends.smtp import SMTPBackend
+from dripcourse.devtools.smtpserver import CapturingSMTPServer, Command
 from dripcourse.errors import BadInput
-from dripcourse.smtpserver import CapturingSMTPServer, Command
 
 SENT, TEMPORARY, PERMANENT = Outcome.SENT, Outcome.TEMPORARY, Outcome.PERMANENT
 

@@ -16,10 +16,10 @@ from email.message import EmailMessage, MIMEPart
 from pathlib import Path
 from typing import Any
 
-from dripcourse.courses import load_sources
-from dripcourse.messages import CourseView, MessageBuilder, sample_message
-from dripcourse.rendering import Recipient
-from dripcourse.tokens import Signer
+from dripcourse.courses.catalog import load_sources
+from dripcourse.mail.builder import CourseView, MessageBuilder, sample_message
+from dripcourse.mail.rendering import Recipient
+from dripcourse.mail.tokens import Signer
 
 ROOT = Path(__file__).resolve().parents[2]
 EMAILS = ROOT / "emails"

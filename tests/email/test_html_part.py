@@ -15,8 +15,8 @@ from html.parser import HTMLParser
 import html5lib
 from shipped import BASE_URL, SECRET_KEY, LessonMail
 
-from dripcourse.clicks import track_links
-from dripcourse.tokens import Signer
+from dripcourse.app.clicks import track_links
+from dripcourse.mail.tokens import Signer
 
 GMAIL_CLIPS_AT = 102 * 1024
 COLUMN_MAX = 600

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from shipped import LessonMail
 
-from dripcourse.spamcheck import SpamRule, parse_report, spam_report
+from dripcourse.devtools.spamcheck import SpamRule, parse_report, spam_report
 
 DATA = Path(__file__).parent / "data"
 BAR = 1.0

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from dripcourse import subscriptions
-from dripcourse.db import Database
-from dripcourse.models import Subscriber
+from dripcourse.app import subscriptions
+from dripcourse.store.db import Database
+from dripcourse.store.models import Subscriber
 
 WRITES = 300
 

@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from dripcourse import subscriptions
+from dripcourse.app import subscriptions
 from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher
-from dripcourse.models import Delivery, Enrollment, Subscriber, Suppression
-from dripcourse.smtpserver import CapturingSMTPServer, ReceivedMessage
-from dripcourse.verp import BounceAddresses
+from dripcourse.devtools.smtpserver import CapturingSMTPServer, ReceivedMessage
+from dripcourse.mail.verp import BounceAddresses
+from dripcourse.sending.dispatch import Dispatcher
+from dripcourse.store.db import Database
+from dripcourse.store.models import Delivery, Enrollment, Subscriber, Suppression
 
 ADA = "ada@example.com"
 LESSON_ONE = datetime(2026, 3, 3, 13, 0, tzinfo=UTC)  # 08:00 in Toronto

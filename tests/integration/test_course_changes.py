@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from dripcourse import subscriptions
+from dripcourse.app import subscriptions
 from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.courses import load_sources, sync_course
-from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher
-from dripcourse.models import Delivery, Enrollment
-from dripcourse.smtpserver import CapturingSMTPServer
+from dripcourse.courses.catalog import load_sources, sync_course
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
+from dripcourse.sending.dispatch import Dispatcher
+from dripcourse.store.db import Database
+from dripcourse.store.models import Delivery, Enrollment
 
 # The ledger logic runs on SQLite, and on PostgreSQL when DRIPCOURSE_TEST_POSTGRES_URL is set.
 pytestmark = pytest.mark.both_databases

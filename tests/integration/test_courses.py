@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import select
 
 from dripcourse.clock import FixedClock
-from dripcourse.coursefiles import read_course
-from dripcourse.courses import SyncReport, check_course, sync_course
-from dripcourse.db import Database
+from dripcourse.courses.catalog import SyncReport, check_course, sync_course
+from dripcourse.courses.files import read_course
 from dripcourse.errors import BadInput
-from dripcourse.models import Course, Lesson
+from dripcourse.store.db import Database
+from dripcourse.store.models import Course, Lesson
 
 SHIPPED = Path(__file__).resolve().parents[2] / "emails" / "runners"
 LESSON_KEYS = [

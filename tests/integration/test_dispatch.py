@@ -12,17 +12,17 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from dripcourse import subscriptions
+from dripcourse.app import subscriptions
 from dripcourse.backends import load_backend
 from dripcourse.backends.base import DeliveryResult, Outcome
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher, PassReport, Sent
-from dripcourse.ledger import claim, materialise_due, still_wanted
-from dripcourse.models import Delivery, Enrollment, Suppression
-from dripcourse.outcomes import record_outcomes
-from dripcourse.smtpserver import CapturingSMTPServer
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
+from dripcourse.sending.dispatch import Dispatcher, PassReport, Sent
+from dripcourse.sending.ledger import claim, materialise_due, still_wanted
+from dripcourse.sending.outcomes import record_outcomes
+from dripcourse.store.db import Database
+from dripcourse.store.models import Delivery, Enrollment, Suppression
 
 # The ledger logic runs on SQLite, and on PostgreSQL when DRIPCOURSE_TEST_POSTGRES_URL is set.
 pytestmark = pytest.mark.both_databases
@@ -265,7 +265,7 @@ def test_lessons_only_on_allowed_weekdays(
     )
     assert 'send_days = ["mon", "wed", "fri"]' in text
     toml.write_text(text)
-    from dripcourse.courses import load_sources, sync_course
+    from dripcourse.courses.catalog import load_sources, sync_course
 
     with synced.transaction() as session:
         sync_course(session, load_sources(courses_dir)[0], clock.now())

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from dripcourse.config import Settings
-from dripcourse.db import Database, sqlite_path
-from dripcourse.privatefiles import make_private_dir, write_private
+from dripcourse.store.db import Database, sqlite_path
+from dripcourse.store.privatefiles import make_private_dir, write_private
 
 
 @pytest.fixture(autouse=True, params=[0o022, 0o000], ids=["umask022", "umask000"])

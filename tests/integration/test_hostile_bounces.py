@@ -19,15 +19,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from test_bounces import LESSON_ONE, arf, dsn, tick
 
-from dripcourse import subscriptions
-from dripcourse.bouncereports import read_message
-from dripcourse.bounces import BounceRunStopped, process_mailbox
+from dripcourse.app import subscriptions
+from dripcourse.app.bouncereports import read_message
+from dripcourse.app.bounces import BounceRunStopped, process_mailbox
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.db import Database
+from dripcourse.devtools.smtpserver import CapturingSMTPServer, ReceivedMessage
 from dripcourse.errors import UnreadableReport
-from dripcourse.models import Suppression
-from dripcourse.smtpserver import CapturingSMTPServer, ReceivedMessage
+from dripcourse.store.db import Database
+from dripcourse.store.models import Suppression
 
 ADA, GRACE, ALAN = "ada@example.com", "grace@example.com", "alan@example.com"
 BOUNCES = "bounces@northside-physio.example"

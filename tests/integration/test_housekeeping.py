@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from dripcourse import subscriptions
+from dripcourse.app import subscriptions
 from dripcourse.clock import FixedClock
-from dripcourse.db import Database
-from dripcourse.models import Enrollment
-from dripcourse.scheduler import HOUSEKEEPING_LOCK, expire_unconfirmed
+from dripcourse.sending.scheduler import HOUSEKEEPING_LOCK, expire_unconfirmed
+from dripcourse.store.db import Database
+from dripcourse.store.models import Enrollment
 
 pytestmark = pytest.mark.both_databases
 

@@ -14,9 +14,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from dripcourse import migrations
-from dripcourse.db import Database
-from dripcourse.models import Base
+from dripcourse.store import migrations
+from dripcourse.store.db import Database
+from dripcourse.store.models import Base
 
 ROOT = Path(__file__).resolve().parents[2]
 

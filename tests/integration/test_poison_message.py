@@ -18,18 +18,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select, update
 
-from dripcourse import messages, subscriptions
+from dripcourse.app import subscriptions
 from dripcourse.backends import load_backend
 from dripcourse.backends.smtp import SMTPBackend
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.courses import load_sources, sync_course
-from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher
-from dripcourse.dkim import DkimSigner
-from dripcourse.models import Delivery, DeliveryStatus, Enrollment, Subscriber, Suppression
-from dripcourse.rendering import CourseRenderer
-from dripcourse.smtpserver import CapturingSMTPServer
+from dripcourse.courses.catalog import load_sources, sync_course
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
+from dripcourse.mail import builder as messages
+from dripcourse.mail.dkim import DkimSigner
+from dripcourse.mail.rendering import CourseRenderer
+from dripcourse.sending.dispatch import Dispatcher
+from dripcourse.store.db import Database
+from dripcourse.store.models import Delivery, DeliveryStatus, Enrollment, Subscriber, Suppression
 
 BATCH = 100
 VICTIM = "p037@example.com"

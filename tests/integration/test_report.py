@@ -22,17 +22,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from dripcourse import subscriptions
+from dripcourse.app import subscriptions
+from dripcourse.app.bounces import process_mailbox
+from dripcourse.app.report import LessonReport, course_report
 from dripcourse.backends import load_backend
-from dripcourse.bounces import process_mailbox
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.courses import load_sources, sync_course
-from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher
-from dripcourse.models import Delivery
-from dripcourse.report import LessonReport, course_report
-from dripcourse.smtpserver import CapturingSMTPServer, ReceivedMessage
+from dripcourse.courses.catalog import load_sources, sync_course
+from dripcourse.devtools.smtpserver import CapturingSMTPServer, ReceivedMessage
+from dripcourse.sending.dispatch import Dispatcher
+from dripcourse.store.db import Database
+from dripcourse.store.models import Delivery
 from dripcourse.web.app import create_app
 
 pytestmark = pytest.mark.both_databases
@@ -182,7 +182,7 @@ def test_a_lesson_queued_by_an_operator_counts_like_the_rhythms_own(
     tracked, settings, clock, smtpd
 ):
     """Extras reach the server like any lesson, so they count under their lesson."""
-    from dripcourse.lessons import queue_lesson
+    from dripcourse.app.lessons import queue_lesson
 
     tick(tracked, settings, clock, LESSON_ONE)
     with tracked.transaction() as session:

@@ -7,17 +7,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from dripcourse import lessons, overview, subscriptions
+from dripcourse.app import lessons, overview, subscriptions
+from dripcourse.app.timeline import Timeline, timeline
 from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.courses import load_sources, sync_course
-from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher, Sent
-from dripcourse.models import SuppressionReason
-from dripcourse.schedule import PlannedLesson
-from dripcourse.smtpserver import CapturingSMTPServer
-from dripcourse.timeline import Timeline, timeline
+from dripcourse.courses.catalog import load_sources, sync_course
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
+from dripcourse.domain.schedule import PlannedLesson
+from dripcourse.sending.dispatch import Dispatcher, Sent
+from dripcourse.store.db import Database
+from dripcourse.store.models import SuppressionReason
 
 BRUNO = ("bruno@example.com", "Bruno Schulz", "Europe/Berlin")
 BERLIN = ZoneInfo(BRUNO[2])

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select
 
-from dripcourse import subscriptions
+from dripcourse.app import subscriptions
 from dripcourse.clock import FixedClock
-from dripcourse.db import Database
-from dripcourse.models import Base
-from dripcourse.smtpserver import CapturingSMTPServer
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
+from dripcourse.store.db import Database
+from dripcourse.store.models import Base
 
 PEOPLE = [
     ("ada@example.com", "Ada Lovelace", "America/Toronto"),

@@ -15,14 +15,14 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from dripcourse import migrations
+from dripcourse.app.subscriptions import subscribe, suppression_of
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.coursefiles import read_course
-from dripcourse.db import Database
+from dripcourse.courses.files import read_course
+from dripcourse.domain.validation import address_hash
 from dripcourse.errors import Conflict
-from dripcourse.subscriptions import subscribe, suppression_of
-from dripcourse.validation import address_hash
+from dripcourse.store import migrations
+from dripcourse.store.db import Database
 
 pytestmark = pytest.mark.both_databases
 DAY = "2026-02-{:02d} 10:00:00.000000"

@@ -15,15 +15,15 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from dripcourse import migrations
 from dripcourse.backends import load_backend
 from dripcourse.backends.memory import outbox
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.coursefiles import read_course
-from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher
-from dripcourse.validation import address_hash
+from dripcourse.courses.files import read_course
+from dripcourse.domain.validation import address_hash
+from dripcourse.sending.dispatch import Dispatcher
+from dripcourse.store import migrations
+from dripcourse.store.db import Database
 
 PREVIOUS = "0002"
 HEAD = "0005"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from dripcourse.smtpserver import CapturingSMTPServer
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
 
 pytestmark = [pytest.mark.both_databases, pytest.mark.slow]
 

@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, select
 
-from dripcourse import migrations
-from dripcourse.courses import load_sources, sync_course
-from dripcourse.db import Database
-from dripcourse.models import Course, Enrollment, Subscriber
-from dripcourse.smtpserver import CapturingSMTPServer
+from dripcourse.courses.catalog import load_sources, sync_course
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
+from dripcourse.store import migrations
+from dripcourse.store.db import Database
+from dripcourse.store.models import Course, Enrollment, Subscriber
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_COURSES = ROOT / "emails"

@@ -19,7 +19,7 @@ import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 
-from dripcourse.smtpserver import CapturingSMTPServer
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
 
 from .conftest import DUE, Installation, Installer, per_recipient, reader
 

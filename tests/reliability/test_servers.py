@@ -18,7 +18,7 @@ from datetime import timedelta
 
 import pytest
 
-from dripcourse.smtpserver import CapturingSMTPServer, Command
+from dripcourse.devtools.smtpserver import CapturingSMTPServer, Command
 
 from .conftest import DUE, Installer, per_recipient, reader
 

@@ -19,8 +19,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from dripcourse.config import Settings
-from dripcourse.coursefiles import Problem, read_course
-from dripcourse.courses import check_course
+from dripcourse.courses.catalog import check_course
+from dripcourse.courses.files import Problem, read_course
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "emails" / "runners"
 GOOD_TOML_LINES = (EXAMPLE / "course.toml").read_text(encoding="utf-8").splitlines()

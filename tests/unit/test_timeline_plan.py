@@ -1,4 +1,4 @@
-"""Tests of the pure planner in `dripcourse.timeline`: when each lesson still owed will go out.
+"""Tests of the pure planner in `dripcourse.app.timeline`: when each lesson still owed will go out.
 
 Examples pin down what a reader checks by hand (08:00 local across the DST changes of both
 hemispheres, lessons moved off days outside the send days, spacing kept after a late send); the
@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dripcourse.schedule import PlannedLesson, Rhythm, plan_from_start, plan_lessons
+from dripcourse.domain.schedule import PlannedLesson, Rhythm, plan_from_start, plan_lessons
 
 BERLIN = ZoneInfo("Europe/Berlin")
 SYDNEY = ZoneInfo("Australia/Sydney")

@@ -14,10 +14,10 @@ import itsdangerous
 import pytest
 from sqlalchemy import select
 
-from dripcourse.db import Database
 from dripcourse.errors import BadInput
-from dripcourse.models import AppMeta
-from dripcourse.tokens import SECRET_KEY_META, Purpose, Signer, secret_key
+from dripcourse.mail.tokens import SECRET_KEY_META, Purpose, Signer, secret_key
+from dripcourse.store.db import Database
+from dripcourse.store.models import AppMeta
 
 SIGNER = Signer("test-secret-key")
 

@@ -14,14 +14,14 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from dripcourse.errors import BadInput
-from dripcourse.validation import (
+from dripcourse.domain.validation import (
     check_timezone,
     clean_name,
     mailbox_key,
     normalise_email,
     parse_instant,
 )
+from dripcourse.errors import BadInput
 
 # -- normalise_email -------------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dripcourse.verp import BounceAddresses, bounce_base, looks_like_verp
+from dripcourse.mail.verp import BounceAddresses, bounce_base, looks_like_verp
 
 ADDRESSES = BounceAddresses("test-secret-key")
 

@@ -27,11 +27,11 @@ from sqlalchemy import select
 from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock, SystemClock
 from dripcourse.config import Settings
-from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher, PassReport
-from dripcourse.models import Enrollment, Subscriber
-from dripcourse.scheduler import Scheduler
-from dripcourse.smtpserver import CapturingSMTPServer
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
+from dripcourse.sending.dispatch import Dispatcher, PassReport
+from dripcourse.sending.scheduler import Scheduler
+from dripcourse.store.db import Database
+from dripcourse.store.models import Enrollment, Subscriber
 from dripcourse.web.app import create_app
 
 ROOT = Path(__file__).resolve().parents[2]

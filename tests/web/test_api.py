@@ -17,13 +17,13 @@ import pytest
 from api_server import serving
 from sqlalchemy import func, select
 
-from dripcourse import subscriptions
+from dripcourse.app import subscriptions
 from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher, Sent
-from dripcourse.models import (
+from dripcourse.sending.dispatch import Dispatcher, Sent
+from dripcourse.store.db import Database
+from dripcourse.store.models import (
     Delivery,
     Enrollment,
     Subscriber,

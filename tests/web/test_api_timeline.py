@@ -12,13 +12,13 @@ import httpx
 import pytest
 from api_server import serving
 
-from dripcourse import subscriptions
+from dripcourse.app import subscriptions
 from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher
-from dripcourse.smtpserver import CapturingSMTPServer
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
+from dripcourse.sending.dispatch import Dispatcher
+from dripcourse.store.db import Database
 from dripcourse.web.app import create_app
 
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from dripcourse import subscriptions
-from dripcourse.models import Click
-from dripcourse.report import course_report
+from dripcourse.app import subscriptions
+from dripcourse.app.report import course_report
+from dripcourse.store.models import Click
 
 ADA = "ada@example.com"
 BOOKING = "https://northside-physio.example/book"  # the course's call to action
@@ -102,7 +102,7 @@ def test_a_target_with_a_query_and_fragment_arrives_exactly(live_server, inbox):
     toml = live_server.settings.courses_dir / "runners" / "course.toml"
     target = "https://northside-physio.example/book?a=1&b=x+y&c=%C3%A9#slot"
     toml.write_text(toml.read_text().replace(BOOKING, target))
-    from dripcourse.courses import load_sources, sync_course
+    from dripcourse.courses.catalog import load_sources, sync_course
 
     with live_server.database.transaction() as session:
         for source in load_sources(live_server.settings.courses_dir):

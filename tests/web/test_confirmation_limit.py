@@ -18,15 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from dripcourse.backends import load_backend
-from dripcourse.clock import FixedClock
-from dripcourse.config import Settings
-from dripcourse.courses import load_sources, sync_course
-from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher
-from dripcourse.models import Enrollment
-from dripcourse.smtpserver import CapturingSMTPServer
-from dripcourse.subscriptions import (
+from dripcourse.app.subscriptions import (
     CONFIRMATION_INTERVAL,
     CONFIRMATIONS_A_DAY,
     CONFIRMATIONS_UNTIL_CONFIRMED,
@@ -34,6 +26,14 @@ from dripcourse.subscriptions import (
     confirmation_slot,
     subscribe,
 )
+from dripcourse.backends import load_backend
+from dripcourse.clock import FixedClock
+from dripcourse.config import Settings
+from dripcourse.courses.catalog import load_sources, sync_course
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
+from dripcourse.sending.dispatch import Dispatcher
+from dripcourse.store.db import Database
+from dripcourse.store.models import Enrollment
 from dripcourse.web.app import create_app
 
 

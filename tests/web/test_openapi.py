@@ -19,10 +19,10 @@ import schemathesis
 from api_server import serving
 from hypothesis import HealthCheck, settings
 
-from dripcourse import subscriptions
+from dripcourse.app import subscriptions
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.db import Database
+from dripcourse.store.db import Database
 from dripcourse.web.app import create_app
 
 PEOPLE = [

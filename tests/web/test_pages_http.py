@@ -13,8 +13,9 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
-from dripcourse import subscriptions
-from dripcourse.models import (
+from dripcourse.app import subscriptions
+from dripcourse.mail.tokens import Purpose, Signer
+from dripcourse.store.models import (
     Delivery,
     DeliveryKind,
     DeliveryStatus,
@@ -23,7 +24,6 @@ from dripcourse.models import (
     Suppression,
     SuppressionReason,
 )
-from dripcourse.tokens import Purpose, Signer
 
 SECRET = "test-secret-key"  # the conftest settings' key
 ONE_CLICK = b"List-Unsubscribe=One-Click"

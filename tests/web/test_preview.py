@@ -28,7 +28,7 @@ import uvicorn
 from playwright.sync_api import FrameLocator, Locator, Page, expect
 
 from dripcourse.config import Settings
-from dripcourse.spamcheck import spamassassin_available
+from dripcourse.devtools.spamcheck import spamassassin_available
 from dripcourse.web.preview import create_preview_app
 from dripcourse.web.preview_lessons import version_stamp
 

@@ -1,1 +1,2 @@
-"""The operations every shell calls: subscribe, confirm, pause, import, queue, forget, bounces, reports, timelines."""
+"""The operations every shell calls: subscribe, confirm, pause, import, queue, forget, bounces,
+reports and timelines."""

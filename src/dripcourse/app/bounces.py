@@ -37,7 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from dripcourse.bouncereports import (
+from dripcourse.app.bouncereports import (
     DEFAULT_LIMITS,
     Kind,
     Limits,
@@ -46,20 +46,20 @@ from dripcourse.bouncereports import (
     bytes_key,
     read_message,
 )
+from dripcourse.app.subscriptions import end_enrollment, suppress, suppression_of
 from dripcourse.config import Settings
-from dripcourse.db import Database
 from dripcourse.errors import BadInput, DripcourseError, UnreadableReport
-from dripcourse.models import (
+from dripcourse.mail.tokens import secret_key
+from dripcourse.mail.verp import BounceAddresses, looks_like_verp
+from dripcourse.store.db import Database
+from dripcourse.store.models import (
     Delivery,
     EnrollmentStatus,
     ProcessedBounce,
     Subscriber,
     SuppressionReason,
 )
-from dripcourse.privatefiles import make_private_dir
-from dripcourse.subscriptions import end_enrollment, suppress, suppression_of
-from dripcourse.tokens import secret_key
-from dripcourse.verp import BounceAddresses, looks_like_verp
+from dripcourse.store.privatefiles import make_private_dir
 
 QUARANTINE = "quarantine"
 

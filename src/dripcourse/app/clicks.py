@@ -30,10 +30,10 @@ from urllib.parse import quote
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dripcourse.db import upsert_insert
 from dripcourse.errors import BadInput
-from dripcourse.models import Click, Course, Delivery, Enrollment
-from dripcourse.tokens import Purpose, Signer
+from dripcourse.mail.tokens import Purpose, Signer
+from dripcourse.store.db import upsert_insert
+from dripcourse.store.models import Click, Course, Delivery, Enrollment
 
 CLICK_PATH = "/c/"
 # Our own pages: following these must never count as reading the lesson.

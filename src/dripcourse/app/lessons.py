@@ -10,11 +10,15 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dripcourse.courses import get_course
+from dripcourse.app.people import find_subscriber
+from dripcourse.app.subscriptions import new_delivery
+from dripcourse.courses.catalog import get_course
+from dripcourse.domain.validation import clean_name, normalise_email
 from dripcourse.errors import BadInput, Conflict, NotFound
-from dripcourse.ledger import Job
-from dripcourse.messages import CourseView, MessageBuilder
-from dripcourse.models import (
+from dripcourse.mail.builder import CourseView, MessageBuilder
+from dripcourse.mail.rendering import RenderedLesson
+from dripcourse.sending.ledger import Job
+from dripcourse.store.models import (
     Course,
     Delivery,
     DeliveryKind,
@@ -23,10 +27,6 @@ from dripcourse.models import (
     EnrollmentStatus,
     Lesson,
 )
-from dripcourse.people import find_subscriber
-from dripcourse.rendering import RenderedLesson
-from dripcourse.subscriptions import new_delivery
-from dripcourse.validation import clean_name, normalise_email
 
 NEVER = datetime.fromtimestamp(0, UTC)
 """The due time of a delivery that exists only in memory."""

@@ -11,8 +11,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
-from dripcourse.courses import get_course, lesson_history
-from dripcourse.models import (
+from dripcourse.app.people import find_subscriber, get_subscriber
+from dripcourse.courses.catalog import get_course, lesson_history
+from dripcourse.domain.schedule import next_lesson
+from dripcourse.domain.validation import mailbox_key
+from dripcourse.store.models import (
     Course,
     Delivery,
     DeliveryStatus,
@@ -22,9 +25,6 @@ from dripcourse.models import (
     Subscriber,
     Suppression,
 )
-from dripcourse.people import find_subscriber, get_subscriber
-from dripcourse.schedule import next_lesson
-from dripcourse.validation import mailbox_key
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,17 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dripcourse.courses import rhythm_of
-from dripcourse.errors import BadInput, NotFound
-from dripcourse.models import EnrollmentStatus, Subscriber, Suppression, SuppressionReason
-from dripcourse.schedule import same_local_day
-from dripcourse.validation import (
+from dripcourse.courses.catalog import rhythm_of
+from dripcourse.domain.schedule import same_local_day
+from dripcourse.domain.validation import (
     address_hash,
     check_timezone,
     clean_name,
     mailbox_key,
     normalise_email,
 )
+from dripcourse.errors import BadInput, NotFound
+from dripcourse.store.models import EnrollmentStatus, Subscriber, Suppression, SuppressionReason
 
 
 def update_subscriber(

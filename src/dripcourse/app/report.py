@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from dripcourse.bouncereports import Kind
-from dripcourse.clicks import tracks_clicks
-from dripcourse.courses import get_course
-from dripcourse.models import (
+from dripcourse.app.bouncereports import Kind
+from dripcourse.app.clicks import tracks_clicks
+from dripcourse.courses.catalog import get_course
+from dripcourse.store.models import (
     Click,
     Delivery,
     DeliveryKind,

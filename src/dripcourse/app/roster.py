@@ -16,10 +16,19 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from dripcourse.courses import get_course, rhythm_of
-from dripcourse.csvcells import escape_cell, unescape_cell
+from dripcourse.app.csvcells import escape_cell, unescape_cell
+from dripcourse.app.subscriptions import make_message_id
+from dripcourse.courses.catalog import get_course, rhythm_of
+from dripcourse.domain.schedule import first_lesson_due
+from dripcourse.domain.validation import (
+    address_hash,
+    check_timezone,
+    clean_name,
+    mailbox_key,
+    normalise_email,
+)
 from dripcourse.errors import BadInput, DripcourseError
-from dripcourse.models import (
+from dripcourse.store.models import (
     Course,
     Delivery,
     DeliveryKind,
@@ -28,15 +37,6 @@ from dripcourse.models import (
     EnrollmentStatus,
     Subscriber,
     Suppression,
-)
-from dripcourse.schedule import first_lesson_due
-from dripcourse.subscriptions import make_message_id
-from dripcourse.validation import (
-    address_hash,
-    check_timezone,
-    clean_name,
-    mailbox_key,
-    normalise_email,
 )
 
 CHUNK = 1000

@@ -14,10 +14,22 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from dripcourse.courses import get_course, rhythm_of
+from dripcourse.app.people import find_subscriber, get_subscriber, holder_of
+from dripcourse.courses.catalog import get_course, rhythm_of
+from dripcourse.domain.schedule import (
+    first_lesson_due,
+    resumed_due,
+)
+from dripcourse.domain.validation import (
+    address_hash,
+    check_timezone,
+    clean_name,
+    mailbox_key,
+    normalise_email,
+)
 from dripcourse.errors import Conflict, NotFound
-from dripcourse.mime import domain_of
-from dripcourse.models import (
+from dripcourse.mail.mime import domain_of
+from dripcourse.store.models import (
     Course,
     Delivery,
     DeliveryKind,
@@ -27,18 +39,6 @@ from dripcourse.models import (
     Subscriber,
     Suppression,
     SuppressionReason,
-)
-from dripcourse.people import find_subscriber, get_subscriber, holder_of
-from dripcourse.schedule import (
-    first_lesson_due,
-    resumed_due,
-)
-from dripcourse.validation import (
-    address_hash,
-    check_timezone,
-    clean_name,
-    mailbox_key,
-    normalise_email,
 )
 
 OPEN_DELIVERY = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)

@@ -19,18 +19,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from dripcourse.courses import lesson_history, load_sources, rhythm_of
-from dripcourse.errors import BadInput, NotFound
-from dripcourse.models import (
-    Delivery,
-    DeliveryKind,
-    DeliveryStatus,
-    Enrollment,
-    EnrollmentStatus,
-    Subscriber,
-)
-from dripcourse.people import find_subscriber, get_subscriber
-from dripcourse.schedule import (
+from dripcourse.app.people import find_subscriber, get_subscriber
+from dripcourse.app.subscriptions import OPEN_DELIVERY, suppression_of
+from dripcourse.courses.catalog import lesson_history, load_sources, rhythm_of
+from dripcourse.domain.schedule import (
     PlannedLesson,
     Rhythm,
     every_day,
@@ -40,8 +32,16 @@ from dripcourse.schedule import (
     plan_from_start,
     plan_lessons,
 )
-from dripcourse.subscriptions import OPEN_DELIVERY, suppression_of
-from dripcourse.validation import check_timezone
+from dripcourse.domain.validation import check_timezone
+from dripcourse.errors import BadInput, NotFound
+from dripcourse.store.models import (
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Subscriber,
+)
 
 HoldReason = Literal["paused", "suppressed", "unconfirmed", "unscheduled"]
 

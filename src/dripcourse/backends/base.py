@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from dripcourse.errors import BackendError as BackendError  # kept importable from here
 
 if TYPE_CHECKING:
-    from dripcourse.dkim import DkimSigner
+    from dripcourse.mail.dkim import DkimSigner
 
 
 class Outcome(enum.StrEnum):

@@ -25,7 +25,7 @@ from dripcourse.backends.base import (
     Outcome,
     OutgoingMessage,
 )
-from dripcourse.privatefiles import FILE_MODE, make_private_dir
+from dripcourse.store.privatefiles import FILE_MODE, make_private_dir
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_KEY_LENGTH = 80

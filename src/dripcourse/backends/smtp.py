@@ -47,7 +47,7 @@ from dripcourse.backends.smtpclient import (
 from dripcourse.backends.smtpurl import DEFAULT_PORTS, DEFAULT_TIMEOUT, TLSMode, parse_smtp_url
 
 if TYPE_CHECKING:
-    from dripcourse.dkim import DkimSigner
+    from dripcourse.mail.dkim import DkimSigner
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dripcourse import bounces
+from dripcourse.app import bounces
 from dripcourse.cli.main import App, now_option, pass_app
 
 

@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 from sqlalchemy import func, select
 
+from dripcourse.app.timeline import course_calendar
 from dripcourse.cli.main import App, now_option, pass_app
 from dripcourse.cli.timeline import print_calendar
-from dripcourse.courses import SyncReport, check_course, load_sources, sync_course
+from dripcourse.courses.catalog import SyncReport, check_course, load_sources, sync_course
+from dripcourse.courses.checks import course_warnings
+from dripcourse.domain.validation import parse_instant
 from dripcourse.errors import BadInput
-from dripcourse.lessonchecks import course_warnings
-from dripcourse.models import Course, Enrollment, Lesson
-from dripcourse.timeline import course_calendar
-from dripcourse.validation import parse_instant
+from dripcourse.store.models import Course, Enrollment, Lesson
 
 
 @click.group("courses")

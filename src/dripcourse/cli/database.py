@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from dripcourse import backup, migrations, transfer
 from dripcourse.cli.main import App, pass_app
-from dripcourse.db import Database
 from dripcourse.errors import BadInput
+from dripcourse.store import backup, migrations, transfer
+from dripcourse.store.db import Database
 
 
 @click.group("db")
@@ -59,7 +59,7 @@ def register(cli: click.Group) -> None:
 
 
 # --- Backup and restore (SQLite) -----------------------------------------------------------------
-# Kept in one block at the end of the module; the operations live in `dripcourse.backup`.
+# Kept in one block at the end of the module; the operations live in `dripcourse.store.backup`.
 
 
 @db_group.command("backup")

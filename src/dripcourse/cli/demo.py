@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dripcourse.cli.main import App, pass_app
-from dripcourse.demo import run_demo
+from dripcourse.devtools.demo import run_demo
 
 
 @click.command("demo")

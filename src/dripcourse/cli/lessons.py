@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
+from dripcourse.app.lessons import find_lesson, queue_lesson, sample_job
 from dripcourse.cli.main import App, local_time, now_option, pass_app
-from dripcourse.courses import get_course
+from dripcourse.courses.catalog import get_course
+from dripcourse.domain.validation import check_timezone, clean_name, normalise_email, parse_instant
 from dripcourse.errors import BadInput
-from dripcourse.lessons import find_lesson, queue_lesson, sample_job
-from dripcourse.messages import CourseView, MessageBuilder
-from dripcourse.privatefiles import write_private
-from dripcourse.tokens import Signer, secret_key
-from dripcourse.validation import check_timezone, clean_name, normalise_email, parse_instant
+from dripcourse.mail.builder import CourseView, MessageBuilder
+from dripcourse.mail.tokens import Signer, secret_key
+from dripcourse.store.privatefiles import write_private
 
 
 @click.group("lessons")

@@ -16,14 +16,14 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from dripcourse import migrations
 from dripcourse.backends import load_backend
 from dripcourse.backends.base import DeliveryBackend
 from dripcourse.clock import Clock, FixedClock, SystemClock
 from dripcourse.config import Settings, load_settings
-from dripcourse.db import Database, sqlite_path
+from dripcourse.domain.validation import parse_instant
 from dripcourse.errors import BadInput, DripcourseError
-from dripcourse.validation import parse_instant
+from dripcourse.store import migrations
+from dripcourse.store.db import Database, sqlite_path
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -32,7 +32,7 @@ def preview(app: App, path: Path | None, host: str, port: int) -> None:
     # Imported here: the web stack takes half a second to load, which every other command is spared.
     import uvicorn
 
-    from dripcourse.courses import load_sources
+    from dripcourse.courses.catalog import load_sources
     from dripcourse.web.preview import create_preview_app
 
     courses = load_sources(app.settings.courses_dir, path)  # none found: one line, exit 2

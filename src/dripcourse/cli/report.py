@@ -9,8 +9,8 @@ import sys
 
 import click
 
+from dripcourse.app.report import LessonReport, course_report
 from dripcourse.cli.main import App, pass_app
-from dripcourse.report import LessonReport, course_report
 
 FIELDS = ("lesson", "subject", "sent", "failed", "bounced", "unsubscribed", "clicked")
 """The columns of every format, in order (the lesson's key is left out: the subject names it)."""

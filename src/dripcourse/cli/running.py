@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from dripcourse import overview
+from dripcourse.app import overview
 from dripcourse.cli.main import App, local_time, now_option, pass_app, utc_time
-from dripcourse.dispatch import Dispatcher, Sent
-from dripcourse.scheduler import Scheduler, run_forever
+from dripcourse.sending.dispatch import Dispatcher, Sent
+from dripcourse.sending.scheduler import Scheduler, run_forever
 
 
 def print_outcome(outcome: Sent) -> None:

@@ -7,8 +7,8 @@ import logging
 import click
 
 from dripcourse.cli.main import App, pass_app
-from dripcourse.dispatch import Dispatcher
-from dripcourse.scheduler import Scheduler
+from dripcourse.sending.dispatch import Dispatcher
+from dripcourse.sending.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 

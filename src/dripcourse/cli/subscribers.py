@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from dripcourse import overview, people, roster, subscriptions
+from dripcourse.app import overview, people, roster, subscriptions
 from dripcourse.cli.main import App, local_time, now_option, pass_app, utc_time
-from dripcourse.courses import get_course
+from dripcourse.courses.catalog import get_course
 from dripcourse.errors import BadInput
 
 course_option = click.option("--course", "course", metavar="SLUG", help="Only this course.")

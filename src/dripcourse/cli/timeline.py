@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from dripcourse import timeline as plans
+from dripcourse.app import timeline as plans
+from dripcourse.app.timeline import Calendar, EnrollmentTimeline, Hold, LedgerRow
 from dripcourse.cli.main import App, local_time, now_option, pass_app, utc_time
-from dripcourse.schedule import DAY_ABBREVIATIONS, PlannedLesson, Rhythm
-from dripcourse.timeline import Calendar, EnrollmentTimeline, Hold, LedgerRow
+from dripcourse.domain.schedule import DAY_ABBREVIATIONS, PlannedLesson, Rhythm
 
 _SINCE = {
     "active": "active since",

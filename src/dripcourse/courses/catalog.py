@@ -17,7 +17,7 @@ import jinja2
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dripcourse.coursefiles import (
+from dripcourse.courses.files import (
     SLUG,
     CourseSource,
     LessonSource,
@@ -25,8 +25,18 @@ from dripcourse.coursefiles import (
     discover,
     read_course,
 )
+from dripcourse.domain.schedule import (
+    Rhythm,
+    first_slot_at_or_after,
+    next_lesson_due,
+    parse_send_time,
+)
+from dripcourse.domain.schedule import next_lesson as owed_next
 from dripcourse.errors import BadInput, NotFound
-from dripcourse.models import (
+from dripcourse.mail.rendering import CourseRenderer, LessonContent, Links, Recipient
+from dripcourse.mail.sandbox import course_environment, named_sources
+from dripcourse.mail.templatemistakes import describe, syntax_line, template_line
+from dripcourse.store.models import (
     Course,
     Delivery,
     DeliveryKind,
@@ -35,16 +45,6 @@ from dripcourse.models import (
     EnrollmentStatus,
     Lesson,
 )
-from dripcourse.rendering import CourseRenderer, LessonContent, Links, Recipient
-from dripcourse.sandbox import course_environment, named_sources
-from dripcourse.schedule import (
-    Rhythm,
-    first_slot_at_or_after,
-    next_lesson_due,
-    parse_send_time,
-)
-from dripcourse.schedule import next_lesson as owed_next
-from dripcourse.templatemistakes import describe, syntax_line, template_line
 
 SAMPLE_RECIPIENT = Recipient(
     email="sample.reader@example.com", name="Sam Sample", timezone="America/Toronto"

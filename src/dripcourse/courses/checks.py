@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from dripcourse.coursefiles import CourseSource, LessonSource, Problem
-from dripcourse.courses import SAMPLE_LINKS, SAMPLE_RECIPIENT, renderer_for_source
-from dripcourse.mime import encode_body
-from dripcourse.rendering import Links, RenderedLesson
+from dripcourse.courses.catalog import SAMPLE_LINKS, SAMPLE_RECIPIENT, renderer_for_source
+from dripcourse.courses.files import CourseSource, LessonSource, Problem
+from dripcourse.mail.mime import encode_body
+from dripcourse.mail.rendering import Links, RenderedLesson
 
 SUBJECT_LIMIT = 70
 """Characters: Gmail, Outlook and phones show about 60-70 characters of a subject in the list."""

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dripcourse.domain.schedule import parse_send_days, parse_send_time
+from dripcourse.domain.validation import has_control_characters, normalise_email
 from dripcourse.errors import BadInput
-from dripcourse.schedule import parse_send_days, parse_send_time
-from dripcourse.validation import has_control_characters, normalise_email
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 LESSON_NAME = re.compile(r"^\d.*\.md$")

@@ -16,15 +16,16 @@ from importlib.resources import files
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from dripcourse import migrations, overview, subscriptions
+from dripcourse.app import overview, subscriptions
 from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
-from dripcourse.courses import load_sources, sync_course
-from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher, Sent
-from dripcourse.privatefiles import make_private_dir, write_private
-from dripcourse.smtpserver import CapturingSMTPServer, ReceivedMessage
+from dripcourse.courses.catalog import load_sources, sync_course
+from dripcourse.devtools.smtpserver import CapturingSMTPServer, ReceivedMessage
+from dripcourse.sending.dispatch import Dispatcher, Sent
+from dripcourse.store import migrations
+from dripcourse.store.db import Database
+from dripcourse.store.privatefiles import make_private_dir, write_private
 
 COURSE = "runners"
 # Early March: the demo's weeks cross the clock changes of North America (8 March), Europe

@@ -1,1 +1,2 @@
-"""One owed lesson becomes one finished message: rendering, stencils, text part, MIME, DKIM, VERP, signed links."""
+"""One owed lesson becomes one finished message: rendering, stencils, the text part, MIME, DKIM,
+VERP and signed links."""

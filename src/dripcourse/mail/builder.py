@@ -13,22 +13,22 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from dripcourse.app.clicks import track_links, tracks_clicks
 from dripcourse.backends.base import OutgoingMessage
-from dripcourse.clicks import track_links, tracks_clicks
-from dripcourse.coursefiles import CourseSource
+from dripcourse.courses.files import CourseSource
 from dripcourse.errors import NotFound
-from dripcourse.ledger import Job, jobs_for
-from dripcourse.mime import Envelope, ascii_address, compose, domain_of
-from dripcourse.models import Course, DeliveryKind
-from dripcourse.rendering import (
+from dripcourse.mail.mime import Envelope, ascii_address, compose, domain_of
+from dripcourse.mail.rendering import (
     CourseRenderer,
     Links,
     Recipient,
     RenderedLesson,
     render_confirmation,
 )
-from dripcourse.tokens import Purpose, Signer
-from dripcourse.verp import BounceAddresses, bounce_base
+from dripcourse.mail.tokens import Purpose, Signer
+from dripcourse.mail.verp import BounceAddresses, bounce_base
+from dripcourse.sending.ledger import Job, jobs_for
+from dripcourse.store.models import Course, DeliveryKind
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,14 @@ class CourseView:
 
     @classmethod
     def of(cls, course: Course) -> CourseView:
-        from dripcourse.courses import renderer_for_course
+        from dripcourse.courses.catalog import renderer_for_course
 
         return cls(course.slug, course.settings, renderer_for_course(course))
 
     @classmethod
     def of_source(cls, source: CourseSource) -> CourseView:
         """A course read from its files, not synced: previews and checks render through it."""
-        from dripcourse.courses import renderer_for_source
+        from dripcourse.courses.catalog import renderer_for_source
 
         return cls(source.slug, source.settings, renderer_for_source(source))
 

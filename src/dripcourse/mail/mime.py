@@ -37,8 +37,8 @@ from email.utils import format_datetime
 
 import idna
 
+from dripcourse.domain.validation import has_control_characters
 from dripcourse.errors import Unsendable
-from dripcourse.validation import has_control_characters
 
 POLICY = email.policy.SMTP.clone(max_line_length=998)
 MAX_LINE = 998

@@ -17,9 +17,9 @@ from typing import Any
 import css_inline
 import jinja2
 
-from dripcourse.plaintext import markdown_to_html, markdown_to_text
-from dripcourse.sandbox import course_environment, named_sources
-from dripcourse.stencil import Pieces, Placeholders, Stencil, only_printed, values_of
+from dripcourse.mail.plaintext import markdown_to_html, markdown_to_text
+from dripcourse.mail.sandbox import course_environment, named_sources
+from dripcourse.mail.stencil import Pieces, Placeholders, Stencil, only_printed, values_of
 
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _PLACEHOLDER = re.compile(r"DCJ(\d{4})Z")

@@ -23,7 +23,7 @@ import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from dripcourse.templatemistakes import AuthorUndefined
+from dripcourse.mail.templatemistakes import AuthorUndefined
 
 RANGE_CAP = 100_000
 """Items a course template may ask `range()` for; the built-in layout asks for 30."""

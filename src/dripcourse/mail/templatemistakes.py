@@ -1,7 +1,7 @@
 """Jinja2's mistakes in a course author's words: the name that is unknown and those that exist, and
 the line a block that is never closed was opened on.
 
-Jinja2 speaks of its own objects (`'dripcourse.rendering.Recipient object' has no attribute
+Jinja2 speaks of its own objects (`'dripcourse.mail.rendering.Recipient object' has no attribute
 'surname'`) and reports a missing `{% endif %}` where the template ends, often far from the `{% if %}`.
 `AuthorUndefined`, the undefined type of every course template (see `sandbox.py`), raises
 `UnknownName`, which keeps the object asked and the name asked for; `describe` finds the expression

@@ -22,9 +22,9 @@ from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSe
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dripcourse.db import upsert_insert
 from dripcourse.errors import BadInput
-from dripcourse.models import AppMeta
+from dripcourse.store.db import upsert_insert
+from dripcourse.store.models import AppMeta
 
 SECRET_KEY_META = "secret_key"
 

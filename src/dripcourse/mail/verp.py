@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import re
 
-from dripcourse.tokens import KeptKeySigner
+from dripcourse.mail.tokens import KeptKeySigner
 
 TAG_LENGTH = 8
 """Hex digits of the HMAC kept: 32 bits, so a forger guesses one in four billion."""

@@ -40,13 +40,13 @@ from dripcourse.backends.base import (
 )
 from dripcourse.clock import Clock, FixedClock, SystemClock
 from dripcourse.config import Settings
-from dripcourse.db import Database
-from dripcourse.ledger import Job, cancel, claim, materialise_due, release, still_wanted
-from dripcourse.messages import CourseView, MessageBuilder
-from dripcourse.models import Course, Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
-from dripcourse.outcomes import CourseFacts, record_outcomes
-from dripcourse.tokens import Signer, secret_key
-from dripcourse.verp import BounceAddresses
+from dripcourse.mail.builder import CourseView, MessageBuilder
+from dripcourse.mail.tokens import Signer, secret_key
+from dripcourse.mail.verp import BounceAddresses
+from dripcourse.sending.ledger import Job, cancel, claim, materialise_due, release, still_wanted
+from dripcourse.sending.outcomes import CourseFacts, record_outcomes
+from dripcourse.store.db import Database
+from dripcourse.store.models import Course, Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,17 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from dripcourse.db import upsert_insert
-from dripcourse.models import (
+from dripcourse.app.subscriptions import (
+    SELF_LIFTED,
+    WAITING_FOR_CONSENT,
+    make_message_id,
+)
+from dripcourse.domain.schedule import (
+    next_lesson,
+)
+from dripcourse.domain.validation import address_hash
+from dripcourse.store.db import upsert_insert
+from dripcourse.store.models import (
     Course,
     Delivery,
     DeliveryKind,
@@ -28,15 +37,6 @@ from dripcourse.models import (
     Subscriber,
     Suppression,
 )
-from dripcourse.schedule import (
-    next_lesson,
-)
-from dripcourse.subscriptions import (
-    SELF_LIFTED,
-    WAITING_FOR_CONSENT,
-    make_message_id,
-)
-from dripcourse.validation import address_hash
 
 
 @dataclass(frozen=True, slots=True)

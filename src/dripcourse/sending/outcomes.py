@@ -18,10 +18,18 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from dripcourse.app.subscriptions import suppress
 from dripcourse.backends.base import DeliveryResult, Outcome
-from dripcourse.courses import rhythm_of
-from dripcourse.ledger import Job
-from dripcourse.models import (
+from dripcourse.courses.catalog import rhythm_of
+from dripcourse.domain.schedule import (
+    RetryPolicy,
+    Rhythm,
+    following_lesson_due,
+    retry_at,
+    should_give_up,
+)
+from dripcourse.sending.ledger import Job
+from dripcourse.store.models import (
     Course,
     Delivery,
     DeliveryKind,
@@ -31,8 +39,6 @@ from dripcourse.models import (
     Lesson,
     SuppressionReason,
 )
-from dripcourse.schedule import RetryPolicy, Rhythm, following_lesson_due, retry_at, should_give_up
-from dripcourse.subscriptions import suppress
 
 TAKEN_OVER = "taken-over"
 """The status reported for an outcome that was not recorded: another worker owns the delivery now."""

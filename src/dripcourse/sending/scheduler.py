@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from dripcourse.clock import Clock
 from dripcourse.config import Settings
-from dripcourse.db import Database
-from dripcourse.dispatch import Dispatcher
-from dripcourse.models import Enrollment, EnrollmentStatus
+from dripcourse.sending.dispatch import Dispatcher
+from dripcourse.store.db import Database
+from dripcourse.store.models import Enrollment, EnrollmentStatus
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from dripcourse import migrations
-from dripcourse.db import Database, make_private, sqlite_path
 from dripcourse.errors import BadInput
+from dripcourse.store import migrations
+from dripcourse.store.db import Database, make_private, sqlite_path
 
 # Tables a dripcourse database has had since its first migration.
 _OUR_TABLES = frozenset({"alembic_version", "courses", "subscribers", "enrollments", "deliveries"})

@@ -37,7 +37,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dripcourse.errors import BadInput
-from dripcourse.privatefiles import create_private, tighten
+from dripcourse.store.privatefiles import create_private, tighten
 
 READ_ONLY = "dripcourse_read_only"
 

@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
-from dripcourse.db import Database
+from dripcourse.store.db import Database
 
 
 def script_location() -> Path:
@@ -21,7 +21,7 @@ def script_location() -> Path:
     if packaged.is_dir():
         return packaged
     # Editable install or source checkout: the top-level alembic/ folder beside src/.
-    return Path(__file__).resolve().parents[2] / "alembic"
+    return Path(__file__).resolve().parents[3] / "alembic"
 
 
 def _config(database: Database) -> Config:

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from dripcourse.validation import address_hash, mailbox_key
+from dripcourse.domain.validation import address_hash, mailbox_key
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Table, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 
-from dripcourse import migrations
-from dripcourse.db import Database
 from dripcourse.errors import BadInput
-from dripcourse.models import Base
+from dripcourse.store import migrations
+from dripcourse.store.db import Database
+from dripcourse.store.models import Base
 
 CHUNK = 5_000
 """Rows per INSERT: large enough to be fast, small enough to keep memory flat."""

@@ -18,11 +18,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from dripcourse import lessons, overview, people, subscriptions, timeline
-from dripcourse.messages import MessageBuilder
-from dripcourse.models import DeliveryStatus, EnrollmentStatus
-from dripcourse.report import course_report
-from dripcourse.validation import MAX_EMAIL, MAX_NAME
+from dripcourse.app import lessons, overview, people, subscriptions, timeline
+from dripcourse.app.report import course_report
+from dripcourse.domain.validation import MAX_EMAIL, MAX_NAME
+from dripcourse.mail.builder import MessageBuilder
+from dripcourse.store.models import DeliveryStatus, EnrollmentStatus
 from dripcourse.web.context import WebContext, context_of
 from dripcourse.web.payloads import (
     MAX_ID,

@@ -18,8 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dripcourse import __version__
 from dripcourse.clock import Clock
 from dripcourse.config import Settings
-from dripcourse.db import Database
 from dripcourse.errors import BadInput, Conflict, DripcourseError, NotFound
+from dripcourse.store.db import Database
 from dripcourse.web import api, apidocs, public
 from dripcourse.web.accesslog import AccessLog
 from dripcourse.web.context import WebContext

@@ -10,8 +10,8 @@ from fastapi import Request
 
 from dripcourse.clock import Clock
 from dripcourse.config import Settings
-from dripcourse.db import Database
-from dripcourse.tokens import Signer, secret_key
+from dripcourse.mail.tokens import Signer, secret_key
+from dripcourse.store.db import Database
 from dripcourse.web.ratelimit import RateLimiter
 
 

@@ -2,7 +2,7 @@
 
 Pydantic models, so that /openapi.json describes exactly what the server accepts and answers. Input
 models check only shape and size (every string has a maximum length, unknown fields are refused);
-what an address, a name or a zone must be is decided by `dripcourse.validation`, inside the
+what an address, a name or a zone must be is decided by `dripcourse.domain.validation`, inside the
 operations, and answered with 400.
 """
 
@@ -13,7 +13,9 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from dripcourse.models import (
+from dripcourse.app.overview import CourseSummary, Status
+from dripcourse.domain.validation import MAX_EMAIL, MAX_NAME
+from dripcourse.store.models import (
     Delivery,
     DeliveryKind,
     DeliveryStatus,
@@ -22,8 +24,6 @@ from dripcourse.models import (
     Lesson,
     Subscriber,
 )
-from dripcourse.overview import CourseSummary, Status
-from dripcourse.validation import MAX_EMAIL, MAX_NAME
 
 MAX_SLUG = 64
 MAX_LESSON = 100

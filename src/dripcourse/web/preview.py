@@ -24,10 +24,10 @@ from starlette.exceptions import HTTPException
 
 from dripcourse.clock import Clock, SystemClock
 from dripcourse.config import Settings
+from dripcourse.devtools.spamcheck import SpamCheckError, spamassassin_available
 from dripcourse.errors import BadInput, DripcourseError, NotFound
-from dripcourse.messages import MessageBuilder
-from dripcourse.spamcheck import SpamCheckError, spamassassin_available
-from dripcourse.tokens import Signer
+from dripcourse.mail.builder import MessageBuilder
+from dripcourse.mail.tokens import Signer
 from dripcourse.web.preview_lessons import (
     GMAIL_CLIP_BYTES,
     LessonPreview,

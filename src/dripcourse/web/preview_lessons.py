@@ -21,14 +21,14 @@ from email.message import EmailMessage
 from functools import cached_property
 from pathlib import Path
 
-from dripcourse.coursefiles import CourseSource, LessonSource, Problem
-from dripcourse.courses import SAMPLE_RECIPIENT, check_course, load_sources
+from dripcourse.courses.catalog import SAMPLE_RECIPIENT, check_course, load_sources
+from dripcourse.courses.checks import lesson_warnings
+from dripcourse.courses.files import CourseSource, LessonSource, Problem
+from dripcourse.devtools.spamcheck import SpamReport, spam_report
+from dripcourse.domain.validation import check_timezone, clean_name
 from dripcourse.errors import NotFound
-from dripcourse.lessonchecks import lesson_warnings
-from dripcourse.messages import CourseView, MessageBuilder, sample_job, sample_message
-from dripcourse.rendering import Recipient, RenderedLesson
-from dripcourse.spamcheck import SpamReport, spam_report
-from dripcourse.validation import check_timezone, clean_name
+from dripcourse.mail.builder import CourseView, MessageBuilder, sample_job, sample_message
+from dripcourse.mail.rendering import Recipient, RenderedLesson
 
 GMAIL_CLIP_BYTES = 102 * 1024
 """Gmail shows only this much of an email's HTML and hides the rest behind "[Message clipped]",

@@ -20,12 +20,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
-from dripcourse import clicks, subscriptions
-from dripcourse.courses import get_course
+from dripcourse.app import clicks, subscriptions
+from dripcourse.courses.catalog import get_course
 from dripcourse.errors import BadInput, Conflict, NotFound
-from dripcourse.messages import MessageBuilder, view_online
-from dripcourse.models import Course, Enrollment
-from dripcourse.tokens import Purpose
+from dripcourse.mail.builder import MessageBuilder, view_online
+from dripcourse.mail.tokens import Purpose
+from dripcourse.store.models import Course, Enrollment
 from dripcourse.web.context import WebContext, context_of
 
 router = APIRouter(include_in_schema=False)

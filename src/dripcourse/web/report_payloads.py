@@ -5,7 +5,7 @@ The same seven fields as `dripcourse report SLUG --format json`, in the same ord
 
 from __future__ import annotations
 
-from dripcourse.report import LessonReport
+from dripcourse.app.report import LessonReport
 from dripcourse.web.payloads import Output
 
 

@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from dripcourse.models import DeliveryKind, DeliveryStatus, EnrollmentStatus
-from dripcourse.schedule import PlannedLesson
-from dripcourse.timeline import EnrollmentTimeline, Hold, HoldReason, LedgerRow, Timeline
+from dripcourse.app.timeline import EnrollmentTimeline, Hold, HoldReason, LedgerRow, Timeline
+from dripcourse.domain.schedule import PlannedLesson
+from dripcourse.store.models import DeliveryKind, DeliveryStatus, EnrollmentStatus
 from dripcourse.web.payloads import Output
 
 
