@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-from dripcourse.courses.catalog import load_sources
+from dripcourse.courses.catalog import load_sources, view_of_source
 from dripcourse.devtools.spamcheck import spam_report
-from dripcourse.mail.builder import CourseView, MessageBuilder, sample_message
+from dripcourse.mail.builder import MessageBuilder, sample_message
 from dripcourse.mail.rendering import Recipient
 from dripcourse.mail.tokens import Signer
 
@@ -47,7 +47,7 @@ def rows(courses_dir: Path) -> list[str]:
         "|---|---|---:|---:|---:|",
     ]
     for source in load_sources(courses_dir):
-        view = CourseView.of_source(source)
+        view = view_of_source(source)
         for lesson in source.lessons:
             data = sample_message(builder, view, lesson.key, SUBSCRIBER, now).data
             report = spam_report(data)

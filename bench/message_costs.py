@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from dripcourse.backends.base import OutgoingMessage
-from dripcourse.courses.catalog import load_sources
+from dripcourse.courses.catalog import load_sources, view_of_source
 from dripcourse.mail.builder import CourseView, MessageBuilder, sample_message
 from dripcourse.mail.dkim import DkimSigner
 from dripcourse.mail.rendering import Recipient
@@ -54,9 +54,9 @@ def main() -> int:
 
     source = load_sources(ROOT / "emails")[0]
     builder = MessageBuilder(Signer("bench-secret"), "https://courses.example.org")
-    plain = CourseView.of_source(source)
+    plain = view_of_source(source)
     source.settings = {**source.settings, "tracking": {"clicks": True}}
-    tracked = CourseView.of_source(source)
+    tracked = view_of_source(source)
     keys = [lesson.key for lesson in source.lessons]
     readers = [
         Recipient(f"reader{n}@example.com", f"Reader {n}", "Europe/Berlin") for n in range(count)

@@ -24,10 +24,10 @@ from hypothesis import strategies as st
 from dripcourse.backends.base import Outcome, OutgoingMessage
 from dripcourse.backends.smtp import SMTPBackend
 from dripcourse.config import Settings, load_settings
-from dripcourse.courses.catalog import load_sources
+from dripcourse.courses.catalog import load_sources, view_of_source
 from dripcourse.devtools.smtpserver import CapturingSMTPServer
 from dripcourse.errors import BadInput
-from dripcourse.mail.builder import CourseView, MessageBuilder, sample_message
+from dripcourse.mail.builder import MessageBuilder, sample_message
 from dripcourse.mail.dkim import DkimSigner
 from dripcourse.mail.rendering import Recipient
 from dripcourse.mail.tokens import Signer
@@ -110,7 +110,7 @@ def lesson(settings: Settings, number: int = 1) -> tuple[str, bytes, str]:
         Signer("test-secret-key"), "https://courses.example.org", feedback_id=settings.feedback_id
     )
     lesson_key = source.lessons[number - 1].key
-    message = sample_message(builder, CourseView.of_source(source), lesson_key, READER, NOW)
+    message = sample_message(builder, view_of_source(source), lesson_key, READER, NOW)
     return lesson_key, message.data, message.sender
 
 

@@ -16,8 +16,8 @@ from email.message import EmailMessage, MIMEPart
 from pathlib import Path
 from typing import Any
 
-from dripcourse.courses.catalog import load_sources
-from dripcourse.mail.builder import CourseView, MessageBuilder, sample_message
+from dripcourse.courses.catalog import load_sources, view_of_source
+from dripcourse.mail.builder import MessageBuilder, sample_message
 from dripcourse.mail.rendering import Recipient
 from dripcourse.mail.tokens import Signer
 
@@ -93,7 +93,7 @@ def shipped_lessons() -> tuple[LessonMail, ...]:
     builder, now = sample_builder(), send_time()
     mails = []
     for source in load_sources(EMAILS):
-        view = CourseView.of_source(source)
+        view = view_of_source(source)
         for lesson in source.lessons:
             message = sample_message(builder, view, lesson.key, SUBSCRIBER, now)
             mails.append(

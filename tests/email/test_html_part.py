@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 import html5lib
 from shipped import BASE_URL, SECRET_KEY, LessonMail
 
-from dripcourse.app.clicks import track_links
+from dripcourse.mail.links import track_links
 from dripcourse.mail.tokens import Signer
 
 GMAIL_CLIPS_AT = 102 * 1024

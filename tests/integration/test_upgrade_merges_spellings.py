@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from dripcourse.app.subscriptions import subscribe, suppression_of
+from dripcourse.app.subscriptions import subscribe
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
 from dripcourse.courses.files import read_course
@@ -23,6 +23,7 @@ from dripcourse.domain.validation import address_hash
 from dripcourse.errors import Conflict
 from dripcourse.store import migrations
 from dripcourse.store.db import Database
+from dripcourse.store.queries import suppression_of
 
 pytestmark = pytest.mark.both_databases
 DAY = "2026-02-{:02d} 10:00:00.000000"

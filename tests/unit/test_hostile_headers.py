@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from test_mime import read_back
 
-from dripcourse.courses.catalog import load_sources
+from dripcourse.courses.catalog import load_sources, view_of_source
 from dripcourse.domain.validation import clean_name, normalise_email
 from dripcourse.errors import BadInput
 from dripcourse.mail.builder import CourseView, MessageBuilder, sample_job
@@ -142,7 +142,7 @@ def read_course(
         return None
     if source.problems:
         return None
-    return CourseView.of_source(source)
+    return view_of_source(source)
 
 
 def accepted(check: Callable[[str], str], value: str) -> str | None:

@@ -22,6 +22,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from dripcourse.domain.delivery import Job
 from dripcourse.mail.builder import CourseView, MessageBuilder
 from dripcourse.mail.mime import Envelope, compose
 from dripcourse.mail.rendering import (
@@ -32,7 +33,6 @@ from dripcourse.mail.rendering import (
     RenderedLesson,
 )
 from dripcourse.mail.tokens import Purpose, Signer
-from dripcourse.sending.ledger import Job
 from dripcourse.store.models import DeliveryKind
 
 SETTINGS: dict[str, Any] = {

@@ -18,19 +18,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from dripcourse.app.subscriptions import (
-    CONFIRMATION_INTERVAL,
-    CONFIRMATIONS_A_DAY,
-    CONFIRMATIONS_UNTIL_CONFIRMED,
-    confirm,
-    confirmation_slot,
-    subscribe,
-)
+from dripcourse.app.subscriptions import confirm, subscribe
 from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
 from dripcourse.courses.catalog import load_sources, sync_course
 from dripcourse.devtools.smtpserver import CapturingSMTPServer
+from dripcourse.domain.policy import (
+    CONFIRMATION_INTERVAL,
+    CONFIRMATIONS_A_DAY,
+    CONFIRMATIONS_UNTIL_CONFIRMED,
+    confirmation_slot,
+)
 from dripcourse.sending.dispatch import Dispatcher
 from dripcourse.store.db import Database
 from dripcourse.store.models import Enrollment

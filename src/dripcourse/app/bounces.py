@@ -46,7 +46,7 @@ from dripcourse.app.bouncereports import (
     bytes_key,
     read_message,
 )
-from dripcourse.app.subscriptions import end_enrollment, suppress, suppression_of
+from dripcourse.app.subscriptions import end_enrollment
 from dripcourse.config import Settings
 from dripcourse.errors import BadInput, DripcourseError, UnreadableReport
 from dripcourse.mail.tokens import secret_key
@@ -60,6 +60,7 @@ from dripcourse.store.models import (
     SuppressionReason,
 )
 from dripcourse.store.privatefiles import make_private_dir
+from dripcourse.store.queries import suppress, suppression_of
 
 QUARANTINE = "quarantine"
 

@@ -8,16 +8,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from dripcourse.app.people import find_subscriber
-from dripcourse.app.subscriptions import new_delivery
 from dripcourse.courses.catalog import get_course
+from dripcourse.domain.delivery import Job
 from dripcourse.domain.validation import clean_name, normalise_email
 from dripcourse.errors import BadInput, Conflict, NotFound
 from dripcourse.mail.builder import CourseView, MessageBuilder
 from dripcourse.mail.rendering import RenderedLesson
-from dripcourse.sending.ledger import Job
 from dripcourse.store.models import (
     Course,
     Delivery,
@@ -27,6 +26,7 @@ from dripcourse.store.models import (
     EnrollmentStatus,
     Lesson,
 )
+from dripcourse.store.queries import jobs_for, new_delivery
 
 NEVER = datetime.fromtimestamp(0, UTC)
 """The due time of a delivery that exists only in memory."""
@@ -146,3 +146,15 @@ def queue_lesson(
         else:
             session.add(new_delivery(enrollment, lesson.id, DeliveryKind.EXTRA, at))
     return len(enrollments)
+
+
+def view_online(session: Session, builder: MessageBuilder, delivery_id: int) -> RenderedLesson:
+    """A lesson as its recipient got it, for the "view in your browser" link."""
+    jobs = [job for job in jobs_for(session, [delivery_id]) if job.lesson_key is not None]
+    if not jobs:
+        raise NotFound("this lesson is no longer available")
+    course = session.scalars(
+        select(Course).where(Course.id == jobs[0].course_id).options(selectinload(Course.lessons))
+    ).one()
+    rendered, _ = builder.render(jobs[0], CourseView.of(course))
+    return rendered

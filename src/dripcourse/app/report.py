@@ -26,8 +26,8 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from dripcourse.app.bouncereports import Kind
-from dripcourse.app.clicks import tracks_clicks
 from dripcourse.courses.catalog import get_course
+from dripcourse.mail.links import tracks_clicks
 from dripcourse.store.models import (
     Click,
     Delivery,

@@ -17,7 +17,6 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from dripcourse.app.csvcells import escape_cell, unescape_cell
-from dripcourse.app.subscriptions import make_message_id
 from dripcourse.courses.catalog import get_course, rhythm_of
 from dripcourse.domain.schedule import first_lesson_due
 from dripcourse.domain.validation import (
@@ -38,6 +37,7 @@ from dripcourse.store.models import (
     Subscriber,
     Suppression,
 )
+from dripcourse.store.queries import make_message_id
 
 CHUNK = 1000
 EXPORT_FIELDS = ["email", "name", "timezone", "course", "status", "enrolled_at", "confirmed_at"]

@@ -2,13 +2,14 @@
 
 Each takes the session of the caller's transaction and never commits; the CLI and the HTTP API are thin
 shells over these functions. Input is validated before anything is written.
+
+The rules they share with the engine live in `domain.policy` and `store.queries`.
 """
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
@@ -16,47 +17,35 @@ from sqlalchemy.orm import Session
 
 from dripcourse.app.people import find_subscriber, get_subscriber, holder_of
 from dripcourse.courses.catalog import get_course, rhythm_of
+from dripcourse.domain.policy import (
+    CONFIRMATION_INTERVAL,
+    CONFIRMATIONS_UNTIL_CONFIRMED,
+    OPEN_DELIVERY,
+    SELF_LIFTED,
+    WAITING_FOR_CONSENT,
+    confirmation_slot,
+)
 from dripcourse.domain.schedule import (
     first_lesson_due,
     resumed_due,
 )
 from dripcourse.domain.validation import (
-    address_hash,
     check_timezone,
     clean_name,
     mailbox_key,
     normalise_email,
 )
 from dripcourse.errors import Conflict, NotFound
-from dripcourse.mail.mime import domain_of
 from dripcourse.store.models import (
-    Course,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
     Enrollment,
     EnrollmentStatus,
     Subscriber,
-    Suppression,
     SuppressionReason,
 )
-
-OPEN_DELIVERY = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
-# Enrolments that a new sign-up (re)starts once the person confirms it.
-WAITING_FOR_CONSENT = (
-    EnrollmentStatus.PENDING,
-    EnrollmentStatus.UNSUBSCRIBED,
-    EnrollmentStatus.COMPLETED,
-)
-# Suppressions that only the person's own new, explicit sign-up may lift.
-SELF_LIFTED = (SuppressionReason.UNSUBSCRIBED,)
-
-
-# However often a form names an address, until that mailbox confirms it gets at most one
-# confirmation email an hour, two a day and five in all: a stranger cannot mail-bomb it.
-CONFIRMATION_INTERVAL = timedelta(hours=1)
-CONFIRMATIONS_A_DAY = 2
-CONFIRMATIONS_UNTIL_CONFIRMED = 5
+from dripcourse.store.queries import new_delivery, suppress, suppression_of
 
 
 @dataclass(frozen=True)
@@ -218,28 +207,6 @@ def queue_confirmation(
     return delivery
 
 
-def new_delivery(
-    enrollment: Enrollment, lesson_id: int | None, kind: DeliveryKind, due_at: datetime
-) -> Delivery:
-    return Delivery(
-        enrollment=enrollment,
-        lesson_id=lesson_id,
-        kind=kind,
-        status=DeliveryStatus.PENDING,
-        due_at=due_at,
-        next_attempt_at=due_at,
-        attempts=0,
-        created_at=due_at,
-        message_id=make_message_id(enrollment.course),
-    )
-
-
-def make_message_id(course: Course) -> str:
-    # Random, made once per delivery and reused on every attempt: a retry of a message that did
-    # reach the server carries the same Message-ID, so the recipient's client can drop the copy.
-    return f"<{uuid.uuid4().hex}.{course.slug}@{domain_of(course.settings['sender']['email'])}>"
-
-
 def unsubscribe(
     session: Session,
     email: str,
@@ -281,33 +248,6 @@ def end_enrollment(session: Session, enrollment: Enrollment, now: datetime) -> N
         update(Delivery)
         .where(Delivery.enrollment_id == enrollment.id, Delivery.status.in_(OPEN_DELIVERY))
         .values(status=DeliveryStatus.CANCELLED, last_error="unsubscribed")
-    )
-
-
-def suppress(
-    session: Session, email: str, reason: SuppressionReason, now: datetime, detail: str = ""
-) -> None:
-    existing = suppression_of(session, email)
-    if existing is None:
-        session.add(
-            Suppression(
-                email=email,
-                email_hash=address_hash(email),
-                reason=reason,
-                detail=detail,
-                created_at=now,
-            )
-        )
-    elif existing.reason in SELF_LIFTED and reason not in SELF_LIFTED:
-        # A bounce or complaint outranks an unsubscribe: it must not be lifted by a new sign-up.
-        existing.reason, existing.detail = reason, detail
-
-
-def suppression_of(session: Session, address: str) -> Suppression | None:
-    """The suppression of a normalised address, matched by its hash so that the suppression of a
-    forgotten person (whose address is no longer stored) still holds."""
-    return session.scalar(
-        select(Suppression).where(Suppression.email_hash == address_hash(address))
     )
 
 
@@ -453,21 +393,6 @@ def _left_after(session: Session, enrollment: Enrollment, instant: datetime) -> 
     if suppression is not None:
         left.append(suppression.created_at)
     return any(moment is not None and moment >= instant for moment in left)
-
-
-def confirmation_slot(asked: list[datetime], now: datetime) -> datetime | None:
-    """When the next confirmation email may reach a mailbox that was sent (or will be sent) one
-    at each of `asked` since it last confirmed: at least an hour after the last, a day after the
-    one before it, never more than five in all (None)."""
-    if len(asked) >= CONFIRMATIONS_UNTIL_CONFIRMED:
-        return None
-    earliest = [now]
-    ordered = sorted(asked)
-    if ordered:
-        earliest.append(ordered[-1] + CONFIRMATION_INTERVAL)
-    if len(ordered) >= CONFIRMATIONS_A_DAY:
-        earliest.append(ordered[-CONFIRMATIONS_A_DAY] + timedelta(days=1))
-    return max(earliest)
 
 
 def _confirmation_due(

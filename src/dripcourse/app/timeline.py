@@ -20,8 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from dripcourse.app.people import find_subscriber, get_subscriber
-from dripcourse.app.subscriptions import OPEN_DELIVERY, suppression_of
 from dripcourse.courses.catalog import lesson_history, load_sources, rhythm_of
+from dripcourse.domain.policy import OPEN_DELIVERY
 from dripcourse.domain.schedule import (
     PlannedLesson,
     Rhythm,
@@ -42,6 +42,7 @@ from dripcourse.store.models import (
     EnrollmentStatus,
     Subscriber,
 )
+from dripcourse.store.queries import suppression_of
 
 HoldReason = Literal["paused", "suppressed", "unconfirmed", "unscheduled"]
 

@@ -12,55 +12,18 @@ connection; a backend is also a context manager, and `send()` opens on demand.
 
 from __future__ import annotations
 
-import enum
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from dripcourse.domain.delivery import DeliveryResult as DeliveryResult
+from dripcourse.domain.delivery import Outcome as Outcome
+from dripcourse.domain.delivery import OutgoingMessage as OutgoingMessage
 from dripcourse.errors import BackendError as BackendError  # kept importable from here
 
 if TYPE_CHECKING:
     from dripcourse.mail.dkim import DkimSigner
-
-
-class Outcome(enum.StrEnum):
-    SENT = "sent"
-    """The receiving server accepted the message (or the backend stored it)."""
-    TEMPORARY = "temporary"
-    """Not delivered now; trying again later may work (4xx, connection refused, timeout)."""
-    PERMANENT = "permanent"
-    """Not delivered and never will be to this address: the server refused it (5xx on the
-    recipient). The address is suppressed."""
-    UNSENDABLE = "unsendable"
-    """Not delivered, for a reason on our side that trying again will not mend: the message could
-    not be built or signed, or the server cannot take this address (no SMTPUTF8). The delivery
-    fails; the address is not at fault and is never suppressed for it."""
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingMessage:
-    """One finished message: the envelope and the exact bytes that go on the wire."""
-
-    key: str
-    """The dispatcher's name for the message (a delivery id); echoed back in its result."""
-    sender: str
-    """Envelope sender (MAIL FROM)."""
-    recipient: str
-    """Envelope recipient (RCPT TO): one recipient per message, so each outcome is one person's."""
-    data: bytes
-    """The RFC 5322 message, CRLF line endings."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
-    key: str
-    outcome: Outcome
-    code: int | None = None
-    """The SMTP reply code where there was one."""
-    detail: str = ""
-    """A short human-readable reason: the server's reply text or the error."""
 
 
 def send_each_ready(

@@ -33,6 +33,7 @@ from dripcourse.domain.schedule import (
 )
 from dripcourse.domain.schedule import next_lesson as owed_next
 from dripcourse.errors import BadInput, NotFound
+from dripcourse.mail.builder import CourseView
 from dripcourse.mail.rendering import CourseRenderer, LessonContent, Links, Recipient
 from dripcourse.mail.sandbox import course_environment, named_sources
 from dripcourse.mail.templatemistakes import describe, syntax_line, template_line
@@ -114,23 +115,12 @@ def renderer_for_source(source: CourseSource) -> CourseRenderer:
     )
 
 
-def renderer_for_course(course: Course) -> CourseRenderer:
-    """The renderer of a synced course. Retired lessons stay renderable for what is still owed."""
-    active = [lesson for lesson in course.lessons if lesson.retired_at is None]
-    retired = [lesson for lesson in course.lessons if lesson.retired_at is not None]
-    contents = [_content(lesson, number) for number, lesson in enumerate(active, 1)]
-    contents += [_content(lesson, lesson.position) for lesson in retired]
-    return CourseRenderer(
-        settings=course.settings,
-        lessons=contents,
-        total=len(active),
-        layout_html=course.layout_html,
-        layout_text=course.layout_text,
-    )
+def view_of_source(source: CourseSource) -> CourseView:
+    """A course read from its files, not synced: previews and checks build messages through it."""
+    return CourseView(source.slug, source.settings, renderer_for_source(source))
 
 
-def _content(lesson: Lesson | LessonSource, number: int) -> LessonContent:
-    source_file = lesson.file.name if isinstance(lesson, LessonSource) else lesson.source_file
+def _content(lesson: LessonSource, number: int) -> LessonContent:
     return LessonContent(
         key=lesson.key,
         number=number,
@@ -138,7 +128,7 @@ def _content(lesson: Lesson | LessonSource, number: int) -> LessonContent:
         title=lesson.title,
         data=lesson.data,
         body=lesson.body,
-        source_file=source_file,
+        source_file=lesson.file.name,
     )
 
 

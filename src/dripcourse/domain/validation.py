@@ -56,6 +56,10 @@ def mailbox_key(address: str) -> str:
     return address.lower()
 
 
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
 def address_hash(address: str) -> str:
     """SHA-256 (hex) of a normalised address's `mailbox_key`: how suppressions recognise an address
     in any spelling, even one whose person was forgotten and of which only this hash is kept.

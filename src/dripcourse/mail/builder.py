@@ -10,16 +10,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
-
-from dripcourse.app.clicks import track_links, tracks_clicks
-from dripcourse.backends.base import OutgoingMessage
-from dripcourse.courses.files import CourseSource
-from dripcourse.errors import NotFound
-from dripcourse.mail.mime import Envelope, ascii_address, compose, domain_of
+from dripcourse.domain.delivery import Job, OutgoingMessage
+from dripcourse.domain.validation import domain_of
+from dripcourse.mail.links import track_links, tracks_clicks
+from dripcourse.mail.mime import Envelope, ascii_address, compose
 from dripcourse.mail.rendering import (
     CourseRenderer,
+    LessonContent,
     Links,
     Recipient,
     RenderedLesson,
@@ -27,8 +24,7 @@ from dripcourse.mail.rendering import (
 )
 from dripcourse.mail.tokens import Purpose, Signer
 from dripcourse.mail.verp import BounceAddresses, bounce_base
-from dripcourse.sending.ledger import Job, jobs_for
-from dripcourse.store.models import Course, DeliveryKind
+from dripcourse.store.models import Course, DeliveryKind, Lesson
 
 
 @dataclass(frozen=True)
@@ -41,16 +37,34 @@ class CourseView:
 
     @classmethod
     def of(cls, course: Course) -> CourseView:
-        from dripcourse.courses.catalog import renderer_for_course
-
         return cls(course.slug, course.settings, renderer_for_course(course))
 
-    @classmethod
-    def of_source(cls, source: CourseSource) -> CourseView:
-        """A course read from its files, not synced: previews and checks render through it."""
-        from dripcourse.courses.catalog import renderer_for_source
 
-        return cls(source.slug, source.settings, renderer_for_source(source))
+def renderer_for_course(course: Course) -> CourseRenderer:
+    """The renderer of a synced course. Retired lessons stay renderable for what is still owed."""
+    active = [lesson for lesson in course.lessons if lesson.retired_at is None]
+    retired = [lesson for lesson in course.lessons if lesson.retired_at is not None]
+    contents = [_content(lesson, number) for number, lesson in enumerate(active, 1)]
+    contents += [_content(lesson, lesson.position) for lesson in retired]
+    return CourseRenderer(
+        settings=course.settings,
+        lessons=contents,
+        total=len(active),
+        layout_html=course.layout_html,
+        layout_text=course.layout_text,
+    )
+
+
+def _content(lesson: Lesson, number: int) -> LessonContent:
+    return LessonContent(
+        key=lesson.key,
+        number=number,
+        subject=lesson.subject,
+        title=lesson.title,
+        data=lesson.data,
+        body=lesson.body,
+        source_file=lesson.source_file,
+    )
 
 
 @dataclass(frozen=True)
@@ -159,15 +173,3 @@ def sample_job(course: CourseView, lesson_key: str, recipient: Recipient, now: d
         attempts=1,
         first_attempt_at=now,
     )
-
-
-def view_online(session: Session, builder: MessageBuilder, delivery_id: int) -> RenderedLesson:
-    """A lesson as its recipient got it, for the "view in your browser" link."""
-    jobs = [job for job in jobs_for(session, [delivery_id]) if job.lesson_key is not None]
-    if not jobs:
-        raise NotFound("this lesson is no longer available")
-    course = session.scalars(
-        select(Course).where(Course.id == jobs[0].course_id).options(selectinload(Course.lessons))
-    ).one()
-    rendered, _ = builder.render(jobs[0], CourseView.of(course))
-    return rendered

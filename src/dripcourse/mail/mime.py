@@ -150,10 +150,6 @@ def encode_body(content: str) -> tuple[str, bytes]:
     return "quoted-printable", binascii.b2a_qp(body)
 
 
-def domain_of(address: str) -> str:
-    return address.rpartition("@")[2].lower()
-
-
 # -- headers ----------------------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import multiprocessing.pool
 import os
+import pickle
 import socket
 import threading
 import time
@@ -40,10 +41,11 @@ from dripcourse.backends.base import (
 )
 from dripcourse.clock import Clock, FixedClock, SystemClock
 from dripcourse.config import Settings
+from dripcourse.domain.delivery import Job
 from dripcourse.mail.builder import CourseView, MessageBuilder
 from dripcourse.mail.tokens import Signer, secret_key
 from dripcourse.mail.verp import BounceAddresses
-from dripcourse.sending.ledger import Job, cancel, claim, materialise_due, release, still_wanted
+from dripcourse.sending.ledger import cancel, claim, materialise_due, release, still_wanted
 from dripcourse.sending.outcomes import CourseFacts, record_outcomes
 from dripcourse.store.db import Database
 from dripcourse.store.models import Course, Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
@@ -331,7 +333,7 @@ class ProcessPool:
     ) -> None:
         self.size = size
         fixed = clock.now() if isinstance(clock, FixedClock) else None
-        self._args = (settings, fixed, print_outcomes is not None)
+        self._args = (settings, fixed, _picklable(print_outcomes))
         self._pool: multiprocessing.pool.Pool | None = None
         self._pending: list[multiprocessing.pool.AsyncResult[PassReport]] = []
 
@@ -353,17 +355,30 @@ class ProcessPool:
             self._pool.join()
 
 
-def _drain_in_helper(
-    settings: Settings, fixed_now: datetime | None, print_outcomes: bool, share: int
-) -> PassReport:
-    from dripcourse.cli.running import print_outcome  # a helper prints like `tick` does
+def _picklable(
+    on_outcome: Callable[[Sent], None] | None,
+) -> Callable[[Sent], None] | None:
+    """The caller's `on_outcome` if a helper process can be handed it (a module-level function,
+    such as the CLI's printer: helpers then print as `tick` does), else None."""
+    try:
+        pickle.dumps(on_outcome)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return None
+    return on_outcome
 
+
+def _drain_in_helper(
+    settings: Settings,
+    fixed_now: datetime | None,
+    on_outcome: Callable[[Sent], None] | None,
+    share: int,
+) -> PassReport:
     database = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     clock: Clock = FixedClock(fixed_now) if fixed_now is not None else SystemClock()
     dispatcher = Dispatcher(
         database, settings, load_backend(settings.email_backend, settings), clock
     )
     try:
-        return dispatcher.drain(print_outcome if print_outcomes else None, share=share)
+        return dispatcher.drain(on_outcome, share=share)
     finally:
         database.dispose()

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from dripcourse.app.subscriptions import (
-    SELF_LIFTED,
-    WAITING_FOR_CONSENT,
-    make_message_id,
-)
+from dripcourse.domain.delivery import Job
+from dripcourse.domain.policy import SELF_LIFTED, WAITING_FOR_CONSENT
 from dripcourse.domain.schedule import (
     next_lesson,
 )
@@ -37,25 +33,7 @@ from dripcourse.store.models import (
     Subscriber,
     Suppression,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    """A claimed delivery, as plain data for rendering and sending outside any transaction."""
-
-    delivery_id: int
-    kind: str
-    enrollment_id: int
-    course_id: int
-    lesson_key: str | None
-    message_id: str
-    email: str
-    name: str
-    timezone: str
-    due_at: datetime
-    attempts: int
-    """Attempts so far, this one included."""
-    first_attempt_at: datetime
+from dripcourse.store.queries import jobs_for, make_message_id
 
 
 def materialise_due(session: Session, now: datetime, limit: int) -> int:
@@ -206,32 +184,6 @@ def claim(session: Session, now: datetime, worker: str, limit: int, lease: timed
         .execution_options(synchronize_session=False)
     )
     return jobs_for(session, ids)
-
-
-def jobs_for(session: Session, delivery_ids: Sequence[int]) -> list[Job]:
-    """The deliveries as plain `Job`s, in sending order."""
-    rows = session.execute(
-        select(
-            Delivery.id.label("delivery_id"),
-            Delivery.kind,
-            Delivery.enrollment_id,
-            Enrollment.course_id,
-            Lesson.key.label("lesson_key"),
-            Delivery.message_id,
-            Subscriber.email,
-            Subscriber.name,
-            Subscriber.timezone,
-            Delivery.due_at,
-            Delivery.attempts,
-            func.coalesce(Delivery.first_attempt_at, Delivery.due_at).label("first_attempt_at"),
-        )
-        .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
-        .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
-        .outerjoin(Lesson, Delivery.lesson_id == Lesson.id)
-        .where(Delivery.id.in_(delivery_ids))
-        .order_by(Delivery.next_attempt_at, Delivery.id)
-    ).all()
-    return [Job(**row._mapping) for row in rows]
 
 
 def still_wanted(session: Session, jobs: Sequence[Job]) -> set[int]:

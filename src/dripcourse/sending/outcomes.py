@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from dripcourse.app.subscriptions import suppress
 from dripcourse.backends.base import DeliveryResult, Outcome
 from dripcourse.courses.catalog import rhythm_of
+from dripcourse.domain.delivery import Job
 from dripcourse.domain.schedule import (
     RetryPolicy,
     Rhythm,
@@ -28,7 +28,6 @@ from dripcourse.domain.schedule import (
     retry_at,
     should_give_up,
 )
-from dripcourse.sending.ledger import Job
 from dripcourse.store.models import (
     Course,
     Delivery,
@@ -39,6 +38,7 @@ from dripcourse.store.models import (
     Lesson,
     SuppressionReason,
 )
+from dripcourse.store.queries import suppress
 
 TAKEN_OVER = "taken-over"
 """The status reported for an outcome that was not recorded: another worker owns the delivery now."""

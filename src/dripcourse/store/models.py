@@ -6,7 +6,6 @@ migrations and these models agree. All instants are stored as UTC and come back 
 
 from __future__ import annotations
 
-import enum
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +26,10 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from dripcourse.domain.states import DeliveryKind as DeliveryKind
+from dripcourse.domain.states import DeliveryStatus as DeliveryStatus
+from dripcourse.domain.states import EnrollmentStatus as EnrollmentStatus
+from dripcourse.domain.states import SuppressionReason as SuppressionReason
 from dripcourse.domain.validation import address_hash, mailbox_key
 
 NAMING_CONVENTION = {
@@ -58,44 +61,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
-
-
-class EnrollmentStatus(enum.StrEnum):
-    PENDING = "pending"
-    """Signed up, not yet confirmed (double opt-in)."""
-    ACTIVE = "active"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    UNSUBSCRIBED = "unsubscribed"
-
-
-class DeliveryKind(enum.StrEnum):
-    LESSON = "lesson"
-    """The lesson owed in the course's rhythm: at most one per enrolment and lesson."""
-    EXTRA = "extra"
-    """A lesson an operator queued outside the rhythm (`lessons queue`)."""
-    CONFIRMATION = "confirmation"
-    """The double opt-in email."""
-
-
-class DeliveryStatus(enum.StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    """Claimed by a worker until `lease_expires_at`."""
-    SENT = "sent"
-    FAILED = "failed"
-    """Permanently refused, or temporary failures for longer than the retry policy allows."""
-    CANCELLED = "cancelled"
-    """Not sent: the person unsubscribed, was suppressed, or the lesson was retired."""
-
-
-class SuppressionReason(enum.StrEnum):
-    UNSUBSCRIBED = "unsubscribed"
-    HARD_BOUNCE = "hard_bounce"
-    COMPLAINT = "complaint"
-    MANUAL = "manual"
-    FORGOTTEN = "forgotten"
-    """The person asked to be forgotten (`subscribers forget`): only the address's hash is kept."""
 
 
 class AppMeta(Base):

@@ -21,7 +21,7 @@ from email.message import EmailMessage
 from functools import cached_property
 from pathlib import Path
 
-from dripcourse.courses.catalog import SAMPLE_RECIPIENT, check_course, load_sources
+from dripcourse.courses.catalog import SAMPLE_RECIPIENT, check_course, load_sources, view_of_source
 from dripcourse.courses.checks import lesson_warnings
 from dripcourse.courses.files import CourseSource, LessonSource, Problem
 from dripcourse.devtools.spamcheck import SpamReport, spam_report
@@ -93,7 +93,7 @@ class CourseDraft:
 
     @cached_property
     def view(self) -> CourseView:
-        return CourseView.of_source(self.source)
+        return view_of_source(self.source)
 
     def lesson(self, key: str) -> LessonSource | None:
         return next((lesson for lesson in self.source.lessons if lesson.key == key), None)

@@ -21,9 +21,10 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 
 from dripcourse.app import clicks, subscriptions
+from dripcourse.app.lessons import view_online
 from dripcourse.courses.catalog import get_course
 from dripcourse.errors import BadInput, Conflict, NotFound
-from dripcourse.mail.builder import MessageBuilder, view_online
+from dripcourse.mail.builder import MessageBuilder
 from dripcourse.mail.tokens import Purpose
 from dripcourse.store.models import Course, Enrollment
 from dripcourse.web.context import WebContext, context_of

@@ -1,0 +1,44 @@
+"""Who may be mailed, and when: the rules the operations and the engine share, written once.
+
+Plain data and functions over it, free of I/O: what counts as an open delivery, which enrolments a
+sign-up restarts, which suppressions the person may lift, and how often a mailbox that has not
+confirmed may get a confirmation email.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from dripcourse.domain.states import DeliveryStatus, EnrollmentStatus, SuppressionReason
+
+OPEN_DELIVERY = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
+# Enrolments that a new sign-up (re)starts once the person confirms it.
+WAITING_FOR_CONSENT = (
+    EnrollmentStatus.PENDING,
+    EnrollmentStatus.UNSUBSCRIBED,
+    EnrollmentStatus.COMPLETED,
+)
+# Suppressions that only the person's own new, explicit sign-up may lift.
+SELF_LIFTED = (SuppressionReason.UNSUBSCRIBED,)
+
+
+# However often a form names an address, until that mailbox confirms it gets at most one
+# confirmation email an hour, two a day and five in all: a stranger cannot mail-bomb it.
+CONFIRMATION_INTERVAL = timedelta(hours=1)
+CONFIRMATIONS_A_DAY = 2
+CONFIRMATIONS_UNTIL_CONFIRMED = 5
+
+
+def confirmation_slot(asked: list[datetime], now: datetime) -> datetime | None:
+    """When the next confirmation email may reach a mailbox that was sent (or will be sent) one
+    at each of `asked` since it last confirmed: at least an hour after the last, a day after the
+    one before it, never more than five in all (None)."""
+    if len(asked) >= CONFIRMATIONS_UNTIL_CONFIRMED:
+        return None
+    earliest = [now]
+    ordered = sorted(asked)
+    if ordered:
+        earliest.append(ordered[-1] + CONFIRMATION_INTERVAL)
+    if len(ordered) >= CONFIRMATIONS_A_DAY:
+        earliest.append(ordered[-CONFIRMATIONS_A_DAY] + timedelta(days=1))
+    return max(earliest)

@@ -1,0 +1,101 @@
+"""Small units of store work that the operations and the engine share: suppressing an address
+and finding its suppression, making an owed delivery row, reading claimed deliveries as `Job`s."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dripcourse.domain.delivery import Job
+from dripcourse.domain.policy import SELF_LIFTED
+from dripcourse.domain.validation import address_hash, domain_of
+from dripcourse.store.models import (
+    Course,
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Enrollment,
+    Lesson,
+    Subscriber,
+    Suppression,
+    SuppressionReason,
+)
+
+
+def suppress(
+    session: Session, email: str, reason: SuppressionReason, now: datetime, detail: str = ""
+) -> None:
+    existing = suppression_of(session, email)
+    if existing is None:
+        session.add(
+            Suppression(
+                email=email,
+                email_hash=address_hash(email),
+                reason=reason,
+                detail=detail,
+                created_at=now,
+            )
+        )
+    elif existing.reason in SELF_LIFTED and reason not in SELF_LIFTED:
+        # A bounce or complaint outranks an unsubscribe: it must not be lifted by a new sign-up.
+        existing.reason, existing.detail = reason, detail
+
+
+def suppression_of(session: Session, address: str) -> Suppression | None:
+    """The suppression of a normalised address, matched by its hash so that the suppression of a
+    forgotten person (whose address is no longer stored) still holds."""
+    return session.scalar(
+        select(Suppression).where(Suppression.email_hash == address_hash(address))
+    )
+
+
+def new_delivery(
+    enrollment: Enrollment, lesson_id: int | None, kind: DeliveryKind, due_at: datetime
+) -> Delivery:
+    return Delivery(
+        enrollment=enrollment,
+        lesson_id=lesson_id,
+        kind=kind,
+        status=DeliveryStatus.PENDING,
+        due_at=due_at,
+        next_attempt_at=due_at,
+        attempts=0,
+        created_at=due_at,
+        message_id=make_message_id(enrollment.course),
+    )
+
+
+def make_message_id(course: Course) -> str:
+    # Random, made once per delivery and reused on every attempt: a retry of a message that did
+    # reach the server carries the same Message-ID, so the recipient's client can drop the copy.
+    return f"<{uuid.uuid4().hex}.{course.slug}@{domain_of(course.settings['sender']['email'])}>"
+
+
+def jobs_for(session: Session, delivery_ids: Sequence[int]) -> list[Job]:
+    """The deliveries as plain `Job`s, in sending order."""
+    rows = session.execute(
+        select(
+            Delivery.id.label("delivery_id"),
+            Delivery.kind,
+            Delivery.enrollment_id,
+            Enrollment.course_id,
+            Lesson.key.label("lesson_key"),
+            Delivery.message_id,
+            Subscriber.email,
+            Subscriber.name,
+            Subscriber.timezone,
+            Delivery.due_at,
+            Delivery.attempts,
+            func.coalesce(Delivery.first_attempt_at, Delivery.due_at).label("first_attempt_at"),
+        )
+        .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
+        .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
+        .outerjoin(Lesson, Delivery.lesson_id == Lesson.id)
+        .where(Delivery.id.in_(delivery_ids))
+        .order_by(Delivery.next_attempt_at, Delivery.id)
+    ).all()
+    return [Job(**row._mapping) for row in rows]
