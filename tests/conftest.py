@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from debian_tools import CHROMIUM, CHROMIUM_ARGS, missing_tool
-from playwright.sync_api import Browser, sync_playwright
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
@@ -27,6 +27,9 @@ from dripcourse.courses.catalog import load_sources, sync_course
 from dripcourse.devtools.smtpserver import CapturingSMTPServer
 from dripcourse.store import migrations
 from dripcourse.store.db import Database
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 # --- PostgreSQL (issue 6): tests marked `both_databases` run on SQLite and on PostgreSQL, tests
 # marked `postgres` on PostgreSQL only. Every other test keeps its single SQLite variant (and id).
@@ -226,9 +229,12 @@ def cli_process(cli_env: dict[str, str], tmp_path: Path) -> CliRunner:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     """Debian's Chromium, headless, one for the whole run (Playwright's sync API allows only one
-    driver at a time, and starting it is the slow part)."""
+    driver at a time, and starting it is the slow part). Playwright is imported here, so that the
+    tests that need no browser run without it installed."""
     if not CHROMIUM.exists():
         missing_tool(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args, get_type_hints
 
 from dripcourse.domain.schedule import RetryPolicy
 from dripcourse.errors import BadInput
@@ -116,6 +116,10 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in fields(Settings) if f.name != "extra"}
+# The real types of the fields (the annotations are strings: `from __future__ import annotations`).
+_TYPES: dict[str, Any] = {
+    name: kind for name, kind in get_type_hints(Settings).items() if name in _FIELDS
+}
 
 DAY = 24 * 3600
 RANGES: dict[str, tuple[float, float]] = {
@@ -173,20 +177,25 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    kind = _FIELDS[name].type
+    kind = _TYPES[name]
+    optional = type(None) in get_args(kind)
+    if optional:
+        kind = next(arg for arg in get_args(kind) if arg is not type(None))
     try:
-        if kind == "float":
+        if kind is float:
             if isinstance(value, bool) or not isinstance(value, int | float | str):
                 raise TypeError(f"expected a number, got {value!r}")
             return float(value)
-        if kind == "int":
+        if kind is int:
             if isinstance(value, bool) or not isinstance(value, int | str):
                 raise TypeError(f"expected a whole number, got {value!r}")
             return int(value)
-        if kind in ("Path", "Path | None"):
+        if kind is Path:
             if not isinstance(value, str):
                 raise TypeError(f"expected a file or folder name, got {value!r}")
-            return None if kind == "Path | None" and not value else Path(value)
+            return None if optional and not value else Path(value)
+        if kind is not str:
+            raise TypeError(f"no reading of settings of type {kind!r}")  # a field added untested
         if not isinstance(value, str):
             raise TypeError(f"expected text, got {type(value).__name__}")
         return value
