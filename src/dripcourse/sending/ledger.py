@@ -35,6 +35,22 @@ from dripcourse.store.models import (
 )
 from dripcourse.store.queries import jobs_for, make_message_id
 
+# What may be claimed at all: paused and ended enrolments keep their deliveries, but nobody
+# picks them up.
+SENDABLE = and_(
+    Delivery.enrollment_id == Enrollment.id,
+    or_(
+        and_(
+            Delivery.kind == DeliveryKind.CONFIRMATION, Enrollment.status.in_(WAITING_FOR_CONSENT)
+        ),
+        and_(Delivery.kind == DeliveryKind.LESSON, Enrollment.status == EnrollmentStatus.ACTIVE),
+        and_(
+            Delivery.kind == DeliveryKind.EXTRA,
+            Enrollment.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED]),
+        ),
+    ),
+)
+
 
 def materialise_due(session: Session, now: datetime, limit: int) -> int:
     """Put the next lesson of each enrolment whose time has come into the ledger.
@@ -132,58 +148,54 @@ def _owe_once(session: Session) -> Any:
 
 
 def claim(session: Session, now: datetime, worker: str, limit: int, lease: timedelta) -> list[Job]:
-    """Take up to `limit` deliveries that are due (or whose claim has expired) for this worker."""
-    # Paused and ended enrolments keep their deliveries, but nobody picks them up.
-    sendable = and_(
-        Delivery.enrollment_id == Enrollment.id,
-        or_(
-            and_(
-                Delivery.kind == DeliveryKind.CONFIRMATION,
-                Enrollment.status.in_(WAITING_FOR_CONSENT),
-            ),
-            and_(
-                Delivery.kind == DeliveryKind.LESSON, Enrollment.status == EnrollmentStatus.ACTIVE
-            ),
-            and_(
-                Delivery.kind == DeliveryKind.EXTRA,
-                Enrollment.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED]),
-            ),
-        ),
-    )
-    candidates = [
-        and_(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now),
-        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_expires_at <= now),
-    ]
-    ids: list[int] = []
-    for condition in candidates:
-        if len(ids) >= limit:
-            break
-        query = (
-            select(Delivery.id)
-            .join(Enrollment, sendable)
-            .where(condition)
-            .order_by(Delivery.next_attempt_at)
-            .limit(limit - len(ids))
+    """Take up to `limit` deliveries that are due (or whose claim has expired) for this worker.
+
+    One statement, the same on both databases but for one clause:
+
+        WITH claimable AS (
+            SELECT deliveries.id FROM deliveries JOIN enrollments ON <sendable>
+            WHERE (status = 'pending' AND next_attempt_at <= :now)
+               OR (status = 'sending' AND lease_expires_at <= :now)
+            ORDER BY next_attempt_at LIMIT :limit
+            [FOR UPDATE OF deliveries SKIP LOCKED]      -- PostgreSQL: workers never wait
         )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=Delivery)
-        ids.extend(session.scalars(query))
-    if not ids:
-        return []
-    session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(ids))
-        .values(
-            status=DeliveryStatus.SENDING,
-            lease_owner=worker,
-            lease_expires_at=now + lease,
-            attempts=Delivery.attempts + 1,
-            last_attempt_at=now,
-            first_attempt_at=func.coalesce(Delivery.first_attempt_at, now),
+        UPDATE deliveries SET status = 'sending', lease_owner = :worker, ...
+        WHERE id IN (SELECT id FROM claimable) RETURNING id
+
+    SQLite has no row locks and needs none: every writer holds the database's write lock
+    (`BEGIN IMMEDIATE`), so two claims never overlap there.
+    """
+    claimable = (
+        select(Delivery.id)
+        .join(Enrollment, SENDABLE)
+        .where(
+            or_(
+                and_(Delivery.status == DeliveryStatus.PENDING, Delivery.next_attempt_at <= now),
+                and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_expires_at <= now),
+            )
         )
-        .execution_options(synchronize_session=False)
     )
-    return jobs_for(session, ids)
+    claimable = claimable.order_by(Delivery.next_attempt_at).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        claimable = claimable.with_for_update(skip_locked=True, of=Delivery)
+    chosen = claimable.cte("claimable")
+    ids = list(
+        session.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_(select(chosen.c.id)))
+            .values(
+                status=DeliveryStatus.SENDING,
+                lease_owner=worker,
+                lease_expires_at=now + lease,
+                attempts=Delivery.attempts + 1,
+                last_attempt_at=now,
+                first_attempt_at=func.coalesce(Delivery.first_attempt_at, now),
+            )
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    return jobs_for(session, ids) if ids else []
 
 
 def still_wanted(session: Session, jobs: Sequence[Job]) -> set[int]:
