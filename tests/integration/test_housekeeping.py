@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from dripcourse.app import subscriptions
+from dripcourse.app.housekeeping import expire_unconfirmed
 from dripcourse.clock import FixedClock
-from dripcourse.sending.scheduler import HOUSEKEEPING_LOCK, expire_unconfirmed
-from dripcourse.store.db import Database
+from dripcourse.store.db import HOUSEKEEPING_LOCK, Database
 from dripcourse.store.models import Enrollment
 
 pytestmark = pytest.mark.both_databases

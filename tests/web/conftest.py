@@ -83,7 +83,7 @@ def live_server(
     clock = SystemClock()
     backend = load_backend(live_settings.email_backend)
     dispatcher = Dispatcher(synced, live_settings, backend, clock)
-    scheduler = Scheduler(synced, live_settings, dispatcher, clock)
+    scheduler = Scheduler(live_settings, dispatcher, clock)
     app = create_app(live_settings, synced, clock, wake=scheduler.wake)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", proxy_headers=True))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)

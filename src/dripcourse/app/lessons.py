@@ -37,7 +37,7 @@ QUEUEABLE = (EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED)
 def find_lesson(session: Session, course_slug: str, which: str) -> tuple[Course, Lesson]:
     """A lesson by its number in the course (`3`) or by its key (`knees`)."""
     course = get_course(session, course_slug)
-    current = [lesson for lesson in course.lessons if lesson.retired_at is None]
+    current = course.current_lessons
     if which.isascii() and which.isdigit():
         number = int(which)
         if not 1 <= number <= len(current):
@@ -51,7 +51,7 @@ def find_lesson(session: Session, course_slug: str, which: str) -> tuple[Course,
 
 def number_of(course: Course, lesson: Lesson) -> int | None:
     """The lesson's number in the course today (1-based), None for a retired lesson."""
-    current = [one.id for one in course.lessons if one.retired_at is None]
+    current = [one.id for one in course.current_lessons]
     return current.index(lesson.id) + 1 if lesson.id in current else None
 
 

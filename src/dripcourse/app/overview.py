@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from dripcourse.app.people import find_subscriber, get_subscriber
-from dripcourse.courses.catalog import get_course, lesson_history
+from dripcourse.courses.catalog import get_course
 from dripcourse.domain.schedule import next_lesson
 from dripcourse.domain.validation import mailbox_key
 from dripcourse.store.models import (
@@ -25,6 +25,7 @@ from dripcourse.store.models import (
     Subscriber,
     Suppression,
 )
+from dripcourse.store.queries import lesson_histories
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,11 @@ def upcoming(session: Session, limit: int = 50) -> list[QueueEntry]:
             selectinload(Enrollment.course).selectinload(Course.lessons),
         )
     ).all()
+    histories = lesson_histories(session, [enrollment.id for enrollment in owed])
     for enrollment in owed:
         assert enrollment.next_due_at is not None
-        lessons = [lesson for lesson in enrollment.course.lessons if lesson.retired_at is None]
-        history = [key for key, _ in lesson_history(session, enrollment.id)]
+        lessons = enrollment.course.current_lessons
+        history = [had.key for had in histories[enrollment.id]]
         key = next_lesson([lesson.key for lesson in lessons], history)
         label = "(course complete)"
         if key is not None:
@@ -276,8 +278,8 @@ def course_summary(session: Session, slug: str) -> CourseSummary:
 def _summary(course: Course, counts: dict[str, int]) -> CourseSummary:
     return CourseSummary(
         course=course,
-        lessons=[lesson for lesson in course.lessons if lesson.retired_at is None],
-        retired=[lesson for lesson in course.lessons if lesson.retired_at is not None],
+        lessons=course.current_lessons,
+        retired=[lesson for lesson in course.lessons if not lesson.is_current],
         enrollments=counts,
     )
 

@@ -67,8 +67,8 @@ def course_report(session: Session, slug: str) -> list[LessonReport]:
     left = _left_after(session, course.id)
     clicked = _clickers(session, ids)
     counts_clicks = tracks_clicks(course.settings) or bool(clicked)
-    current = [lesson for lesson in lessons if lesson.retired_at is None]
-    retired = [lesson for lesson in lessons if lesson.retired_at is not None]
+    current = [lesson for lesson in lessons if lesson.is_current]
+    retired = [lesson for lesson in lessons if not lesson.is_current]
     numbered: list[tuple[int | None, Lesson]] = list(enumerate(current, start=1))
     numbered += [(None, lesson) for lesson in retired if lesson.id in outcomes]
     report = []

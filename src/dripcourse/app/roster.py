@@ -17,7 +17,9 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from dripcourse.app.csvcells import escape_cell, unescape_cell
+from dripcourse.app.subscriptions import subscribe
 from dripcourse.courses.catalog import get_course, rhythm_of
+from dripcourse.domain.enrolment import Admission, admission
 from dripcourse.domain.schedule import first_lesson_due
 from dripcourse.domain.validation import (
     address_hash,
@@ -155,7 +157,8 @@ def _import_chunk(
         ).all()
     )
     suppressed = {email: reasons[hashed] for email, hashed in hashes.items() if hashed in reasons}
-    rows = [row for row in rows if not _rejected_for(row, suppressed, report)]
+    # Refused whatever their enrolment: nobody is written for an address that may not be mailed.
+    rows = [row for row in rows if not _refused(row, suppressed, None, course, confirmed, report)]
     # Matched by mailbox: a person stored as `Bob@` is the `bob@` of this file.
     keys = [mailbox_key(email) for email in emails]
     existing = dict(
@@ -185,12 +188,12 @@ def _import_chunk(
             ).all()
         )
     ids = {row.email: existing[mailbox_key(row.email)] for row in rows}
-    enrolled = set(
-        session.scalars(
-            select(Enrollment.subscriber_id).where(
+    statuses = dict(
+        session.execute(
+            select(Enrollment.subscriber_id, Enrollment.status).where(
                 Enrollment.course_id == course.id, Enrollment.subscriber_id.in_(ids.values())
             )
-        )
+        ).all()
     )
     zones = dict(
         session.execute(
@@ -201,9 +204,17 @@ def _import_chunk(
     enrollments: list[dict[str, Any]] = []
     for row in rows:
         subscriber_id = ids[row.email]
-        if subscriber_id in enrolled:
-            report.already_enrolled += 1
+        status = statuses.get(subscriber_id)
+        if _refused(row, suppressed, status, course, confirmed, report):
             continue
+        match admission(suppressed.get(row.email), status, confirmed):
+            case Admission.ALREADY_IN:
+                report.already_enrolled += 1
+                continue
+            case Admission.START | Admission.ASK if status is not None or row.email in suppressed:
+                # Coming back (they left, or finished): rare, and exactly `subscribe`'s path.
+                _one_by_one(session, course, row, now, confirmed, report)
+                continue
         enrollments.append(
             {
                 "subscriber_id": subscriber_id,
@@ -247,11 +258,46 @@ def _import_chunk(
         )
 
 
-def _rejected_for(row: Row, suppressed: dict[str, str], report: ImportReport) -> bool:
-    if row.email in suppressed:
-        report.rejected.append((row.line, f"{row.email} is suppressed ({suppressed[row.email]})"))
-        return True
-    return False
+def _refused(
+    row: Row,
+    suppressed: dict[str, str],
+    status: str | None,
+    course: Course,
+    confirmed: bool,
+    report: ImportReport,
+) -> bool:
+    reason = suppressed.get(row.email)
+    match admission(reason, status, confirmed):
+        case Admission.REFUSED:
+            problem = f"{row.email} is suppressed ({reason})"
+        case Admission.OWN_CONSENT_NEEDED if reason is not None:
+            problem = (
+                f"{row.email} is suppressed ({reason}); import without --confirmed to ask them"
+            )
+        case Admission.OWN_CONSENT_NEEDED:
+            problem = f"{row.email} left {course.slug}; import without --confirmed to ask them"
+        case _:
+            return False
+    report.rejected.append((row.line, problem))
+    return True
+
+
+def _one_by_one(
+    session: Session, course: Course, row: Row, now: datetime, confirmed: bool, report: ImportReport
+) -> None:
+    """Someone coming back goes through `subscribe` itself: a confirmation (within the mailbox's
+    limits) or, added as confirmed after finishing, a restart."""
+    subscribe(
+        session,
+        email=row.email,
+        course_slug=course.slug,
+        now=now,
+        name=row.name or None,
+        timezone=row.timezone,
+        confirmed=confirmed,
+        source="import",
+    )
+    report.imported += 1
 
 
 def export_rows(session: Session) -> Iterator[dict[str, str]]:

@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session
 
 from dripcourse.app.people import find_subscriber, get_subscriber, holder_of
 from dripcourse.courses.catalog import get_course, rhythm_of
+from dripcourse.domain.enrolment import Admission, Change, admission, apply
 from dripcourse.domain.policy import (
     CONFIRMATION_INTERVAL,
     CONFIRMATIONS_UNTIL_CONFIRMED,
     OPEN_DELIVERY,
     SELF_LIFTED,
-    WAITING_FOR_CONSENT,
     confirmation_slot,
 )
 from dripcourse.domain.schedule import (
@@ -98,9 +98,30 @@ def subscribe(
     clean = clean_name(name)
     zone = check_timezone(timezone) if timezone else None
     course = get_course(session, course_slug)
-    came_back = _refuse_suppressed(session, address, confirmed)
-
+    found = suppression_of(session, address)
     subscriber = holder_of(session, address)
+    enrollment = (
+        None
+        if subscriber is None
+        else session.scalar(
+            select(Enrollment).where(
+                Enrollment.subscriber_id == subscriber.id, Enrollment.course_id == course.id
+            )
+        )
+    )
+    decision = admission(
+        found.reason if found else None, enrollment.status if enrollment else None, confirmed
+    )
+    if decision is Admission.REFUSED:
+        assert found is not None
+        raise Conflict(f"{address} is suppressed ({found.reason}) and will not be mailed")
+    if decision is Admission.OWN_CONSENT_NEEDED:
+        left = "unsubscribed from all mail" if found else f"left {course.slug!r}"
+        raise Conflict(
+            f"{address} {left}; only their own confirmed sign-up "
+            "can bring them back (subscribe without --confirmed to send a confirmation)"
+        )
+
     if subscriber is None:
         subscriber = Subscriber(
             email=address,
@@ -115,11 +136,6 @@ def subscribe(
         subscriber.name = clean or subscriber.name
         subscriber.timezone = zone or subscriber.timezone
 
-    enrollment = session.scalar(
-        select(Enrollment).where(
-            Enrollment.subscriber_id == subscriber.id, Enrollment.course_id == course.id
-        )
-    )
     created = enrollment is None
     if enrollment is None:
         enrollment = Enrollment(
@@ -131,9 +147,9 @@ def subscribe(
         )
         session.add(enrollment)
         session.flush()
-    if enrollment.status not in WAITING_FOR_CONSENT:
+    if decision is Admission.ALREADY_IN:
         return SubscribeResult(enrollment=enrollment, created=created)
-    if confirmed:
+    if decision is Admission.START:
         activate(session, enrollment, now)
         return SubscribeResult(enrollment=enrollment, created=created, started=True)
     due, held = _confirmation_due(session, enrollment, now)
@@ -146,7 +162,7 @@ def subscribe(
         created=created,
         confirmation_queued=True,
         confirmation_due=due,
-        unsubscribed_before=came_back,
+        unsubscribed_before=found is not None,
     )
 
 
@@ -164,11 +180,8 @@ def activate(session: Session, enrollment: Enrollment, now: datetime) -> None:
         )
         .values(status=DeliveryStatus.CANCELLED, last_error="confirmed by another route")
     )
-    enrollment.status = EnrollmentStatus.ACTIVE
-    enrollment.confirmed_at = enrollment.confirmed_at or now
-    enrollment.next_due_at = first_lesson_due(
-        now, _zone(enrollment), rhythm_of(enrollment.course.settings)
-    )
+    due = first_lesson_due(now, _zone(enrollment), rhythm_of(enrollment.course.settings))
+    apply(enrollment, Change.START, now, next_due_at=due)
 
 
 def confirm(
@@ -183,7 +196,7 @@ def confirm(
     `requested_at` is when the confirmation link was made: a link from before the person left
     cannot bring them back (a mail scanner opening an old email must not undo an unsubscribe).
     """
-    if enrollment.status not in WAITING_FOR_CONSENT:
+    if not Change.START.applies_to(enrollment.status):
         return False
     if requested_at is not None and _left_after(session, enrollment, requested_at):
         raise Conflict(
@@ -193,7 +206,6 @@ def confirm(
     # The person's own confirmed sign-up is the one thing that lifts their earlier unsubscribe.
     _lift_own_unsubscribe(session, enrollment.subscriber.email)
     enrollment.confirm_ip, enrollment.confirm_user_agent = (evidence or Evidence()).clipped()
-    enrollment.ended_at = None
     activate(session, enrollment, now)
     return True
 
@@ -240,10 +252,7 @@ def unsubscribe_by_link(
 
 
 def end_enrollment(session: Session, enrollment: Enrollment, now: datetime) -> None:
-    if enrollment.status != EnrollmentStatus.UNSUBSCRIBED:
-        enrollment.status = EnrollmentStatus.UNSUBSCRIBED
-        enrollment.ended_at = now
-        enrollment.next_due_at = None
+    apply(enrollment, Change.LEAVE, now)
     session.execute(
         update(Delivery)
         .where(Delivery.enrollment_id == enrollment.id, Delivery.status.in_(OPEN_DELIVERY))
@@ -319,9 +328,7 @@ def _pause(
 ) -> list[Enrollment]:
     changed = []
     for enrollment in enrollments:
-        if enrollment.status == EnrollmentStatus.ACTIVE:
-            enrollment.status = EnrollmentStatus.PAUSED
-            enrollment.paused_at = now
+        if apply(enrollment, Change.PAUSE, now):
             changed.append(enrollment)
     if not changed:
         where = f"in {course_slug!r}" if course_slug else "in any course"
@@ -338,13 +345,13 @@ def _resume(
 ) -> list[Enrollment]:
     changed = []
     for enrollment in enrollments:
-        if enrollment.status != EnrollmentStatus.PAUSED or enrollment.paused_at is None:
+        paused_at = enrollment.paused_at
+        if not Change.RESUME.applies_to(enrollment.status) or paused_at is None:
             continue
         # A pause dated later than this resume had not begun: nothing was held, nothing moves.
-        if now > enrollment.paused_at:
-            _shift_for_pause(session, enrollment, enrollment.paused_at, now)
-        enrollment.status = EnrollmentStatus.ACTIVE
-        enrollment.paused_at = None
+        if now > paused_at:
+            _shift_for_pause(session, enrollment, paused_at, now)
+        apply(enrollment, Change.RESUME, now)
         changed.append(enrollment)
     if not changed:
         where = f"in {course_slug!r}" if course_slug else "in any course"
@@ -362,22 +369,6 @@ def _enrollments(
     if not found:
         raise NotFound(f"{subscriber.email} is not enrolled in {course_slug!r}")
     return found
-
-
-def _refuse_suppressed(session: Session, address: str, confirmed: bool) -> bool:
-    """Suppressed addresses are not enrolled; one who unsubscribed may come back by confirming
-    (True: this is such a sign-up)."""
-    found = suppression_of(session, address)
-    if found is None:
-        return False
-    if found.reason not in SELF_LIFTED:
-        raise Conflict(f"{address} is suppressed ({found.reason}) and will not be mailed")
-    if confirmed:
-        raise Conflict(
-            f"{address} unsubscribed from all mail; only their own confirmed sign-up "
-            "can bring them back (subscribe without --confirmed to send a confirmation)"
-        )
-    return True
 
 
 def _lift_own_unsubscribe(session: Session, address: str) -> None:

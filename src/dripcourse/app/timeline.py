@@ -20,29 +20,28 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from dripcourse.app.people import find_subscriber, get_subscriber
-from dripcourse.courses.catalog import lesson_history, load_sources, rhythm_of
-from dripcourse.domain.policy import OPEN_DELIVERY
+from dripcourse.courses.catalog import load_sources, rhythm_of
+from dripcourse.domain.policy import HAD, OPEN_DELIVERY
 from dripcourse.domain.schedule import (
     PlannedLesson,
     Rhythm,
     every_day,
     first_lesson_due,
     following_on_rhythm,
-    next_lesson,
     plan_from_start,
     plan_lessons,
+    remaining_lessons,
 )
 from dripcourse.domain.validation import check_timezone
 from dripcourse.errors import BadInput, NotFound
 from dripcourse.store.models import (
     Delivery,
     DeliveryKind,
-    DeliveryStatus,
     Enrollment,
     EnrollmentStatus,
     Subscriber,
 )
-from dripcourse.store.queries import suppression_of
+from dripcourse.store.queries import lesson_histories, suppression_of
 
 HoldReason = Literal["paused", "suppressed", "unconfirmed", "unscheduled"]
 
@@ -162,7 +161,7 @@ def _enrollment_timeline(
     now: datetime,
 ) -> EnrollmentTimeline:
     course = enrollment.course
-    current = [lesson.key for lesson in course.lessons if lesson.retired_at is None]
+    current = [lesson.key for lesson in course.current_lessons]
     numbers = {key: number for number, key in enumerate(current, 1)}
     ledger = sorted(
         (_row(delivery, numbers) for delivery in enrollment.deliveries),
@@ -177,10 +176,10 @@ def _enrollment_timeline(
         ),
         None,
     )
-    history = [key for key, _ in lesson_history(session, enrollment.id)]
+    history = [had.key for had in lesson_histories(session, [enrollment.id])[enrollment.id]]
     if in_flight is not None and in_flight.lesson is not None:
         history.append(in_flight.lesson.key)
-    remaining = _remaining(current, history)
+    remaining = remaining_lessons(current, history)
     owed: list[PlannedLesson] = []
     held = _hold(enrollment, suppressed, remaining)
     if held is None and remaining and enrollment.status == EnrollmentStatus.ACTIVE:
@@ -208,17 +207,6 @@ def _enrollment_timeline(
         owed=owed,
         held=held,
     )
-
-
-def _remaining(current: list[str], history: list[str]) -> list[tuple[int, str]]:
-    """The lessons still owed after `history`, in the order the dispatcher will send them."""
-    numbers = {key: number for number, key in enumerate(current, 1)}
-    remaining: list[tuple[int, str]] = []
-    had = list(history)
-    while (key := next_lesson(current, had)) is not None:
-        remaining.append((numbers[key], key))
-        had.append(key)
-    return remaining
 
 
 def _hold(
@@ -251,12 +239,7 @@ def _on_rhythm_of_next(
 ) -> datetime | None:
     """Where the rhythm alone puts the next lesson, for telling whether it was moved off a day
     outside the send days; None when its time came from elsewhere (a resume, a new zone)."""
-    done = [
-        d
-        for d in enrollment.deliveries
-        if d.kind == DeliveryKind.LESSON
-        and d.status in (DeliveryStatus.SENT, DeliveryStatus.FAILED)
-    ]
+    done = [d for d in enrollment.deliveries if d.kind == DeliveryKind.LESSON and d.status in HAD]
     if not done:
         start = enrollment.confirmed_at or enrollment.created_at
         if enrollment.next_due_at != first_lesson_due(start, zone, rhythm):

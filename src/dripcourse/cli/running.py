@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from dripcourse.app import overview
+from dripcourse.app.housekeeping import daily
 from dripcourse.cli.main import App, local_time, now_option, pass_app, utc_time
 from dripcourse.sending.dispatch import Dispatcher, Sent
 from dripcourse.sending.scheduler import Scheduler, run_forever
@@ -61,7 +62,8 @@ def run(app: App) -> None:
         f"via {app.settings.email_backend.split(':')[0]} (Ctrl-C to stop)",
         err=True,
     )
-    run_forever(Scheduler(database, app.settings, dispatcher, app.clock))
+    housekeeping = daily(database, app.settings, app.clock)
+    run_forever(Scheduler(app.settings, dispatcher, app.clock, housekeeping))
 
 
 @click.command("queue")

@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from dripcourse.app.housekeeping import daily
 from dripcourse.cli.main import App, pass_app
 from dripcourse.sending.dispatch import Dispatcher
 from dripcourse.sending.scheduler import Scheduler
@@ -38,7 +39,8 @@ def serve(app: App, host: str, port: int, no_scheduler: bool, quiet: bool) -> No
     scheduler = None
     if not no_scheduler:
         dispatcher = Dispatcher(database, app.settings, app.backend(), app.clock)
-        scheduler = Scheduler(database, app.settings, dispatcher, app.clock)
+        housekeeping = daily(database, app.settings, app.clock)
+        scheduler = Scheduler(app.settings, dispatcher, app.clock, housekeeping)
     web = create_app(
         app.settings,
         database,

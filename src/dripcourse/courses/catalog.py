@@ -25,6 +25,8 @@ from dripcourse.courses.files import (
     discover,
     read_course,
 )
+from dripcourse.domain.enrolment import Change, apply
+from dripcourse.domain.policy import OPEN_DELIVERY
 from dripcourse.domain.schedule import (
     Rhythm,
     first_slot_at_or_after,
@@ -46,6 +48,7 @@ from dripcourse.store.models import (
     EnrollmentStatus,
     Lesson,
 )
+from dripcourse.store.queries import lesson_histories
 
 SAMPLE_RECIPIENT = Recipient(
     email="sample.reader@example.com", name="Sam Sample", timezone="America/Toronto"
@@ -193,7 +196,7 @@ def sync_course(session: Session, source: CourseSource, now: datetime) -> SyncRe
     old_order = [
         lesson.key
         for lesson in sorted(existing.values(), key=lambda x: x.position)
-        if lesson.retired_at is None
+        if lesson.is_current
     ]
     for lesson_source in source.lessons:
         lesson = existing.get(lesson_source.key)
@@ -201,7 +204,7 @@ def sync_course(session: Session, source: CourseSource, now: datetime) -> SyncRe
             lesson = Lesson(course_id=course.id, key=lesson_source.key, retired_at=None)
             session.add(lesson)
             report.added.append(lesson_source.key)
-        elif lesson.content_hash != lesson_source.content_hash or lesson.retired_at is not None:
+        elif lesson.content_hash != lesson_source.content_hash or not lesson.is_current:
             report.updated.append(lesson_source.key)
         lesson.position = lesson_source.position
         lesson.source_file = lesson_source.file.name
@@ -214,7 +217,7 @@ def sync_course(session: Session, source: CourseSource, now: datetime) -> SyncRe
         lesson.retired_at = None
     present = {lesson.key for lesson in source.lessons}
     for key, lesson in existing.items():
-        if key not in present and lesson.retired_at is None:
+        if key not in present and lesson.is_current:
             lesson.retired_at = now
             report.retired.append(key)
     new_order = [lesson.key for lesson in source.lessons]
@@ -235,9 +238,9 @@ def _cancel_retired(session: Session, course: Course, now: datetime) -> None:
         .join(Lesson)
         .where(
             Lesson.course_id == course.id,
-            Lesson.retired_at.is_not(None),
+            ~Lesson.is_current,
             Delivery.kind == DeliveryKind.LESSON,
-            Delivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
+            Delivery.status.in_(OPEN_DELIVERY),
         )
     ).all()
     for delivery in pending:
@@ -256,35 +259,19 @@ def _reopen_finished(session: Session, course: Course, order: list[str], now: da
         )
     ).all()
     rhythm = rhythm_of(course.settings)
+    histories = lesson_histories(session, [enrollment.id for enrollment in finished])
     reopened = 0
     for enrollment in finished:
-        history = lesson_history(session, enrollment.id)
-        if owed_next(order, [key for key, _ in history]) is None:
+        history = histories[enrollment.id]
+        if owed_next(order, [had.key for had in history]) is None:
             continue
         zone = ZoneInfo(enrollment.subscriber.timezone)
-        last_sent = history[-1][1] if history else now
-        enrollment.status = EnrollmentStatus.ACTIVE
-        enrollment.ended_at = None
-        enrollment.next_due_at = max(
+        last_sent = history[-1].at if history else now
+        due = max(
             next_lesson_due(last_sent, zone, rhythm), first_slot_at_or_after(now, zone, rhythm)
         )
-        reopened += 1
+        reopened += apply(enrollment, Change.REOPEN, now, next_due_at=due)
     return reopened
-
-
-def lesson_history(session: Session, enrollment_id: int) -> list[tuple[str, datetime]]:
-    """The lessons an enrolment has had in the rhythm (sent or given up on), oldest first."""
-    rows = session.execute(
-        select(Lesson.key, Delivery.sent_at, Delivery.due_at)
-        .join(Delivery.lesson)
-        .where(
-            Delivery.enrollment_id == enrollment_id,
-            Delivery.kind == DeliveryKind.LESSON,
-            Delivery.status.in_([DeliveryStatus.SENT, DeliveryStatus.FAILED]),
-        )
-        .order_by(Delivery.due_at, Delivery.id)
-    ).all()
-    return [(key, sent_at or due_at) for key, sent_at, due_at in rows]
 
 
 def get_course(session: Session, slug: str) -> Course:

@@ -12,6 +12,9 @@ from datetime import datetime, timedelta
 from dripcourse.domain.states import DeliveryStatus, EnrollmentStatus, SuppressionReason
 
 OPEN_DELIVERY = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
+# A lesson an enrolment has had, in the rhythm: sent, or given up on (it is not owed again, and
+# the next one follows it). This is what "history" means in `schedule.next_lesson`.
+HAD = (DeliveryStatus.SENT, DeliveryStatus.FAILED)
 # Enrolments that a new sign-up (re)starts once the person confirms it.
 WAITING_FOR_CONSENT = (
     EnrollmentStatus.PENDING,

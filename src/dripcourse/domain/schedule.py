@@ -225,6 +225,18 @@ def next_lesson(lesson_keys: Sequence[str], history: Sequence[str]) -> str | Non
     return None
 
 
+def remaining_lessons(lesson_keys: Sequence[str], history: Sequence[str]) -> list[tuple[int, str]]:
+    """The lessons still owed after `history`, numbered as in the course, in the order they will go
+    out: `next_lesson` asked again after each."""
+    numbers = {key: number for number, key in enumerate(lesson_keys, 1)}
+    remaining: list[tuple[int, str]] = []
+    had = list(history)
+    while (key := next_lesson(lesson_keys, had)) is not None:
+        remaining.append((numbers[key], key))
+        had.append(key)
+    return remaining
+
+
 def retry_at(attempts: int, failed_at: datetime, policy: RetryPolicy) -> datetime:
     """When to try again after the `attempts`-th failed attempt (1 for the first failure)."""
     if attempts < 1:

@@ -42,8 +42,8 @@ class CourseView:
 
 def renderer_for_course(course: Course) -> CourseRenderer:
     """The renderer of a synced course. Retired lessons stay renderable for what is still owed."""
-    active = [lesson for lesson in course.lessons if lesson.retired_at is None]
-    retired = [lesson for lesson in course.lessons if lesson.retired_at is not None]
+    active = course.current_lessons
+    retired = [lesson for lesson in course.lessons if not lesson.is_current]
     contents = [_content(lesson, number) for number, lesson in enumerate(active, 1)]
     contents += [_content(lesson, lesson.position) for lesson in retired]
     return CourseRenderer(

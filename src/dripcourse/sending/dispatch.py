@@ -197,7 +197,7 @@ class Dispatcher:
                 select(Course).where(Course.id.in_(missing)).options(selectinload(Course.lessons))
             ):
                 view = CourseView.of(course)
-                current = [each.key for each in course.lessons if each.retired_at is None]
+                current = [each.key for each in course.current_lessons]
                 self._courses[course.id] = (view, CourseFacts.of(course.settings, current))
         return jobs
 

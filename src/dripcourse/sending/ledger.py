@@ -7,7 +7,6 @@ one to read when reasoning about concurrency: on PostgreSQL `FOR UPDATE SKIP LOC
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -33,7 +32,12 @@ from dripcourse.store.models import (
     Subscriber,
     Suppression,
 )
-from dripcourse.store.queries import jobs_for, make_message_id
+from dripcourse.store.queries import (
+    finish_enrollments,
+    jobs_for,
+    lesson_histories,
+    make_message_id,
+)
 
 # What may be claimed at all: paused and ended enrolments keep their deliveries, but nobody
 # picks them up.
@@ -76,7 +80,7 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
     ids = [row.id for row in due]
     course_ids = {row.course_id for row in due}
     orders = _lesson_orders(session, course_ids)
-    histories = _histories(session, ids)
+    histories = lesson_histories(session, ids)
     hashes = {row.email: address_hash(row.email) for row in due}
     suppressed = set(
         session.scalars(
@@ -93,7 +97,7 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
         if hashes[row.email] in suppressed:
             continue  # held: nothing is owed to a suppressed address
         keys, lesson_ids = orders[row.course_id]
-        key = next_lesson(keys, histories[row.id])
+        key = next_lesson(keys, [had.key for had in histories[row.id]])
         if key is None:
             finished.append(row.id)
             continue
@@ -116,13 +120,7 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
         .values(next_due_at=None)
         .execution_options(synchronize_session=False)
     )
-    if finished:
-        session.execute(
-            update(Enrollment)
-            .where(Enrollment.id.in_(finished))
-            .values(status=EnrollmentStatus.COMPLETED, ended_at=now)
-            .execution_options(synchronize_session=False)
-        )
+    finish_enrollments(session, finished, now)
     if owed:
         session.execute(_owe_once(session), owed)
     return len(due)
@@ -268,25 +266,9 @@ def _lesson_orders(
     orders: dict[int, tuple[list[str], dict[str, int]]] = {cid: ([], {}) for cid in course_ids}
     for course_id, key, lesson_id in session.execute(
         select(Lesson.course_id, Lesson.key, Lesson.id)
-        .where(Lesson.course_id.in_(course_ids), Lesson.retired_at.is_(None))
+        .where(Lesson.course_id.in_(course_ids), Lesson.is_current)
         .order_by(Lesson.course_id, Lesson.position)
     ):
         orders[course_id][0].append(key)
         orders[course_id][1][key] = lesson_id
     return orders
-
-
-def _histories(session: Session, enrollment_ids: list[int]) -> dict[int, list[str]]:
-    histories: dict[int, list[str]] = defaultdict(list)
-    for enrollment_id, key in session.execute(
-        select(Delivery.enrollment_id, Lesson.key)
-        .join(Lesson, Delivery.lesson_id == Lesson.id)
-        .where(
-            Delivery.enrollment_id.in_(enrollment_ids),
-            Delivery.kind == DeliveryKind.LESSON,
-            Delivery.status.in_([DeliveryStatus.SENT, DeliveryStatus.FAILED]),
-        )
-        .order_by(Delivery.enrollment_id, Delivery.due_at, Delivery.id)
-    ):
-        histories[enrollment_id].append(key)
-    return histories

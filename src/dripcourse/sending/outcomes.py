@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from dripcourse.backends.base import DeliveryResult, Outcome
 from dripcourse.courses.catalog import rhythm_of
 from dripcourse.domain.delivery import Job
+from dripcourse.domain.enrolment import RUNNING
 from dripcourse.domain.schedule import (
     RetryPolicy,
     Rhythm,
@@ -34,11 +35,10 @@ from dripcourse.store.models import (
     DeliveryKind,
     DeliveryStatus,
     Enrollment,
-    EnrollmentStatus,
     Lesson,
     SuppressionReason,
 )
-from dripcourse.store.queries import suppress
+from dripcourse.store.queries import finish_enrollments, suppress
 
 TAKEN_OVER = "taken-over"
 """The status reported for an outcome that was not recorded: another worker owns the delivery now."""
@@ -131,22 +131,18 @@ def _write(
     if others:
         session.execute(update(Delivery).execution_options(synchronize_session=None), others)
     # Only enrolments still running move on: one that was unsubscribed meanwhile stays ended.
-    running = or_(
-        enrollments.status == EnrollmentStatus.ACTIVE, enrollments.status == EnrollmentStatus.PAUSED
-    )
     if following:
         session.execute(
             update(enrollments_table)
-            .where(enrollments.id == bindparam("b_id"), running)
+            # An executemany takes no IN list: the running states are spelled out.
+            .where(
+                enrollments.id == bindparam("b_id"),
+                or_(*(enrollments.status == s for s in RUNNING)),
+            )
             .values(next_due_at=bindparam("b_due")),
             [{"b_id": row["id"], "b_due": row["next_due_at"]} for row in following],
         )
-    if finished:
-        session.execute(
-            update(enrollments_table)
-            .where(enrollments.id.in_(finished), running)
-            .values(status=EnrollmentStatus.COMPLETED, ended_at=now, next_due_at=None)
-        )
+    finish_enrollments(session, finished, now)
 
 
 def _row(
@@ -180,7 +176,7 @@ def _facts(session: Session, course_id: int) -> CourseFacts:
     settings = session.scalars(select(Course.settings).where(Course.id == course_id)).one()
     keys = session.scalars(
         select(Lesson.key)
-        .where(Lesson.course_id == course_id, Lesson.retired_at.is_(None))
+        .where(Lesson.course_id == course_id, Lesson.is_current)
         .order_by(Lesson.position)
     ).all()
     return CourseFacts.of(settings, keys)

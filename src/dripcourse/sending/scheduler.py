@@ -1,6 +1,7 @@
 """`dripcourse run`: APScheduler wiring around the dispatcher.
 
-The dispatch job runs on an interval, coalesced and never two at once; housekeeping runs daily. The
+The dispatch job runs on an interval, coalesced and never two at once; housekeeping (given by the
+shell) runs daily. The
 database decides who sends what, so the scheduler is only a wake-up: any number of processes may run.
 SIGINT and SIGTERM let the message in flight finish, then the process exits 0.
 """
@@ -10,67 +11,33 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime
 from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
 
 from dripcourse.clock import Clock
 from dripcourse.config import Settings
 from dripcourse.sending.dispatch import Dispatcher
-from dripcourse.store.db import Database
-from dripcourse.store.models import Enrollment, EnrollmentStatus
 
 log = logging.getLogger(__name__)
 
 DISPATCH_JOB = "dispatch"
-HOUSEKEEPING_LOCK = 0x64726970  # "drip": the PostgreSQL advisory lock key of housekeeping
-
-
-def _first_to_housekeep(session: Session) -> bool:
-    """Whether this worker does the housekeeping that must run once. On PostgreSQL several
-    `dripcourse run` processes wake at 03:17 together: the first takes a transaction-level advisory
-    lock and the others skip. On SQLite the `BEGIN IMMEDIATE` of the transaction already makes the
-    workers take turns, and the second one finds nothing left to remove."""
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(HOUSEKEEPING_LOCK))))
-
-
-def expire_unconfirmed(database: Database, clock: Clock, max_age: timedelta) -> int:
-    """Remove sign-ups never confirmed within `max_age` (their confirmation rows go with them).
-
-    Only enrolments that never started: someone who left a course and asked to come back keeps
-    their history whether or not they confirm."""
-    cutoff = clock.now() - max_age
-    with database.transaction() as session:
-        if not _first_to_housekeep(session):
-            log.info("housekeeping: another worker is doing it")
-            return 0
-        stale = list(
-            session.scalars(
-                select(Enrollment.id).where(
-                    Enrollment.status == EnrollmentStatus.PENDING,
-                    Enrollment.confirmed_at.is_(None),
-                    Enrollment.created_at < cutoff,
-                )
-            )
-        )
-        if stale:
-            session.execute(delete(Enrollment).where(Enrollment.id.in_(stale)))
-    if stale:
-        log.info("housekeeping: removed %d unconfirmed sign-up(s)", len(stale))
-    return len(stale)
 
 
 class Scheduler:
     """The APScheduler jobs of one process: dispatch on an interval, housekeeping daily."""
 
     def __init__(
-        self, database: Database, settings: Settings, dispatcher: Dispatcher, clock: Clock
+        self,
+        settings: Settings,
+        dispatcher: Dispatcher,
+        clock: Clock,
+        housekeeping: Callable[[], object] | None = None,
     ) -> None:
+        """`housekeeping` is the daily job (`app.housekeeping.daily`), given by the shell that
+        runs the process: what it removes is the operations' business, not the engine's."""
         self.dispatcher = dispatcher
         self._wake_lock = threading.Lock()
         self._passing = False
@@ -85,16 +52,16 @@ class Scheduler:
             max_instances=1,
             next_run_time=clock.now(),
         )
-        self._scheduler.add_job(
-            expire_unconfirmed,
-            "cron",
-            hour=3,
-            minute=17,
-            id="housekeeping",
-            args=[database, clock, timedelta(hours=settings.confirmation_expiry_hours)],
-            coalesce=True,
-            max_instances=1,
-        )
+        if housekeeping is not None:
+            self._scheduler.add_job(
+                housekeeping,
+                "cron",
+                hour=3,
+                minute=17,
+                id="housekeeping",
+                coalesce=True,
+                max_instances=1,
+            )
 
     def start(self) -> None:
         self._scheduler.start()

@@ -30,7 +30,7 @@ try:
 except ImportError:  # Windows: writers queue on SQLite's busy timeout alone
     fcntl = None  # type: ignore[assignment]
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
@@ -182,3 +182,16 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, path: Path | None) -
     def on_begin(connection: Any) -> None:
         read_only = connection.get_execution_options().get(READ_ONLY, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+HOUSEKEEPING_LOCK = 0x64726970  # "drip": the PostgreSQL advisory lock key of housekeeping
+
+
+def first_to_housekeep(session: Session) -> bool:
+    """Whether this worker does the housekeeping that must run once. On PostgreSQL several
+    `dripcourse run` processes wake at 03:17 together: the first takes a transaction-level advisory
+    lock and the others skip. On SQLite the `BEGIN IMMEDIATE` of the transaction already makes the
+    workers take turns, and the second one finds nothing left to remove."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(HOUSEKEEPING_LOCK))))

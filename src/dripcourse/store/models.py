@@ -24,7 +24,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from dripcourse.domain.states import DeliveryKind as DeliveryKind
 from dripcourse.domain.states import DeliveryStatus as DeliveryStatus
@@ -86,6 +88,12 @@ class Course(Base):
         back_populates="course", order_by="Lesson.position"
     )
 
+    @property
+    def current_lessons(self) -> list[Lesson]:
+        """The lessons of the course as its files stand, in order (retired ones keep their rows
+        for the history, but nobody is owed them)."""
+        return [lesson for lesson in self.lessons if lesson.is_current]
+
 
 class Lesson(Base):
     __tablename__ = "lessons"
@@ -109,6 +117,16 @@ class Lesson(Base):
     retired_at: Mapped[datetime | None]
 
     course: Mapped[Course] = relationship(back_populates="lessons")
+
+    @hybrid_property
+    def is_current(self) -> bool:
+        """Still in the course's files: in Python for a loaded lesson, in SQL in a query."""
+        return self.retired_at is None
+
+    @is_current.inplace.expression
+    @classmethod
+    def _is_current_expression(cls) -> ColumnElement[bool]:
+        return cls.retired_at.is_(None)
 
 
 def _key_of_email(context: DefaultExecutionContext) -> str:

@@ -1,17 +1,20 @@
 """Small units of store work that the operations and the engine share: suppressing an address
-and finding its suppression, making an owed delivery row, reading claimed deliveries as `Job`s."""
+and finding its suppression, making an owed delivery row, reading claimed deliveries as `Job`s,
+the lessons enrolments have had, and finishing enrolments."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dripcourse.domain.delivery import Job
-from dripcourse.domain.policy import SELF_LIFTED
+from dripcourse.domain.enrolment import Change, stamps
+from dripcourse.domain.policy import HAD, SELF_LIFTED
 from dripcourse.domain.validation import address_hash, domain_of
 from dripcourse.store.models import (
     Course,
@@ -99,3 +102,44 @@ def jobs_for(session: Session, delivery_ids: Sequence[int]) -> list[Job]:
         .order_by(Delivery.next_attempt_at, Delivery.id)
     ).all()
     return [Job(**row._mapping) for row in rows]
+
+
+class HadLesson(NamedTuple):
+    key: str
+    at: datetime
+    """When it went out (or, given up on, when it was due)."""
+
+
+def lesson_histories(
+    session: Session, enrollment_ids: Collection[int]
+) -> dict[int, list[HadLesson]]:
+    """The lessons each enrolment has had in the rhythm (`policy.HAD`), oldest first: the one
+    definition the engine, the catalog and the timeline read."""
+    histories: dict[int, list[HadLesson]] = {enrollment_id: [] for enrollment_id in enrollment_ids}
+    if not histories:
+        return histories
+    for enrollment_id, key, sent_at, due_at in session.execute(
+        select(Delivery.enrollment_id, Lesson.key, Delivery.sent_at, Delivery.due_at)
+        .join(Lesson, Delivery.lesson_id == Lesson.id)
+        .where(
+            Delivery.enrollment_id.in_(histories),
+            Delivery.kind == DeliveryKind.LESSON,
+            Delivery.status.in_(HAD),
+        )
+        .order_by(Delivery.enrollment_id, Delivery.due_at, Delivery.id)
+    ):
+        histories[enrollment_id].append(HadLesson(key, sent_at or due_at))
+    return histories
+
+
+def finish_enrollments(session: Session, enrollment_ids: Collection[int], now: datetime) -> None:
+    """`Change.FINISH` for many enrolments in one statement; those no longer running (someone
+    unsubscribed meanwhile) stay as they are."""
+    if not enrollment_ids:
+        return
+    session.execute(
+        update(Enrollment)
+        .where(Enrollment.id.in_(enrollment_ids), Enrollment.status.in_(Change.FINISH.sources))
+        .values(status=Change.FINISH.target, **stamps(Change.FINISH, now))
+        .execution_options(synchronize_session=False)
+    )
