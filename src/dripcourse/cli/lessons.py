@@ -88,11 +88,8 @@ def send_test(
     with app.database().transaction() as session:
         course, found = find_lesson(session, slug, lesson)
         view = CourseView.of(course)
-        builder = MessageBuilder(
-            Signer(secret_key(session, app.settings.secret_key)),
-            app.settings.base_url,
-            feedback_id=app.settings.feedback_id,
-        )
+        key = secret_key(session, app.settings.secret_key)
+        builder = MessageBuilder.for_sending(app.settings, key, verp=False)
         job = sample_job(course, found, address, clean_name(name), zone)
     message = builder.build(job, view, app.clock.now(), subject_prefix="[Test] ")
     with app.backend() as backend:
