@@ -14,15 +14,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, get_args, get_type_hints
+from typing import Any, get_args, get_type_hints
 
 from dripcourse.domain.schedule import RetryPolicy
 from dripcourse.errors import BadInput
 
-if TYPE_CHECKING:
-    from dripcourse.mail.dkim import DkimSigner
-
 ENV_PREFIX = "DRIPCOURSE_"
+
+
+@dataclass(frozen=True)
+class DkimSettings:
+    """Where the DKIM key is and what it signs for; `mail.dkim.signer_for` reads the key."""
+
+    key_file: Path
+    selector: str
+    domain: str
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ class Settings:
     soft_bounce_limit: int = 3
     """Soft bounces (4.x.x) of one subscriber after which the address is suppressed."""
     dkim_key_file: Path | None = None
-    """PEM file of the RSA private key that DKIM-signs what the SMTP backend sends. DKIM takes
+    """PEM file of the RSA private key that DKIM-signs every message built to be sent. DKIM takes
     all three of dkim_key_file, dkim_selector and dkim_domain, or none."""
     dkim_selector: str = ""
     """The public key is published at `<selector>._domainkey.<domain>` (a DNS TXT record)."""
@@ -91,8 +97,9 @@ class Settings:
     def api_tokens(self) -> list[str]:
         return [token.strip() for token in self.api_token.split(",") if token.strip()]
 
-    def dkim_signer(self) -> DkimSigner | None:
-        """The signer for the SMTP backend, its key read now; None when DKIM is not configured."""
+    @property
+    def dkim(self) -> DkimSettings | None:
+        """The DKIM settings; None when DKIM is not configured, `BadInput` when only in part."""
         given = {
             "dkim_key_file": self.dkim_key_file,
             "dkim_selector": self.dkim_selector,
@@ -106,10 +113,7 @@ class Settings:
                 "DKIM signing needs dkim_key_file, dkim_selector and dkim_domain; "
                 f"missing: {', '.join(missing)}"
             )
-        # Imported here: cryptography is loaded only where DKIM is configured.
-        from dripcourse.mail.dkim import DkimSigner
-
-        return DkimSigner.from_key_file(self.dkim_key_file, self.dkim_selector, self.dkim_domain)
+        return DkimSettings(self.dkim_key_file, self.dkim_selector, self.dkim_domain)
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -157,8 +161,9 @@ def load_settings(
     settings = Settings(
         **{name: _in_range(name, _coerce(name, value)) for name, value in values.items()}
     )
-    # Checked at start-up, so that a bad key is one clear line and not a failure in every send.
-    settings.dkim_signer()
+    # All three or none; whether the key is usable is checked where it is read (`mail.dkim`),
+    # by the command line at start-up.
+    _ = settings.dkim
     _check_feedback_id(settings.feedback_id)
     return settings
 

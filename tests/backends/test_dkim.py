@@ -1,5 +1,6 @@
-"""Signed mail: a lesson sent through the SMTP backend to a real aiosmtpd server arrives with a DKIM
-signature that dkimpy (an independent implementation) verifies against the published public key.
+"""Signed mail: a lesson built with DKIM configured and sent through the SMTP backend to a real
+aiosmtpd server arrives with a DKIM signature that dkimpy (an independent implementation) verifies
+against the published public key. The message builder signs; the backend sends the bytes as built.
 
 Only the DNS lookup of that key is stubbed: `dnsfunc` answers the TXT record an operator would publish.
 """
@@ -28,7 +29,7 @@ from dripcourse.courses.catalog import load_sources, view_of_source
 from dripcourse.devtools.smtpserver import CapturingSMTPServer
 from dripcourse.errors import BadInput
 from dripcourse.mail.builder import MessageBuilder, sample_message
-from dripcourse.mail.dkim import DkimSigner
+from dripcourse.mail.dkim import DkimSigner, signer_for
 from dripcourse.mail.rendering import Recipient
 from dripcourse.mail.tokens import Signer
 
@@ -102,12 +103,22 @@ def environ_for(key: Key, **more: str) -> dict[str, str]:
     }
 
 
+def start_up(environ: dict[str, str]) -> Settings:
+    """The settings as the command line reads them at start-up, the DKIM key checked."""
+    settings = load_settings(environ=environ)
+    signer_for(settings)
+    return settings
+
+
 def lesson(settings: Settings, number: int = 1) -> tuple[str, bytes, str]:
-    """Lesson `number` of the example course, built as the dispatcher builds it: (key, bytes, envelope
-    sender)."""
+    """Lesson `number` of the example course, built as the dispatcher builds it (DKIM-signed when
+    the settings configure it): (key, bytes, envelope sender)."""
     source = load_sources(EXAMPLE_COURSES)[0]
     builder = MessageBuilder(
-        Signer("test-secret-key"), "https://courses.example.org", feedback_id=settings.feedback_id
+        Signer("test-secret-key"),
+        "https://courses.example.org",
+        feedback_id=settings.feedback_id,
+        dkim=signer_for(settings),
     )
     lesson_key = source.lessons[number - 1].key
     message = sample_message(builder, view_of_source(source), lesson_key, READER, NOW)
@@ -115,9 +126,14 @@ def lesson(settings: Settings, number: int = 1) -> tuple[str, bytes, str]:
 
 
 @pytest.fixture
-def signed_backend(key: Key, smtpd: CapturingSMTPServer) -> Iterator[SMTPBackend]:
-    settings = load_settings(environ=environ_for(key))
-    with SMTPBackend.from_url(smtpd.url, dkim=settings.dkim_signer()) as backend:
+def signed(key: Key) -> Settings:
+    """Settings with DKIM configured."""
+    return load_settings(environ=environ_for(key))
+
+
+@pytest.fixture
+def smtp(smtpd: CapturingSMTPServer) -> Iterator[SMTPBackend]:
+    with SMTPBackend.from_url(smtpd.url) as backend:
         assert isinstance(backend, SMTPBackend)
         yield backend
 
@@ -132,11 +148,11 @@ def deliver(backend: SMTPBackend, smtpd: CapturingSMTPServer, data: bytes, sende
 
 
 def test_a_delivered_lesson_verifies_against_the_published_key(
-    key: Key, signed_backend: SMTPBackend, smtpd: CapturingSMTPServer
+    key: Key, signed: Settings, smtp: SMTPBackend, smtpd: CapturingSMTPServer
 ) -> None:
-    _, data, sender = lesson(Settings())
+    _, data, sender = lesson(signed)
 
-    received = deliver(signed_backend, smtpd, data, sender)
+    received = deliver(smtp, smtpd, data, sender)
 
     assert verifies(received, key)
     assert received.endswith(data), "the message itself goes as it was built"
@@ -147,12 +163,10 @@ def test_a_delivered_lesson_verifies_against_the_published_key(
 
 
 def test_every_lesson_of_a_pass_is_signed_each_with_its_own_signature(
-    key: Key, signed_backend: SMTPBackend, smtpd: CapturingSMTPServer
+    key: Key, signed: Settings, smtp: SMTPBackend, smtpd: CapturingSMTPServer
 ) -> None:
-    built = [lesson(Settings(), number) for number in (1, 2, 3)]
-    signed_backend.send(
-        [OutgoingMessage(key_, sender, READER.email, data) for key_, data, sender in built]
-    )
+    built = [lesson(signed, number) for number in (1, 2, 3)]
+    smtp.send([OutgoingMessage(key_, sender, READER.email, data) for key_, data, sender in built])
 
     received = [message.data for message in smtpd.messages]
     assert len(received) == 3
@@ -161,10 +175,10 @@ def test_every_lesson_of_a_pass_is_signed_each_with_its_own_signature(
 
 
 def test_a_changed_subject_or_body_fails_verification(
-    key: Key, signed_backend: SMTPBackend, smtpd: CapturingSMTPServer
+    key: Key, signed: Settings, smtp: SMTPBackend, smtpd: CapturingSMTPServer
 ) -> None:
-    _, data, sender = lesson(Settings())
-    received = deliver(signed_backend, smtpd, data, sender)
+    _, data, sender = lesson(signed)
+    received = deliver(smtp, smtpd, data, sender)
     subject = next(line for line in received.split(b"\r\n") if line.startswith(b"Subject: "))
 
     new_subject = received.replace(subject, subject + b" - now 50% off!")
@@ -176,12 +190,12 @@ def test_a_changed_subject_or_body_fails_verification(
 
 
 def test_an_added_unsubscribe_header_fails_verification(
-    key: Key, signed_backend: SMTPBackend, smtpd: CapturingSMTPServer
+    key: Key, signed: Settings, smtp: SMTPBackend, smtpd: CapturingSMTPServer
 ) -> None:
     # Each signed field is named once more than it occurs (RFC 6376 8.15): a second
     # List-Unsubscribe, or a Reply-To where there was none, cannot be slipped in on the way.
-    _, data, sender = lesson(Settings())
-    received = deliver(signed_backend, smtpd, data, sender)
+    _, data, sender = lesson(signed)
+    received = deliver(smtp, smtpd, data, sender)
     head, body = received.split(b"\r\n\r\n", 1)
 
     for extra in (b"List-Unsubscribe: <https://evil.example/u>", b"Feedback-ID: a:b:c:evil"):
@@ -189,11 +203,11 @@ def test_an_added_unsubscribe_header_fails_verification(
 
 
 def test_the_unsubscribe_headers_are_signed(
-    key: Key, signed_backend: SMTPBackend, smtpd: CapturingSMTPServer
+    key: Key, signed: Settings, smtp: SMTPBackend, smtpd: CapturingSMTPServer
 ) -> None:
     # RFC 8058 4: one-click unsubscribing counts only if a DKIM signature covers both fields.
-    _, data, sender = lesson(Settings())
-    received = deliver(signed_backend, smtpd, data, sender)
+    _, data, sender = lesson(signed)
+    received = deliver(smtp, smtpd, data, sender)
 
     signed = [name.strip() for name in signature_tags(received)[b"h"].split(b":")]
 
@@ -204,11 +218,11 @@ def test_the_unsubscribe_headers_are_signed(
 
 
 def test_a_relay_that_refolds_headers_and_trims_blank_lines_keeps_the_signature_valid(
-    key: Key, signed_backend: SMTPBackend, smtpd: CapturingSMTPServer
+    key: Key, signed: Settings, smtp: SMTPBackend, smtpd: CapturingSMTPServer
 ) -> None:
     # Relaxed canonicalisation (RFC 6376 3.4.2, 3.4.4) is chosen for exactly this.
-    _, data, sender = lesson(Settings())
-    received = deliver(signed_backend, smtpd, data, sender)
+    _, data, sender = lesson(signed)
+    received = deliver(smtp, smtpd, data, sender)
 
     relayed = (
         received.replace(b"Subject: ", b"Subject:\r\n\t ", 1).replace(b"To: ", b"To:    ", 1)
@@ -220,10 +234,10 @@ def test_a_relay_that_refolds_headers_and_trims_blank_lines_keeps_the_signature_
 
 def test_without_dkim_settings_nothing_is_signed(smtpd: CapturingSMTPServer) -> None:
     settings = load_settings(environ={})
-    assert settings.dkim_signer() is None
+    assert signer_for(settings) is None
     _, data, sender = lesson(settings)
 
-    with SMTPBackend.from_url(smtpd.url, dkim=settings.dkim_signer()) as backend:
+    with SMTPBackend.from_url(smtpd.url) as backend:
         assert isinstance(backend, SMTPBackend)
         received = deliver(backend, smtpd, data, sender)
 
@@ -252,12 +266,14 @@ def test_any_white_space_in_body_or_headers_is_canonicalised_as_dkimpy_does(
 
 
 def test_the_feedback_id_names_course_and_lesson_and_is_signed(
-    key: Key, signed_backend: SMTPBackend, smtpd: CapturingSMTPServer
+    key: Key, smtp: SMTPBackend, smtpd: CapturingSMTPServer
 ) -> None:
-    settings = load_settings(environ={"DRIPCOURSE_FEEDBACK_ID": "{course}:{lesson}:dripcourse"})
+    settings = load_settings(
+        environ=environ_for(key, DRIPCOURSE_FEEDBACK_ID="{course}:{lesson}:dripcourse")
+    )
     lesson_key, data, sender = lesson(settings, 2)
 
-    received = deliver(signed_backend, smtpd, data, sender)
+    received = deliver(smtp, smtpd, data, sender)
 
     assert smtpd.messages[-1].message["Feedback-ID"] == f"runners:{lesson_key}:dripcourse"
     assert b"feedback-id" in signature_tags(received)[b"h"]
@@ -278,7 +294,7 @@ def test_a_missing_key_file_is_a_clear_error(key: Key, tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.pem"
 
     with pytest.raises(BadInput, match=rf"cannot read the DKIM key file {missing}: No such file"):
-        load_settings(environ=environ_for(key, DRIPCOURSE_DKIM_KEY_FILE=str(missing)))
+        start_up(environ_for(key, DRIPCOURSE_DKIM_KEY_FILE=str(missing)))
 
 
 @pytest.mark.parametrize(
@@ -297,7 +313,7 @@ def test_a_garbled_key_file_is_a_clear_error(
     garbled.write_bytes(content)
 
     with pytest.raises(BadInput, match=complaint):
-        load_settings(environ=environ_for(key, DRIPCOURSE_DKIM_KEY_FILE=str(garbled)))
+        start_up(environ_for(key, DRIPCOURSE_DKIM_KEY_FILE=str(garbled)))
 
 
 def test_a_key_with_a_password_is_refused_with_the_way_out(key: Key, tmp_path: Path) -> None:
@@ -312,7 +328,7 @@ def test_a_key_with_a_password_is_refused_with_the_way_out(key: Key, tmp_path: P
     )
 
     with pytest.raises(BadInput, match=r"protected by a password.*openssl pkey"):
-        load_settings(environ=environ_for(key, DRIPCOURSE_DKIM_KEY_FILE=str(locked)))
+        start_up(environ_for(key, DRIPCOURSE_DKIM_KEY_FILE=str(locked)))
 
 
 def test_an_ed25519_key_is_refused_and_rsa_named(key: Key, tmp_path: Path) -> None:
@@ -326,7 +342,7 @@ def test_an_ed25519_key_is_refused_and_rsa_named(key: Key, tmp_path: Path) -> No
     )
 
     with pytest.raises(BadInput, match="Ed25519PrivateKey key; only RSA keys"):
-        load_settings(environ=environ_for(key, DRIPCOURSE_DKIM_KEY_FILE=str(other)))
+        start_up(environ_for(key, DRIPCOURSE_DKIM_KEY_FILE=str(other)))
 
 
 def test_an_old_style_rsa_key_file_works_too(key: Key, tmp_path: Path) -> None:
@@ -340,8 +356,8 @@ def test_an_old_style_rsa_key_file_works_too(key: Key, tmp_path: Path) -> None:
             serialization.NoEncryption(),
         )
     )
-    settings = load_settings(environ=environ_for(key, DRIPCOURSE_DKIM_KEY_FILE=str(pkcs1)))
-    signer = settings.dkim_signer()
+    settings = start_up(environ_for(key, DRIPCOURSE_DKIM_KEY_FILE=str(pkcs1)))
+    signer = signer_for(settings)
     _, data, _ = lesson(Settings())
 
     assert signer is not None
@@ -400,8 +416,10 @@ def test_a_tick_with_dkim_configured_delivers_signed_lessons_with_a_feedback_id(
 
 
 def test_the_console_backend_shows_messages_as_built_even_with_dkim_configured(
-    key: Key, cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    key: Key, cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    # The message builder signs, so the message as built is the signed one: the development
+    # backends show and keep what would go out, and the file backend's .eml verifies.
     for name, value in environ_for(key).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("DRIPCOURSE_EMAIL_BACKEND", "console:")
@@ -409,7 +427,14 @@ def test_the_console_backend_shows_messages_as_built_even_with_dkim_configured(
     assert cli("courses", "sync").code == 0
 
     shown = cli("lessons", "send-test", "runners", "1", "--to", "author@example.com")
+    monkeypatch.setenv("DRIPCOURSE_EMAIL_BACKEND", (tmp_path / "out").as_uri())
+    filed = cli("lessons", "send-test", "runners", "1", "--to", "author@example.com")
 
     assert shown.code == 0, shown.err
     assert "Subject: [Test] Lesson 1: Feet first" in shown.out
-    assert "DKIM-Signature" not in shown.out
+    assert shown.out.startswith(
+        f"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;\n\td={DOMAIN}"
+    )
+    assert filed.code == 0, filed.err
+    [eml] = (tmp_path / "out").glob("*.eml")
+    assert verifies(eml.read_bytes(), key)

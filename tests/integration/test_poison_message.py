@@ -163,7 +163,7 @@ def test_an_error_at_any_step_fails_that_message_alone(
     STEPS[step](monkeypatch)
     clock.set(LESSON_ONE)
     dispatcher = Dispatcher(
-        synced, batch_settings, load_backend(batch_settings.email_backend, batch_settings), clock
+        synced, batch_settings, load_backend(batch_settings.email_backend), clock
     )
 
     report = dispatcher.run_pass()
@@ -245,7 +245,7 @@ def test_a_lesson_reaching_for_python_internals_for_one_reader_fails_that_delive
     enrol_everyone(database, clock)
     clock.set(LESSON_ONE)
     dispatcher = Dispatcher(
-        database, batch_settings, load_backend(batch_settings.email_backend, batch_settings), clock
+        database, batch_settings, load_backend(batch_settings.email_backend), clock
     )
 
     dispatcher.run_pass()

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from dripcourse.config import RANGES, Settings, load_settings
 from dripcourse.errors import BadInput
+from dripcourse.mail.dkim import signer_for
 
 
 def config_file(tmp_path: Path, text: str) -> Path:
@@ -142,7 +143,7 @@ def dkim_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_without_dkim_settings_nothing_is_signed() -> None:
     assert Settings().dkim_key_file is None
-    assert Settings().dkim_signer() is None
+    assert signer_for(Settings()) is None
 
 
 def test_the_dkim_settings_are_read_from_the_file(tmp_path: Path, dkim_key: Path) -> None:
@@ -154,7 +155,7 @@ def test_the_dkim_settings_are_read_from_the_file(tmp_path: Path, dkim_key: Path
     )
 
     settings = load_settings(path, {})
-    signer = settings.dkim_signer()
+    signer = signer_for(settings)
 
     assert settings.dkim_key_file == dkim_key
     assert signer is not None
@@ -199,7 +200,7 @@ def test_a_selector_or_domain_that_is_no_dns_name_is_refused(
     }
 
     with pytest.raises(BadInput, match=complaint):
-        load_settings(None, environ)
+        signer_for(load_settings(None, environ))  # as the command line does at start-up
 
 
 # -- Feedback-ID template ------------------------------------------------------------------------

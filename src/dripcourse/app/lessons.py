@@ -1,22 +1,29 @@
 """Operator actions on single lessons: find one, preview it, send a test, queue it for people.
 
-A queued lesson is an extra delivery outside the rhythm: the person's weekly lessons go on as before.
+A test send is the lesson exactly as a subscriber gets it (the same builder, DKIM included), marked
+`[Test]`, mailed to one address and recorded nowhere. A queued lesson is an extra delivery outside
+the rhythm: the person's weekly lessons go on as before.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from dripcourse.app.people import find_subscriber
+from dripcourse.backends import load_backend
+from dripcourse.config import Settings
 from dripcourse.courses.catalog import get_course
-from dripcourse.domain.delivery import Job
-from dripcourse.domain.validation import clean_name, normalise_email
+from dripcourse.domain.delivery import Job, Outcome
+from dripcourse.domain.validation import check_timezone, clean_name, normalise_email
 from dripcourse.errors import BadInput, Conflict, NotFound
 from dripcourse.mail.builder import CourseView, MessageBuilder
 from dripcourse.mail.rendering import RenderedLesson
+from dripcourse.mail.tokens import secret_key
+from dripcourse.store.db import Database
 from dripcourse.store.models import (
     Course,
     Delivery,
@@ -69,6 +76,53 @@ def preview(
     course, lesson = find_lesson(session, course_slug, which)
     rendered, _ = builder.render(sample_job(course, lesson, address, clean), CourseView.of(course))
     return course, lesson, rendered
+
+
+TEST_PREFIX = "[Test] "
+"""Put before the subject of a test send, so that nobody takes it for the real lesson."""
+
+
+@dataclass(frozen=True)
+class SentTestCopy:
+    """A test send that the backend took: which lesson went to whom."""
+
+    course: str
+    number: int
+    """The lesson's position in the course (a retired lesson keeps its old one)."""
+    key: str
+    to: str
+
+
+def send_test(
+    database: Database,
+    settings: Settings,
+    course_slug: str,
+    which: str,
+    to: str,
+    *,
+    name: str = "Sam Sample",
+    timezone: str = "UTC",
+    now: datetime,
+) -> SentTestCopy:
+    """Mail lesson `which` of a course to `to` now, through the configured backend, marked
+    `[Test]`; nothing is recorded. A send the backend does not take is `BadInput`, with its reason.
+
+    Built in one short transaction (the secret key may be made on first use and is kept), sent
+    outside any, as the dispatcher does.
+    """
+    address, zone = normalise_email(to), check_timezone(timezone)
+    with database.transaction() as session:
+        course, lesson = find_lesson(session, course_slug, which)
+        view = CourseView.of(course)
+        key = secret_key(session, settings.secret_key)
+        builder = MessageBuilder.for_sending(settings, key, verp=False)
+        job = sample_job(course, lesson, address, clean_name(name), zone)
+    message = builder.build(job, view, now, subject_prefix=TEST_PREFIX)
+    with load_backend(settings.email_backend) as backend:
+        result = backend.send([message])[0]
+    if result.outcome != Outcome.SENT:
+        raise BadInput(f"test send to {address} failed ({result.outcome}): {result.detail}")
+    return SentTestCopy(course_slug, lesson.position, lesson.key, address)
 
 
 def sample_job(

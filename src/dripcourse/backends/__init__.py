@@ -7,22 +7,18 @@ registers its own class under that group with its scheme as the name.
 from __future__ import annotations
 
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from dripcourse.backends.base import BackendError, DeliveryBackend
 from dripcourse.errors import BadInput
 
-if TYPE_CHECKING:
-    from dripcourse.config import Settings
-
 ENTRY_POINT_GROUP = "dripcourse.backends"
 
 
-def load_backend(url: str, settings: Settings | None = None) -> DeliveryBackend:
+def load_backend(url: str) -> DeliveryBackend:
     """The backend for `url`, its class looked up by the URL's scheme.
 
-    With `settings`, the backend also gets what they configure for every backend: the DKIM signer.
+    A backend only delivers: what it is given is final (DKIM-signed by the message builder).
     """
     scheme = urlsplit(url).scheme.lower()
     found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
@@ -33,10 +29,6 @@ def load_backend(url: str, settings: Settings | None = None) -> DeliveryBackend:
     if not (isinstance(backend_class, type) and issubclass(backend_class, DeliveryBackend)):
         raise BadInput(f"entry point {scheme!r} does not name a DeliveryBackend class")
     try:
-        backend = backend_class.from_url(url)
+        return backend_class.from_url(url)
     except BackendError as exc:
         raise BadInput(f"email backend {url!r}: {exc}") from exc
-    signer = settings.dkim_signer() if settings is not None else None
-    if signer is not None:
-        backend.sign_with(signer)
-    return backend

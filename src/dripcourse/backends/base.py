@@ -1,13 +1,16 @@
 """The delivery contract every backend fulfils.
 
 A backend takes finished messages and reports, per message, what became of it. It never raises for one
-message's failure: a refused recipient, a 4xx, a lost connection or a message it cannot sign is a
+message's failure: a refused recipient, a 4xx, a lost connection or a message it cannot take is a
 `DeliveryResult`. (A backend that raises anyway has each message of that group sent again on its own
 by the dispatcher, so that only the one it cannot take fails.) The dispatcher
 decides what to do with each result (record, retry later, suppress); the backend only delivers.
 
 Lifecycle (Django's mail backends): `open()` and `close()` are no-ops unless a backend holds a
 connection; a backend is also a context manager, and `send()` opens on demand.
+
+A message arrives finished, its DKIM signature included (the message builder signs it): a backend
+hands its bytes on unchanged, or the signature would no longer hold.
 """
 
 from __future__ import annotations
@@ -15,15 +18,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING
 
 from dripcourse.domain.delivery import DeliveryResult as DeliveryResult
 from dripcourse.domain.delivery import Outcome as Outcome
 from dripcourse.domain.delivery import OutgoingMessage as OutgoingMessage
 from dripcourse.errors import BackendError as BackendError  # kept importable from here
-
-if TYPE_CHECKING:
-    from dripcourse.mail.dkim import DkimSigner
 
 
 def send_each_ready(
@@ -47,10 +46,6 @@ class DeliveryBackend(ABC):
     def from_url(cls, url: str) -> DeliveryBackend:
         """Build the backend from its URL; raise `BackendError` for options it cannot use."""
         return cls()
-
-    def sign_with(self, signer: DkimSigner) -> None:  # noqa: B027 - a no-op by design
-        """DKIM-sign what is sent from now on. Backends that hand mail to a server (smtp) do;
-        the development ones (console, file, memory) show messages as built."""
 
     def open(self) -> None:  # noqa: B027 - a no-op by design; connection-holding backends override
         """Prepare to send (connect). Sending on an unopened backend opens it."""

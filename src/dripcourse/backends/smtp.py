@@ -10,9 +10,6 @@ way a message that is not 7-bit is announced with BODY=8BITMIME (RFC 6152) where
 it. A server that does not is sent the 8-bit message as it is, as smtplib always did, with one
 warning in the log per backend: converting to quoted-printable would mean rebuilding the MIME.
 
-With a `DkimSigner` (`Settings.dkim_signer()`), every message is DKIM-signed (RFC 6376) just before
-it goes, so the signature covers the very bytes on the wire; see `dripcourse/dkim.py`.
-
 A server that cannot be reached (refused, silent, TLS or log-in trouble) costs one attempt (one
 timeout) between `open()` and `close()`, that is once per dispatch pass, not once per send group:
 the rest of the pass is kept for later at once, and the cause is logged once.
@@ -27,7 +24,7 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
 from dripcourse.backends.base import (
     BackendError,
@@ -35,7 +32,6 @@ from dripcourse.backends.base import (
     DeliveryResult,
     Outcome,
     OutgoingMessage,
-    send_each_ready,
 )
 from dripcourse.backends.smtpclient import (
     Pipeline,
@@ -45,9 +41,6 @@ from dripcourse.backends.smtpclient import (
     send_one,
 )
 from dripcourse.backends.smtpurl import DEFAULT_PORTS, DEFAULT_TIMEOUT, TLSMode, parse_smtp_url
-
-if TYPE_CHECKING:
-    from dripcourse.mail.dkim import DkimSigner
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +74,6 @@ class SMTPBackend(DeliveryBackend):
         password: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         pipelining: bool = True,
-        dkim: DkimSigner | None = None,
     ) -> None:
         if tls is None:
             # Plain SMTP is only a sane default where the traffic never leaves the machine.
@@ -98,8 +90,6 @@ class SMTPBackend(DeliveryBackend):
         self.timeout = timeout
         self.pipelining = pipelining
         """Pipeline (RFC 2920) where the server offers it."""
-        self.dkim = dkim
-        """Signs each message before it goes; None: messages go unsigned."""
         self.connection_count = 0
         """How many connections this backend has opened in its life."""
         self.pipelined_count = 0
@@ -111,7 +101,7 @@ class SMTPBackend(DeliveryBackend):
         instead of paying a connect timeout per send group; `close()` forgets it."""
 
     @classmethod
-    def from_url(cls, url: str, *, dkim: DkimSigner | None = None) -> Self:
+    def from_url(cls, url: str) -> Self:
         found = parse_smtp_url(url)
         return cls(
             found.host,
@@ -121,17 +111,12 @@ class SMTPBackend(DeliveryBackend):
             password=found.password,
             timeout=found.timeout,
             pipelining=found.pipelining,
-            dkim=dkim,
         )
-
-    def sign_with(self, signer: DkimSigner) -> None:
-        self.dkim = signer
 
     def __repr__(self) -> str:
         user = f"{self.username}@" if self.username else ""
         pipelining = "" if self.pipelining else " pipelining=0"
-        dkim = f" dkim={self.dkim.selector}._domainkey.{self.dkim.domain}" if self.dkim else ""
-        return f"<SMTPBackend smtp://{user}{self._address} tls={self.tls}{pipelining}{dkim}>"
+        return f"<SMTPBackend smtp://{user}{self._address} tls={self.tls}{pipelining}>"
 
     def open(self) -> None:
         if self._connection is not None:
@@ -156,12 +141,6 @@ class SMTPBackend(DeliveryBackend):
             connection.close()
 
     def send(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
-        if self.dkim is None or self._unreachable is not None:
-            return self._send_signed(messages)
-        signer = self.dkim
-        return send_each_ready([self._signed(m, signer) for m in messages], self._send_signed)
-
-    def _send_signed(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
         results: list[DeliveryResult] = []
         if not messages:
             return results
@@ -308,18 +287,6 @@ class SMTPBackend(DeliveryBackend):
         return _SessionFailure(f"network error with {self._address}: {exc.strerror or exc}")
 
     # -- messages ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _signed(message: OutgoingMessage, signer: DkimSigner) -> OutgoingMessage | DeliveryResult:
-        """The message with its DKIM signature; a message that cannot be signed fails alone."""
-        try:
-            data = signer.sign(message.data)
-        except Exception as exc:
-            log.exception("cannot DKIM-sign message %s", message.key)
-            return DeliveryResult(
-                message.key, Outcome.UNSENDABLE, None, f"DKIM signing failed: {exc}"
-            )
-        return OutgoingMessage(message.key, message.sender, message.recipient, data)
 
     def _send_pipelined(
         self,

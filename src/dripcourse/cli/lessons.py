@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from dripcourse.app.lessons import find_lesson, queue_lesson, sample_job
+from dripcourse.app import lessons
 from dripcourse.cli.main import App, local_time, now_option, pass_app
 from dripcourse.courses.catalog import get_course
-from dripcourse.domain.validation import check_timezone, clean_name, normalise_email, parse_instant
+from dripcourse.domain.validation import parse_instant
 from dripcourse.errors import BadInput
-from dripcourse.mail.builder import CourseView, MessageBuilder
+from dripcourse.mail.builder import MessageBuilder
 from dripcourse.mail.tokens import Signer, secret_key
 from dripcourse.store.privatefiles import write_private
 
@@ -54,13 +54,10 @@ def list_lessons(app: App, slug: str) -> None:
 def preview(app: App, slug: str, lesson: str, output: Path | None, name: str, email: str) -> None:
     """Render lesson N (number or key) of SLUG: HTML to a file you can open, text to stdout."""
     with app.database().transaction() as session:
-        course, found = find_lesson(session, slug, lesson)
-        view = CourseView.of(course)
         builder = MessageBuilder(
             Signer(secret_key(session, app.settings.secret_key)), app.settings.base_url
         )
-        job = sample_job(course, found, normalise_email(email), clean_name(name))
-    rendered, _ = builder.render(job, view)
+        _, found, rendered = lessons.preview(session, builder, slug, lesson, email=email, name=name)
     target = output or Path(f"{slug}-{found.position:02d}-{found.key}.html")
     # 0600: --email may be a real subscriber's, and the links are signed with the real key.
     write_private(target, rendered.html.encode("utf-8"))
@@ -84,23 +81,18 @@ def send_test(
 ) -> None:
     """Send lesson N of SLUG to --to now, through the configured backend, marked [Test]."""
     app.at(now)
-    address, zone = normalise_email(to), check_timezone(timezone)
-    with app.database().transaction() as session:
-        course, found = find_lesson(session, slug, lesson)
-        view = CourseView.of(course)
-        builder = MessageBuilder(
-            Signer(secret_key(session, app.settings.secret_key)),
-            app.settings.base_url,
-            feedback_id=app.settings.feedback_id,
-        )
-        job = sample_job(course, found, address, clean_name(name), zone)
-    message = builder.build(job, view, app.clock.now(), subject_prefix="[Test] ")
-    with app.backend() as backend:
-        result = backend.send([message])[0]
-    if result.outcome != "sent":
-        raise BadInput(f"test send to {address} failed ({result.outcome}): {result.detail}")
+    sent = lessons.send_test(
+        app.database(),
+        app.settings,
+        slug,
+        lesson,
+        to,
+        name=name,
+        timezone=timezone,
+        now=app.clock.now(),
+    )
     click.echo(
-        f"sent lesson {found.position} ({found.key}) of {slug} to {address} "
+        f"sent lesson {sent.number} ({sent.key}) of {sent.course} to {sent.to} "
         f"via {app.settings.email_backend.split(':')[0]}"
     )
 
@@ -128,7 +120,7 @@ def queue(
     app.at(now)
     when = parse_instant(at) if at else app.clock.now()
     with app.database().transaction() as session:
-        count = queue_lesson(session, slug, lesson, when, to=to, all_active=all_active)
+        count = lessons.queue_lesson(session, slug, lesson, when, to=to, all_active=all_active)
     click.echo(
         f"queued lesson {lesson} of {slug} for {count} "
         f"{'person' if count == 1 else 'people'}, due {local_time(when, 'UTC')}"

@@ -22,6 +22,7 @@ from dripcourse.clock import Clock, FixedClock, SystemClock
 from dripcourse.config import Settings, load_settings
 from dripcourse.domain.validation import parse_instant
 from dripcourse.errors import BadInput, DripcourseError
+from dripcourse.mail.dkim import signer_for
 from dripcourse.store import migrations
 from dripcourse.store.db import Database, sqlite_path
 
@@ -50,7 +51,7 @@ class App:
         return self._database
 
     def backend(self) -> DeliveryBackend:
-        return load_backend(self.settings.email_backend, self.settings)
+        return load_backend(self.settings.email_backend)
 
     def at(self, now: str | None) -> None:
         """Pin the clock to `--now`, so a command acts as if it were that instant."""
@@ -108,7 +109,10 @@ def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    app = App(settings=load_settings(config))
+    settings = load_settings(config)
+    # Checked at start-up, so that a bad DKIM key is one clear line and not a failure in every send.
+    signer_for(settings)
+    app = App(settings=settings)
     ctx.obj = app
     ctx.call_on_close(app.close)
 

@@ -1,7 +1,9 @@
-"""Turns one delivery (a `Job`) into the finished message: links signed, lesson rendered, MIME built.
+"""Turns one delivery (a `Job`) into the finished message: links signed, lesson rendered, MIME built,
+and DKIM-signed last when the settings configure a key.
 
-Shared by the dispatcher and by the operator's test sends, so a test email is exactly what a
-subscriber gets.
+Shared by the dispatcher and by the operator's test sends (`for_sending`), so a test email is
+exactly what a subscriber gets. The bytes it returns are final: backends send, write or show them
+as they are, so the signature covers what goes on the wire.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from dripcourse.config import Settings
 from dripcourse.domain.delivery import Job, OutgoingMessage
 from dripcourse.domain.validation import domain_of
+from dripcourse.mail.dkim import DkimSigner, signer_for
 from dripcourse.mail.links import track_links, tracks_clicks
 from dripcourse.mail.mime import Envelope, ascii_address, compose
 from dripcourse.mail.rendering import (
@@ -77,6 +81,22 @@ class MessageBuilder:
     """`Settings.bounce_address`."""
     feedback_id: str = ""
     """`Settings.feedback_id`: the Feedback-ID template; empty: no such header."""
+    dkim: DkimSigner | None = None
+    """Signs each finished message; None: messages are left unsigned (previews)."""
+
+    @classmethod
+    def for_sending(cls, settings: Settings, key: str, *, verp: bool = True) -> MessageBuilder:
+        """The builder of what goes out: links signed with the secret `key`, every header the
+        settings ask for, DKIM-signed when configured. Without `verp` the envelope sender is the
+        course's own address (a test send has no delivery for a bounce to point at)."""
+        return cls(
+            Signer(key),
+            settings.base_url,
+            BounceAddresses(key) if verp else None,
+            settings.bounce_address,
+            feedback_id=settings.feedback_id,
+            dkim=signer_for(settings),
+        )
 
     def links(self, job: Job) -> Links:
         base = self.base_url.rstrip("/")
@@ -134,11 +154,13 @@ class MessageBuilder:
         if self.bounces is not None:
             base = bounce_base(settings, self.bounce_address)
             envelope_sender = self.bounces.make(base, job.delivery_id)
+        data = compose(envelope, subject_prefix + rendered.subject, rendered.text, rendered.html)
         return OutgoingMessage(
             key=str(job.delivery_id),
             sender=envelope_sender,
             recipient=ascii_address(job.email),
-            data=compose(envelope, subject_prefix + rendered.subject, rendered.text, rendered.html),
+            # Signed last: nothing may change the message after this (RFC 6376 bh= and b=).
+            data=data if self.dkim is None else self.dkim.sign(data),
         )
 
 

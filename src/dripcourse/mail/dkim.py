@@ -1,10 +1,12 @@
 """DKIM signatures (RFC 6376): each outgoing message signed for our domain, so that a receiver can
 check that it comes from us unchanged, and DMARC (RFC 7489) can pass on it.
 
-Responsible for reading the private key once, when the signer is made (a missing or unusable key is
-a bad setting at start-up, `BadInput`, never a failed delivery), and for one operation per message:
+Responsible for reading the private key once, when the signer is made from the settings
+(`signer_for`; the command line does so at start-up, so that a missing or unusable key is a bad
+setting, `BadInput`, never a failed delivery), and for one operation per message:
 `DkimSigner.sign(message)` puts a DKIM-Signature header field in front of the finished bytes. The
-SMTP backend calls it; nothing else changes a message after `mime.compose`.
+message builder calls it last; nothing changes a message after that, and every backend sends,
+writes or shows the bytes as they are, so the signature covers what goes on the wire.
 
 Fixed choices:
 - rsa-sha256 (RFC 8301 3.1: rsa-sha1 must not be used), with a key of at least 1024 bits (RFC 8301
@@ -29,12 +31,13 @@ import hashlib
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
+from dripcourse.config import Settings
 from dripcourse.errors import BadInput
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 SIGNED_HEADERS = (
     "from",
@@ -61,10 +64,22 @@ _FOLD = b"\r\n\t"
 _LINE = 72
 
 
+def signer_for(settings: Settings) -> DkimSigner | None:
+    """The signer the settings configure, its key read now; None when DKIM is not configured."""
+    dkim = settings.dkim
+    if dkim is None:
+        return None
+    return DkimSigner.from_key_file(dkim.key_file, dkim.selector, dkim.domain)
+
+
 class DkimSigner:
     """Signs messages for `domain` with the key published at `selector._domainkey.domain`."""
 
     def __init__(self, key: rsa.RSAPrivateKey, selector: str, domain: str) -> None:
+        # Imported here: cryptography is loaded only where DKIM is configured.
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
         if not _DNS_NAME.fullmatch(selector):
             raise BadInput(
                 f"DKIM selector {selector!r} is not a DNS name (letters, digits, '-', '.')"
@@ -79,6 +94,8 @@ class DkimSigner:
         self.selector = selector
         self.domain = domain.lower()
         self._key = key
+        self._padding = padding.PKCS1v15()
+        self._hash = hashes.SHA256()
         # Everything before t= is the same for every message.
         self._head = (
             f"v=1; a=rsa-sha256; c=relaxed/relaxed;\r\n\td={self.domain}; s={selector};"
@@ -87,6 +104,10 @@ class DkimSigner:
     @classmethod
     def from_key_file(cls, path: Path, selector: str, domain: str) -> DkimSigner:
         """The signer for the PEM private key in `path` (PKCS#1 or PKCS#8, not encrypted)."""
+        from cryptography.exceptions import UnsupportedAlgorithm
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -126,7 +147,7 @@ class DkimSigner:
             )
         )
         signed.append(b"dkim-signature:" + _relaxed_value(tags))
-        signature = self._key.sign(b"".join(signed), padding.PKCS1v15(), hashes.SHA256())
+        signature = self._key.sign(b"".join(signed), self._padding, self._hash)
         # Whitespace inside b= is ignored by verifiers (3.5), so it may be folded freely.
         value = base64.b64encode(signature)
         folded = _FOLD.join(value[i : i + _LINE] for i in range(0, len(value), _LINE))

@@ -43,8 +43,7 @@ from dripcourse.clock import Clock, FixedClock, SystemClock
 from dripcourse.config import Settings
 from dripcourse.domain.delivery import Job
 from dripcourse.mail.builder import CourseView, MessageBuilder
-from dripcourse.mail.tokens import Signer, secret_key
-from dripcourse.mail.verp import BounceAddresses
+from dripcourse.mail.tokens import secret_key
 from dripcourse.sending.ledger import cancel, claim, materialise_due, release, still_wanted
 from dripcourse.sending.outcomes import CourseFacts, record_outcomes
 from dripcourse.store.db import Database
@@ -185,13 +184,7 @@ class Dispatcher:
             )
             if self._builder is None:
                 key = secret_key(session, self.settings.secret_key)
-                self._builder = MessageBuilder(
-                    Signer(key),
-                    self.settings.base_url,
-                    BounceAddresses(key),
-                    self.settings.bounce_address,
-                    feedback_id=self.settings.feedback_id,
-                )
+                self._builder = MessageBuilder.for_sending(self.settings, key)
             missing = {job.course_id for job in jobs} - set(self._courses)
             for course in session.scalars(
                 select(Course).where(Course.id.in_(missing)).options(selectinload(Course.lessons))
@@ -375,9 +368,7 @@ def _drain_in_helper(
 ) -> PassReport:
     database = Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     clock: Clock = FixedClock(fixed_now) if fixed_now is not None else SystemClock()
-    dispatcher = Dispatcher(
-        database, settings, load_backend(settings.email_backend, settings), clock
-    )
+    dispatcher = Dispatcher(database, settings, load_backend(settings.email_backend), clock)
     try:
         return dispatcher.drain(on_outcome, share=share)
     finally:
