@@ -28,11 +28,10 @@ def list_lessons(app: App, slug: str) -> None:
     """The lessons of course SLUG, in sending order (retired ones last)."""
     with app.database().transaction() as session:
         course = get_course(session, slug)
-        current = [lesson for lesson in course.lessons if lesson.retired_at is None]
-        for number, lesson in enumerate(current, start=1):
+        for number, lesson in enumerate(course.current_lessons, start=1):
             click.echo(f"{number:>3}  {lesson.key:<22} {lesson.subject}  [{lesson.source_file}]")
         for lesson in course.lessons:
-            if lesson.retired_at is not None:
+            if not lesson.is_current and lesson.retired_at is not None:
                 click.echo(
                     f"  -  {lesson.key:<22} {lesson.subject}  [retired "
                     f"{lesson.retired_at:%Y-%m-%d}]"
