@@ -31,7 +31,7 @@ def list_lessons(app: App, slug: str) -> None:
         for number, lesson in enumerate(course.current_lessons, start=1):
             click.echo(f"{number:>3}  {lesson.key:<22} {lesson.subject}  [{lesson.source_file}]")
         for lesson in course.lessons:
-            if not lesson.is_current and lesson.retired_at is not None:
+            if not lesson.is_current:
                 click.echo(
                     f"  -  {lesson.key:<22} {lesson.subject}  [retired "
                     f"{lesson.retired_at:%Y-%m-%d}]"
