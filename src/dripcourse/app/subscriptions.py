@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dripcourse.app.people import find_subscriber, get_subscriber, holder_of
-from dripcourse.courses.catalog import get_course, rhythm_of
+from dripcourse.courses.catalog import get_course
 from dripcourse.domain.policy import (
     CONFIRMATION_INTERVAL,
     CONFIRMATIONS_UNTIL_CONFIRMED,
@@ -107,7 +107,7 @@ def subscribe(
             email_key=mailbox_key(address),
             name=clean,
             created_at=now,
-            timezone=zone or course.settings["schedule"]["timezone"],
+            timezone=zone or course.settings.timezone,
         )
         session.add(subscriber)
         session.flush()
@@ -167,7 +167,7 @@ def activate(session: Session, enrollment: Enrollment, now: datetime) -> None:
     enrollment.status = EnrollmentStatus.ACTIVE
     enrollment.confirmed_at = enrollment.confirmed_at or now
     enrollment.next_due_at = first_lesson_due(
-        now, _zone(enrollment), rhythm_of(enrollment.course.settings)
+        now, _zone(enrollment), enrollment.course.settings.rhythm
     )
 
 
@@ -301,7 +301,7 @@ def _shift_for_pause(
 ) -> None:
     """What was still to wait at the pause is waited after it: the next lesson and whatever is
     pending in the ledger move by the length of the pause."""
-    zone, rhythm = _zone(enrollment), rhythm_of(enrollment.course.settings)
+    zone, rhythm = _zone(enrollment), enrollment.course.settings.rhythm
     if enrollment.next_due_at is not None:
         enrollment.next_due_at = resumed_due(enrollment.next_due_at, paused_at, now, zone, rhythm)
     for delivery in session.scalars(
