@@ -35,46 +35,45 @@ from dripcourse.mail.rendering import (
 from dripcourse.mail.tokens import Purpose, Signer
 from dripcourse.store.models import DeliveryKind
 
-SETTINGS = CourseSettings.from_json(
-    {
-        "title": "Runners E-Course",
-        "description": "Ten weekly lessons for runners, from your feet up.",
-        "brand": "Northside Physio",
-        "language": "en",
-        "sender": {
-            "name": "Northside Physio",
-            "email": "course@northside-physio.example",
-            "reply_to": "hello@northside-physio.example",
-            "unsubscribe_email": "leave@northside-physio.example",
-        },
-        "schedule": {
-            "cadence_days": 7,
-            "send_time": "08:00",
-            "send_days": [0, 1, 2, 3, 4, 5, 6],
-            "timezone": "America/Toronto",
-        },
-        "contact": {"email": "hello@northside-physio.example", "phone": "+1 416 555 0147"},
-        "footer": {"postal_address": "418 Birchmount Lane, Unit 2, Toronto ON M4C 0A7, Canada"},
-        "call_to_action": {
-            "heading": "Would you like a plan built around you?",
-            "text": "A running assessment ends with a home program that fits your training week.",
-            "label": "Book a running assessment",
-            "url": "https://northside-physio.example/book",
-        },
-        "links": {
-            "website": "https://northside-physio.example",
-            "equipment": "https://northside-physio.example/equipment",
-        },
-        "related": [
-            {
-                "title": "A ten-minute warm-up for any run",
-                "url": "https://northside-physio.example/blog/ten-minute-warm-up",
-                "summary": "A short routine of easy drills.",
-            }
-        ],
-        "theme": {"accent": "#1d4ed8"},
-    }
-)
+SETTINGS_JSON: dict[str, Any] = {
+    "title": "Runners E-Course",
+    "description": "Ten weekly lessons for runners, from your feet up.",
+    "brand": "Northside Physio",
+    "language": "en",
+    "sender": {
+        "name": "Northside Physio",
+        "email": "course@northside-physio.example",
+        "reply_to": "hello@northside-physio.example",
+        "unsubscribe_email": "leave@northside-physio.example",
+    },
+    "schedule": {
+        "cadence_days": 7,
+        "send_time": "08:00",
+        "send_days": [0, 1, 2, 3, 4, 5, 6],
+        "timezone": "America/Toronto",
+    },
+    "contact": {"email": "hello@northside-physio.example", "phone": "+1 416 555 0147"},
+    "footer": {"postal_address": "418 Birchmount Lane, Unit 2, Toronto ON M4C 0A7, Canada"},
+    "call_to_action": {
+        "heading": "Would you like a plan built around you?",
+        "text": "A running assessment ends with a home program that fits your training week.",
+        "label": "Book a running assessment",
+        "url": "https://northside-physio.example/book",
+    },
+    "links": {
+        "website": "https://northside-physio.example",
+        "equipment": "https://northside-physio.example/equipment",
+    },
+    "related": [
+        {
+            "title": "A ten-minute warm-up for any run",
+            "url": "https://northside-physio.example/blog/ten-minute-warm-up",
+            "summary": "A short routine of easy drills.",
+        }
+    ],
+    "theme": {"accent": "#1d4ed8"},
+}
+SETTINGS = CourseSettings.from_json(SETTINGS_JSON)
 
 LINKS = Links(
     unsubscribe="https://courses.example.org/unsubscribe/sample-token",
