@@ -202,9 +202,8 @@ class CourseRenderer:
 
 def template_course(settings: CourseSettings) -> dict[str, Any]:
     """`course` in a template: the settings as plain data, in the shape docs/course-format.md
-    documents (`course.sender.get("bounce_email")`, `course.links.shop`). A dict of its own for
-    each renderer, so a template reaches nothing but data, and no more than it ever did: none of
-    the settings' methods, and nothing another course's renderer could see changed."""
+    documents (`course.sender.get("bounce_email")`, `course.links.shop`). Plain data, as before:
+    the sandbox keeps a template from changing it, and no template reaches the settings' methods."""
     return settings.to_json()
 
 
