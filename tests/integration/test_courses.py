@@ -373,7 +373,7 @@ def test_the_first_sync_adds_the_ten_lessons_in_order(
     with database.transaction() as session:
         course = session.scalars(select(Course)).one()
         assert (course.slug, course.title) == ("runners", "Runners E-Course")
-        assert course.settings["schedule"]["timezone"] == "America/Toronto"
+        assert course.settings.timezone == "America/Toronto"
 
 
 def test_syncing_an_unchanged_course_again_reports_nothing(

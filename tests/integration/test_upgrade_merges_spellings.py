@@ -79,6 +79,7 @@ def enrollment(connection: Any, id: int, subscriber: int, course: int, status: s
 
 def fill(database: Database, courses_dir: Path) -> None:
     source = read_course(courses_dir / "runners")
+    settings = source.checked_settings
     with database.engine.begin() as connection:
         for course_id, slug in ((1, "runners"), (2, "walkers")):
             insert(
@@ -86,8 +87,8 @@ def fill(database: Database, courses_dir: Path) -> None:
                 "courses",
                 id=course_id,
                 slug=slug,
-                title=source.settings["title"],
-                settings=json.dumps(source.settings),
+                title=settings.title,
+                settings=json.dumps(settings.to_json()),
                 synced_at=DAY.format(1),
             )
         for lesson in source.lessons:

@@ -49,15 +49,17 @@ def fill_previous_schema(database: Database, courses_dir: Path) -> None:
     """One course with its lessons, two subscribers (one due now, one paused), a sent delivery, a
     pending one, and two suppressions, as version 0002 would have stored them."""
     source = read_course(courses_dir / "runners")
-    assert not source.problems
+    assert not source.problems and source.settings is not None
+    stored = source.settings.to_json()
+    del stored["tracking"]  # 0002 had no click tracking: [tracking] came with 0004
     with database.engine.begin() as connection:
         insert(
             connection,
             "courses",
             id=1,
             slug="runners",
-            title=source.settings["title"],
-            settings=json.dumps(source.settings),
+            title=source.settings.title,
+            settings=json.dumps(stored),
             layout_html=None,
             layout_text=None,
             synced_at="2026-02-01 09:00:00.000000",

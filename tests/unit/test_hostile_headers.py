@@ -209,7 +209,7 @@ def test_whatever_validation_accepts_reads_back_exactly(
         assert names_seen == EXPECTED_HEADERS
         assert [(a.display_name, a.addr_spec) for a in message["To"].addresses] == [(clean, normal)]
         assert [(a.display_name, a.addr_spec) for a in message["From"].addresses] == [
-            (course.settings["sender"]["name"], SENDER)
+            (course.settings.sender.name, SENDER)
         ]
         assert message["Reply-To"] == REPLY_TO
         expected_subject = one_line(subject.replace("{{ subscriber.first_name }}", first_name))

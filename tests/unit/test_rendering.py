@@ -1,13 +1,12 @@
 """What a subscriber's mail client receives: a lesson personalised in HTML and text, then built into
 one `multipart/alternative` message with the list headers (rendering.py, mime.py, messages.py).
 
-The course settings below have the shape `coursefiles.read_course` gives after normalising
-`course.toml`, written out by hand so that these tests need no files.
+The course settings below are written out by hand in their stored JSON shape (read as a database row
+is, by `CourseSettings.from_json`), so that these tests need no files.
 """
 
 from __future__ import annotations
 
-import copy
 import email.policy
 import html
 import re
@@ -22,6 +21,7 @@ from urllib.parse import unquote
 
 import pytest
 
+from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.domain.delivery import Job
 from dripcourse.mail.builder import CourseView, MessageBuilder
 from dripcourse.mail.mime import Envelope, compose
@@ -35,7 +35,7 @@ from dripcourse.mail.rendering import (
 from dripcourse.mail.tokens import Purpose, Signer
 from dripcourse.store.models import DeliveryKind
 
-SETTINGS: dict[str, Any] = {
+SETTINGS_JSON: dict[str, Any] = {
     "title": "Runners E-Course",
     "description": "Ten weekly lessons for runners, from your feet up.",
     "brand": "Northside Physio",
@@ -73,6 +73,7 @@ SETTINGS: dict[str, Any] = {
     ],
     "theme": {"accent": "#1d4ed8"},
 }
+SETTINGS = CourseSettings.from_json(SETTINGS_JSON)
 
 LINKS = Links(
     unsubscribe="https://courses.example.org/unsubscribe/sample-token",
@@ -107,7 +108,7 @@ def lesson(
 
 
 def render(recipient: Recipient = ADA, **lesson_args: Any) -> RenderedLesson:
-    renderer = CourseRenderer(settings=copy.deepcopy(SETTINGS), lessons=[lesson(**lesson_args)])
+    renderer = CourseRenderer(settings=SETTINGS, lessons=[lesson(**lesson_args)])
     return renderer.render("feet", recipient, LINKS)
 
 
@@ -433,9 +434,8 @@ def job(kind: str = DeliveryKind.LESSON) -> Job:
 
 
 def course_view(**lesson_args: Any) -> CourseView:
-    settings = copy.deepcopy(SETTINGS)
-    renderer = CourseRenderer(settings=settings, lessons=[lesson(**lesson_args)])
-    return CourseView("runners", settings, renderer)
+    renderer = CourseRenderer(settings=SETTINGS, lessons=[lesson(**lesson_args)])
+    return CourseView("runners", SETTINGS, renderer)
 
 
 def test_a_lesson_message_carries_signed_links_that_unsubscribe_this_enrolment() -> None:
@@ -470,7 +470,7 @@ def test_a_bare_url_in_a_lesson_is_a_link_tracked_like_any_other_when_tracking_i
         "Hi {{ subscriber.first_name }}, the drills are at https://northside-physio.example/drills."
     )
     view = course_view(body=body)
-    view.settings["tracking"] = {"clicks": True}
+    view = replace(view, settings=replace(view.settings, tracks_clicks=True))
 
     message = parse(builder.build(job(), view, WHEN).data)
     text, html_part = (part.get_content() for part in message.iter_parts())

@@ -7,6 +7,7 @@ from __future__ import annotations
 import jinja2
 import pytest
 
+from dripcourse.domain.course_settings import CourseSettings, Sender
 from dripcourse.mail.rendering import CourseRenderer, LessonContent, Links, Recipient
 from dripcourse.mail.templatemistakes import UnknownName, unclosed_block_line
 
@@ -30,7 +31,9 @@ def test_the_innermost_block_never_closed_is_found_at_its_line(source: str, line
 def test_a_message_built_at_send_time_names_the_field_and_the_known_ones() -> None:
     lesson = LessonContent(key="feet", number=1, subject="Hi", title="Feet", data={}, body="x")
     renderer = CourseRenderer(
-        settings={"title": "T"},
+        settings=CourseSettings(
+            title="T", brand="B", sender=Sender("S", "s@example.com"), postal_address="1 Street"
+        ),
         lessons=[lesson],
         layout_html="<p>{{ subscriber.surname }}</p>",
         layout_text="{{ subscriber.surname }}",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dripcourse.domain.course_settings import Sender
 from dripcourse.mail.verp import BounceAddresses, bounce_base, looks_like_verp
 
 ADDRESSES = BounceAddresses("test-secret-key")
@@ -30,8 +33,8 @@ def test_altered_forged_or_foreign_addresses_name_no_delivery() -> None:
 
 
 def test_the_base_comes_from_the_course_then_the_setting_then_the_sender() -> None:
-    course = {"sender": {"email": "course@example.org", "bounce_email": None}}
-    assert bounce_base(course, "") == "bounces@example.org"
-    assert bounce_base(course, "returns@mail.example.org") == "returns@mail.example.org"
-    course["sender"]["bounce_email"] = "b@example.net"
-    assert bounce_base(course, "returns@mail.example.org") == "b@example.net"
+    sender = Sender(name="Course", email="course@example.org", bounce_email=None)
+    assert bounce_base(sender, "") == "bounces@example.org"
+    assert bounce_base(sender, "returns@mail.example.org") == "returns@mail.example.org"
+    sender = replace(sender, bounce_email="b@example.net")
+    assert bounce_base(sender, "returns@mail.example.org") == "b@example.net"

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dripcourse.courses.catalog import rhythm_of
 from dripcourse.domain.schedule import same_local_day
 from dripcourse.domain.validation import (
     address_hash,
@@ -55,7 +54,7 @@ def update_subscriber(
                     enrollment.next_due_at,
                     old,
                     new,
-                    rhythm_of(enrollment.course.settings),
+                    enrollment.course.settings.rhythm,
                     # A paused enrolment keeps its place; `resume` moves it past the pause.
                     not_before=now if enrollment.status == EnrollmentStatus.ACTIVE else None,
                 )

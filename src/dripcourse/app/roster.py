@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from dripcourse.app.csvcells import escape_cell, unescape_cell
 from dripcourse.app.subscriptions import subscribe
-from dripcourse.courses.catalog import get_course, rhythm_of
+from dripcourse.courses.catalog import get_course
 from dripcourse.domain.enrolment import Admission, admission
 from dripcourse.domain.schedule import first_lesson_due
 from dripcourse.domain.validation import (
@@ -166,7 +166,7 @@ def _import_chunk(
             select(Subscriber.email_key, Subscriber.id).where(Subscriber.email_key.in_(keys))
         ).all()
     )
-    default_zone = course.settings["schedule"]["timezone"]
+    default_zone = course.settings.timezone
     new = [
         {
             "email": r.email,
@@ -200,7 +200,7 @@ def _import_chunk(
             select(Subscriber.id, Subscriber.timezone).where(Subscriber.id.in_(ids.values()))
         ).all()
     )
-    rhythm = rhythm_of(course.settings)
+    rhythm = course.settings.rhythm
     enrollments: list[dict[str, Any]] = []
     for row in rows:
         subscriber_id = ids[row.email]

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dripcourse.app.people import find_subscriber, get_subscriber, holder_of
-from dripcourse.courses.catalog import get_course, rhythm_of
+from dripcourse.courses.catalog import get_course
 from dripcourse.domain.enrolment import Admission, Change, admission, apply
 from dripcourse.domain.policy import (
     CONFIRMATION_INTERVAL,
@@ -128,7 +128,7 @@ def subscribe(
             email_key=mailbox_key(address),
             name=clean,
             created_at=now,
-            timezone=zone or course.settings["schedule"]["timezone"],
+            timezone=zone or course.settings.timezone,
         )
         session.add(subscriber)
         session.flush()
@@ -180,7 +180,7 @@ def activate(session: Session, enrollment: Enrollment, now: datetime) -> None:
         )
         .values(status=DeliveryStatus.CANCELLED, last_error="confirmed by another route")
     )
-    due = first_lesson_due(now, _zone(enrollment), rhythm_of(enrollment.course.settings))
+    due = first_lesson_due(now, _zone(enrollment), enrollment.course.settings.rhythm)
     apply(enrollment, Change.START, now, next_due_at=due)
 
 
@@ -310,7 +310,7 @@ def _shift_for_pause(
 ) -> None:
     """What was still to wait at the pause is waited after it: the next lesson and whatever is
     pending in the ledger move by the length of the pause."""
-    zone, rhythm = _zone(enrollment), rhythm_of(enrollment.course.settings)
+    zone, rhythm = _zone(enrollment), enrollment.course.settings.rhythm
     if enrollment.next_due_at is not None:
         enrollment.next_due_at = resumed_due(enrollment.next_due_at, paused_at, now, zone, rhythm)
     for delivery in session.scalars(

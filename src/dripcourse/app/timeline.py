@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from dripcourse.app.people import find_subscriber, get_subscriber
-from dripcourse.courses.catalog import load_sources, rhythm_of
+from dripcourse.courses.catalog import load_sources
 from dripcourse.domain.policy import HAD, OPEN_DELIVERY
 from dripcourse.domain.schedule import (
     PlannedLesson,
@@ -183,7 +183,7 @@ def _enrollment_timeline(
     owed: list[PlannedLesson] = []
     held = _hold(enrollment, suppressed, remaining)
     if held is None and remaining and enrollment.status == EnrollmentStatus.ACTIVE:
-        rhythm = rhythm_of(course.settings)
+        rhythm = course.settings.rhythm
         if in_flight is not None:
             # It goes out at its next attempt (or the next pass); the rest follow from then.
             sent = max(in_flight.next_attempt_at, now)
@@ -308,12 +308,13 @@ def course_calendar(
             f"course {slug!r} has {len(source.problems)} problem(s); first: {source.problems[0]} "
             "(run `dripcourse courses check`)"
         )
-    zone_name = check_timezone(timezone) if timezone else source.settings["schedule"]["timezone"]
-    rhythm = rhythm_of(source.settings)
+    settings = source.checked_settings
+    zone_name = check_timezone(timezone) if timezone else settings.timezone
+    rhythm = settings.rhythm
     lessons = [(number, lesson.key) for number, lesson in enumerate(source.lessons, 1)]
     return Calendar(
         course=slug,
-        title=source.settings["title"],
+        title=settings.title,
         timezone=zone_name,
         start=start,
         rhythm=rhythm,

@@ -109,10 +109,10 @@ def list_courses(app: App) -> None:
     if not courses:
         click.echo("no courses yet: run `dripcourse courses sync`")
     for course in courses:
-        schedule = course.settings["schedule"]
+        rhythm = course.settings.rhythm
         click.echo(
             f"{course.slug:<16} {course.title}  ({lessons.get(course.id, 0)} lessons, "
-            f"every {schedule['cadence_days']} days at {schedule['send_time']}, "
+            f"every {rhythm.cadence_days} days at {rhythm.send_time:%H:%M}, "
             f"{people.get(course.id, 0)} enrolled)"
         )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -27,12 +26,7 @@ from dripcourse.courses.files import (
 )
 from dripcourse.domain.enrolment import Change, apply
 from dripcourse.domain.policy import OPEN_DELIVERY
-from dripcourse.domain.schedule import (
-    Rhythm,
-    first_slot_at_or_after,
-    next_lesson_due,
-    parse_send_time,
-)
+from dripcourse.domain.schedule import first_slot_at_or_after, next_lesson_due
 from dripcourse.domain.schedule import next_lesson as owed_next
 from dripcourse.errors import BadInput, NotFound
 from dripcourse.mail.builder import CourseView
@@ -70,15 +64,6 @@ class SyncReport:
     """Enrolments that had finished and are owed a newly added lesson."""
 
 
-def rhythm_of(settings: dict[str, Any]) -> Rhythm:
-    schedule = settings["schedule"]
-    return Rhythm(
-        cadence_days=schedule["cadence_days"],
-        send_time=parse_send_time(schedule["send_time"]),
-        send_days=frozenset(schedule["send_days"]),
-    )
-
-
 def find_course_dirs(courses_dir: Path, path: Path | None = None) -> list[Path]:
     """The course folders to work on: `path` (one course, or a folder of courses) or all."""
     target = path or courses_dir
@@ -110,9 +95,10 @@ def check_course(source: CourseSource) -> list[Problem]:
 
 
 def renderer_for_source(source: CourseSource) -> CourseRenderer:
+    """The renderer of a course read from its files; BadInput if its course.toml has problems."""
     return CourseRenderer(
-        settings=source.settings,
-        lessons=[_content(lesson, number) for number, lesson in enumerate(source.lessons, 1)],
+        settings=source.checked_settings,
+        lessons=[LessonContent.of(lesson, n) for n, lesson in enumerate(source.lessons, 1)],
         layout_html=source.layout_html,
         layout_text=source.layout_text,
     )
@@ -120,19 +106,7 @@ def renderer_for_source(source: CourseSource) -> CourseRenderer:
 
 def view_of_source(source: CourseSource) -> CourseView:
     """A course read from its files, not synced: previews and checks build messages through it."""
-    return CourseView(source.slug, source.settings, renderer_for_source(source))
-
-
-def _content(lesson: LessonSource, number: int) -> LessonContent:
-    return LessonContent(
-        key=lesson.key,
-        number=number,
-        subject=lesson.subject,
-        title=lesson.title,
-        data=lesson.data,
-        body=lesson.body,
-        source_file=lesson.file.name,
-    )
+    return CourseView(source.slug, source.checked_settings, renderer_for_source(source))
 
 
 def _check_lesson_templates(lesson: LessonSource, renderer: CourseRenderer) -> list[Problem]:
@@ -178,12 +152,13 @@ def sync_course(session: Session, source: CourseSource, now: datetime) -> SyncRe
             f"course {source.slug!r} not synced: {len(problems)} problem(s); first: {problems[0]}"
         )
     report = SyncReport(slug=source.slug)
+    settings = source.checked_settings
     course = session.scalar(select(Course).where(Course.slug == source.slug))
     if course is None:
-        course = Course(slug=source.slug, title="", settings={}, synced_at=now)
+        course = Course(slug=source.slug, title="", settings=settings, synced_at=now)
         session.add(course)
-    course.title = source.settings["title"]
-    course.settings = source.settings
+    course.title = settings.title
+    course.settings = settings
     course.layout_html = source.layout_html
     course.layout_text = source.layout_text
     course.synced_at = now
@@ -258,7 +233,7 @@ def _reopen_finished(session: Session, course: Course, order: list[str], now: da
             Enrollment.course_id == course.id, Enrollment.status == EnrollmentStatus.COMPLETED
         )
     ).all()
-    rhythm = rhythm_of(course.settings)
+    rhythm = course.settings.rhythm
     histories = lesson_histories(session, [enrollment.id for enrollment in finished])
     reopened = 0
     for enrollment in finished:

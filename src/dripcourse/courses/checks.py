@@ -27,11 +27,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from dripcourse.courses.catalog import SAMPLE_LINKS, SAMPLE_RECIPIENT, renderer_for_source
 from dripcourse.courses.files import CourseSource, LessonSource, Problem
+from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.mail.mime import encode_body
 from dripcourse.mail.rendering import Links, RenderedLesson
 
@@ -115,7 +115,7 @@ def course_warnings(source: CourseSource) -> list[Problem]:
         warnings.extend(lesson_warnings(source, lesson, rendered))
     course_toml = source.path / "course.toml"
     lines = _file_lines(course_toml)
-    for url in _settings_urls(source.settings):
+    for url in _settings_urls(source.checked_settings):
         message = _url_message("link", url)
         if message:
             found = _line_of(lines, url, 0)
@@ -207,13 +207,12 @@ def _image_messages(reference: _Reference, from_markdown: bool) -> Iterator[str]
         yield f"image {url} has no width attribute; Outlook shows it at its full size"
 
 
-def _settings_urls(settings: dict[str, Any]) -> Iterator[str]:
+def _settings_urls(settings: CourseSettings) -> Iterator[str]:
     """The links course.toml gives: the call to action, [links] and [[related]]."""
-    cta = settings.get("call_to_action") or {}
-    if cta.get("url"):
-        yield cta["url"]
-    yield from (url for url in (settings.get("links") or {}).values() if isinstance(url, str))
-    yield from (item["url"] for item in settings.get("related") or [] if item.get("url"))
+    if settings.call_to_action is not None and settings.call_to_action.url:
+        yield settings.call_to_action.url
+    yield from (url for _name, url in settings.links)
+    yield from (item.url for item in settings.related if item.url)
 
 
 class _Locator:

@@ -1,6 +1,7 @@
-"""Reads a course folder (`course.toml` and one Markdown file per lesson) into validated plain data.
+"""Reads a course folder (`course.toml` and one Markdown file per lesson) into validated data: the
+course's `CourseSettings` (domain/course_settings.py), its lessons and layouts.
 
-Nothing here touches the database: `courses.py` checks and syncs what this module reads. Every mistake
+Nothing here touches the database: `catalog.py` checks and syncs what this module reads. Every mistake
 is a `Problem` with the file and line it sits on, so authors see `01-feet.md:7: ...` like a compiler's
 message.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.domain.schedule import parse_send_days, parse_send_time
 from dripcourse.domain.validation import has_control_characters, normalise_email
 from dripcourse.errors import BadInput
@@ -56,18 +58,30 @@ class LessonSource:
     """The line of each top-level front-matter key, to point errors at it."""
     content_hash: str
 
+    @property
+    def source_file(self) -> str:
+        return self.file.name
+
 
 @dataclass(slots=True)
 class CourseSource:
     slug: str
     path: Path
-    settings: dict[str, Any]
+    settings: CourseSettings | None
+    """None when course.toml has a problem: a broken course is refused whole."""
     lessons: list[LessonSource]
     layout_html: str | None = None
     layout_text: str | None = None
     problems: list[Problem] = field(default_factory=list)
     misnamed: list[Path] = field(default_factory=list)
     """Markdown files that open with front matter, like a lesson, but are not named like one."""
+
+    @property
+    def checked_settings(self) -> CourseSettings:
+        """The settings of a course whose course.toml has no problem; BadInput for one that has."""
+        if self.settings is None:
+            raise BadInput(f"course {self.slug!r}: course.toml has problems (`courses check`)")
+        return self.settings
 
 
 # The course.toml schema: section -> key -> (type, required). Top-level keys use the section "".
@@ -132,7 +146,7 @@ def discover(courses_dir: Path) -> list[Path]:
 def read_course(path: Path) -> CourseSource:
     """Everything in one course folder; problems are collected, not raised."""
     slug = path.name
-    source = CourseSource(slug=slug, path=path, settings={}, lessons=[])
+    source = CourseSource(slug=slug, path=path, settings=None, lessons=[])
     if not SLUG.match(slug):
         source.problems.append(
             Problem(
@@ -182,11 +196,13 @@ def _opens_with_front_matter(file: Path) -> bool:
         return False
 
 
-def _read_settings(file: Path, problems: list[Problem]) -> dict[str, Any]:
+def _read_settings(file: Path, problems: list[Problem]) -> CourseSettings | None:
+    """The settings of course.toml, or None when it has a problem (each one reported)."""
+    known = len(problems)
     text = _read_text(file, problems) if file.is_file() else None
     raw = _load_toml(file, text, 0, problems) if text is not None or not file.is_file() else None
     if raw is None or text is None:
-        return {}
+        return None
     lines = _key_lines(text)
     settings: dict[str, Any] = {}
     for section, keys in COURSE_SCHEMA.items():
@@ -210,7 +226,9 @@ def _read_settings(file: Path, problems: list[Problem]) -> dict[str, Any]:
         _item_lines(text, "related"),
         problems,
     )
-    return _normalise_settings(settings, file, lines, problems)
+    settings = _normalise_settings(settings, file, lines, problems)
+    # Checked above, every default filled in: the shape `CourseSettings.from_json` reads.
+    return CourseSettings.from_json(settings) if len(problems) == known else None
 
 
 def _normalise_settings(

@@ -86,7 +86,7 @@ def run_demo(folder: Path, weeks: int, courses_dir: Path, echo: Callable[[str], 
                     source="demo",
                 )
         echo(
-            f"Demo: {len(source.lessons)} lessons of '{source.settings['title']}' to "
+            f"Demo: {len(source.lessons)} lessons of '{source.checked_settings.title}' to "
             f"{len(PEOPLE)} people, starting {START:%Y-%m-%d %H:%M} UTC, over {weeks} weeks."
         )
         echo(

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
 
 from dripcourse.config import Settings
+from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.domain.delivery import Job, OutgoingMessage
 from dripcourse.domain.validation import domain_of
 from dripcourse.mail.dkim import DkimSigner, signer_for
@@ -28,7 +28,7 @@ from dripcourse.mail.rendering import (
 )
 from dripcourse.mail.tokens import Purpose, Signer
 from dripcourse.mail.verp import BounceAddresses, bounce_base
-from dripcourse.store.models import Course, DeliveryKind, Lesson
+from dripcourse.store.models import Course, DeliveryKind
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class CourseView:
     """What message building needs of a course, read once per pass."""
 
     slug: str
-    settings: dict[str, Any]
+    settings: CourseSettings
     renderer: CourseRenderer
 
     @classmethod
@@ -48,26 +48,14 @@ def renderer_for_course(course: Course) -> CourseRenderer:
     """The renderer of a synced course. Retired lessons stay renderable for what is still owed."""
     active = course.current_lessons
     retired = [lesson for lesson in course.lessons if not lesson.is_current]
-    contents = [_content(lesson, number) for number, lesson in enumerate(active, 1)]
-    contents += [_content(lesson, lesson.position) for lesson in retired]
+    contents = [LessonContent.of(lesson, number) for number, lesson in enumerate(active, 1)]
+    contents += [LessonContent.of(lesson, lesson.position) for lesson in retired]
     return CourseRenderer(
         settings=course.settings,
         lessons=contents,
         total=len(active),
         layout_html=course.layout_html,
         layout_text=course.layout_text,
-    )
-
-
-def _content(lesson: Lesson, number: int) -> LessonContent:
-    return LessonContent(
-        key=lesson.key,
-        number=number,
-        subject=lesson.subject,
-        title=lesson.title,
-        data=lesson.data,
-        body=lesson.body,
-        source_file=lesson.source_file,
     )
 
 
@@ -125,21 +113,21 @@ class MessageBuilder:
     def build(
         self, job: Job, course: CourseView, now: datetime, subject_prefix: str = ""
     ) -> OutgoingMessage:
-        settings, sender = course.settings, course.settings["sender"]
+        settings, sender = course.settings, course.settings.sender
         rendered, unsubscribe_url = self.render(job, course)
         envelope = Envelope(
-            sender_name=sender["name"],
-            sender_email=sender["email"],
+            sender_name=sender.name,
+            sender_email=sender.email,
             recipient_name=job.name,
             recipient_email=job.email,
             message_id=job.message_id,
             date=now,
-            reply_to=sender.get("reply_to"),
-            list_id=f"{course.slug}.{domain_of(sender['email'])}",
-            list_name=settings["title"],
+            reply_to=sender.reply_to,
+            list_id=f"{course.slug}.{domain_of(sender.email)}",
+            list_name=settings.title,
             unsubscribe_url=unsubscribe_url,
             unsubscribe_mailto=(
-                f"mailto:{sender['unsubscribe_email']}?subject=unsubscribe"
+                f"mailto:{sender.unsubscribe_email}?subject=unsubscribe"
                 if unsubscribe_url
                 else None
             ),
@@ -150,9 +138,9 @@ class MessageBuilder:
                 else None
             ),
         )
-        envelope_sender = sender["email"]
+        envelope_sender = sender.email
         if self.bounces is not None:
-            base = bounce_base(settings, self.bounce_address)
+            base = bounce_base(sender, self.bounce_address)
             envelope_sender = self.bounces.make(base, job.delivery_id)
         data = compose(envelope, subject_prefix + rendered.subject, rendered.text, rendered.html)
         return OutgoingMessage(
@@ -180,7 +168,7 @@ def sample_message(
 
 def sample_job(course: CourseView, lesson_key: str, recipient: Recipient, now: datetime) -> Job:
     """A delivery that exists only in memory, with id 0: what `sample_message` renders."""
-    domain = domain_of(course.settings["sender"]["email"])
+    domain = domain_of(course.settings.sender.email)
     return Job(
         delivery_id=0,
         kind=DeliveryKind.LESSON,

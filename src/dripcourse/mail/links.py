@@ -19,10 +19,9 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Mapping
-from typing import Any
 from urllib.parse import quote
 
+from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.mail.tokens import Purpose, Signer
 
 CLICK_PATH = "/c/"
@@ -33,10 +32,9 @@ _ANCHOR_HREF = re.compile(r'(<a\s[^>]*?\bhref=")(https?://[^"]*)(")', re.IGNOREC
 WEB = re.compile(r"https?://", re.IGNORECASE)
 
 
-def tracks_clicks(settings: Mapping[str, Any]) -> bool:
+def tracks_clicks(settings: CourseSettings) -> bool:
     """Whether the course asks for click tracking (courses synced before it existed: no)."""
-    tracking = settings.get("tracking")
-    return bool(tracking and tracking.get("clicks"))
+    return settings.tracks_clicks
 
 
 def track_links(signer: Signer, base_url: str, page: str, delivery_id: int) -> str:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import css_inline
 import jinja2
 
+from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.mail.plaintext import markdown_to_html, markdown_to_text
 from dripcourse.mail.sandbox import course_environment, named_sources
 from dripcourse.mail.stencil import Pieces, Placeholders, Stencil, only_printed, values_of
@@ -40,6 +41,37 @@ class LessonContent:
     data: Mapping[str, Any]
     body: str
     source_file: str = "lesson.md"
+
+    @classmethod
+    def of(cls, lesson: LessonText, number: int) -> LessonContent:
+        """Lesson number `number` of a course, read from its file or from the database."""
+        return cls(
+            key=lesson.key,
+            number=number,
+            subject=lesson.subject,
+            title=lesson.title,
+            data=lesson.data,
+            body=lesson.body,
+            source_file=lesson.source_file,
+        )
+
+
+class LessonText(Protocol):
+    """What a lesson read from its file (`courses.files.LessonSource`) and a synced one
+    (`store.models.Lesson`) both have."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def data(self) -> Mapping[str, Any]: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def source_file(self) -> str: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,19 +102,22 @@ class RenderedLesson:
 class CourseRenderer:
     """The compiled templates of one course's lessons."""
 
-    settings: Mapping[str, Any]
+    settings: CourseSettings
     lessons: Sequence[LessonContent]
     layout_html: str | None = None
     layout_text: str | None = None
     total: int | None = None
     """Lessons in the course now; defaults to all given (retired ones are given too)."""
     _by_key: dict[str, LessonContent] = field(init=False)
+    _course: dict[str, Any] = field(init=False)
+    """`course` as templates see it: the settings' JSON shape (see `template_course`)."""
     _html_env: jinja2.Environment = field(init=False)
     _text_env: jinja2.Environment = field(init=False)
     _stencils: dict[str, Stencil | None] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self._by_key = {lesson.key: lesson for lesson in self.lessons}
+        self._course = template_course(self.settings)
         html_sources: dict[str, str] = {}
         text_sources: dict[str, str] = {}
         if self.layout_html is not None:
@@ -106,7 +141,7 @@ class CourseRenderer:
         lesson = self._by_key[key]
         data = dict(lesson.data)
         return {
-            "course": self.settings,
+            "course": self._course,
             "lesson": {
                 **data,
                 "key": lesson.key,
@@ -119,7 +154,7 @@ class CourseRenderer:
                 "exercises": data.get("exercises", []),
                 "equipment": data.get("equipment", []),
                 "teaser": data.get("teaser"),
-                "related": data.get("related") or self.settings.get("related", []),
+                "related": data.get("related") or self._course["related"],
             },
             "subscriber": recipient,
             "links": links,
@@ -165,12 +200,23 @@ class CourseRenderer:
         return self._text_env.get_template(f"{key}.subject").render(context)
 
 
+def template_course(settings: CourseSettings) -> dict[str, Any]:
+    """`course` in a template: the settings as plain data, in the shape docs/course-format.md
+    documents (`course.sender.get("bounce_email")`, `course.links.shop`). Plain data, as before:
+    the sandbox keeps a template from changing it, and no template reaches the settings' methods."""
+    return settings.to_json()
+
+
 def render_confirmation(
-    settings: Mapping[str, Any], recipient: Recipient, confirm_url: str
+    settings: CourseSettings, recipient: Recipient, confirm_url: str
 ) -> RenderedLesson:
     """The double opt-in email: one button that starts the course."""
-    context = {"course": settings, "subscriber": recipient, "confirm_url": confirm_url}
-    subject = f"Please confirm your subscription to {settings['title']}"
+    context = {
+        "course": template_course(settings),
+        "subscriber": recipient,
+        "confirm_url": confirm_url,
+    }
+    subject = f"Please confirm your subscription to {settings.title}"
     html = _PACKAGE_HTML.get_template("confirmation.html").render(context)
     text = _PACKAGE_TEXT.get_template("confirmation.txt").render(context)
     return RenderedLesson(subject=one_line(subject), html=_INLINER.inline(html), text=text)

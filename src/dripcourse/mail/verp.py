@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import re
 
+from dripcourse.domain.course_settings import Sender
 from dripcourse.mail.tokens import KeptKeySigner
 
 TAG_LENGTH = 8
@@ -56,14 +57,11 @@ def looks_like_verp(address: str) -> bool:
     return _VERP.fullmatch(address.strip().strip("<>").lower()) is not None
 
 
-def bounce_base(course_settings: dict[str, object], configured: str) -> str:
+def bounce_base(sender: Sender, configured: str) -> str:
     """Where bounces go: the course's `sender.bounce_email`, else `DRIPCOURSE_BOUNCE_ADDRESS`, else
     `bounces@` the course sender's domain."""
-    sender = course_settings["sender"]
-    assert isinstance(sender, dict)
-    own = sender.get("bounce_email")
-    if own:
-        return str(own)
+    if sender.bounce_email:
+        return sender.bounce_email
     if configured:
         return configured
-    return f"bounces@{str(sender['email']).rpartition('@')[2]}"
+    return f"bounces@{sender.email.rpartition('@')[2]}"

@@ -19,7 +19,7 @@ from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from dripcourse.backends.base import DeliveryResult, Outcome
-from dripcourse.courses.catalog import rhythm_of
+from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.domain.delivery import Job
 from dripcourse.domain.enrolment import RUNNING
 from dripcourse.domain.schedule import (
@@ -52,8 +52,8 @@ class CourseFacts:
     last_key: str | None
 
     @classmethod
-    def of(cls, settings: Mapping[str, Any], lesson_keys: Sequence[str]) -> CourseFacts:
-        return cls(rhythm_of(dict(settings)), lesson_keys[-1] if lesson_keys else None)
+    def of(cls, settings: CourseSettings, lesson_keys: Sequence[str]) -> CourseFacts:
+        return cls(settings.rhythm, lesson_keys[-1] if lesson_keys else None)
 
 
 def record_outcomes(

@@ -28,6 +28,7 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.sql.elements import ColumnElement
 
+from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.domain.states import DeliveryKind as DeliveryKind
 from dripcourse.domain.states import DeliveryStatus as DeliveryStatus
 from dripcourse.domain.states import EnrollmentStatus as EnrollmentStatus
@@ -60,9 +61,29 @@ class UTCDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+class CourseSettingsColumn(TypeDecorator[CourseSettings]):
+    """`CourseSettings` stored as JSON, in the shape older versions wrote as a plain dict: no
+    migration, and rows of any version read back (`CourseSettings.from_json`)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: CourseSettings | None, dialect: Dialect
+    ) -> dict[str, Any] | None:
+        return None if value is None else value.to_json()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> CourseSettings | None:
+        return None if value is None else CourseSettings.from_json(value)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON}
+    type_annotation_map = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        CourseSettings: CourseSettingsColumn,
+    }
 
 
 class AppMeta(Base):
@@ -78,8 +99,8 @@ class Course(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     title: Mapped[str] = mapped_column(String(200))
-    settings: Mapped[dict[str, Any]]
-    """course.toml as validated and normalised by `courses.py`."""
+    settings: Mapped[CourseSettings]
+    """course.toml as read and checked by `courses/files.py`."""
     layout_html: Mapped[str | None] = mapped_column(Text)
     layout_text: Mapped[str | None] = mapped_column(Text)
     synced_at: Mapped[datetime]

@@ -75,7 +75,7 @@ def new_delivery(
 def make_message_id(course: Course) -> str:
     # Random, made once per delivery and reused on every attempt: a retry of a message that did
     # reach the server carries the same Message-ID, so the recipient's client can drop the copy.
-    return f"<{uuid.uuid4().hex}.{course.slug}@{domain_of(course.settings['sender']['email'])}>"
+    return f"<{uuid.uuid4().hex}.{course.slug}@{domain_of(course.settings.sender.email)}>"
 
 
 def jobs_for(session: Session, delivery_ids: Sequence[int]) -> list[Job]:

@@ -295,7 +295,7 @@ class CourseOut(Output):
         return {
             "slug": course.slug,
             "title": course.title,
-            "description": course.settings.get("description"),
+            "description": course.settings.description,
             "lesson_count": len(summary.lessons),
             "enrollments": {s.value: summary.enrollments.get(s, 0) for s in EnrollmentStatus},
             "synced_at": course.synced_at,
@@ -333,22 +333,22 @@ class CourseDetail(CourseOut):
     @classmethod
     def of_summary(cls, summary: CourseSummary) -> CourseDetail:
         settings = summary.course.settings
-        schedule = settings["schedule"]
+        rhythm = settings.rhythm
         return cls(
             **cls.fields_of(summary),
-            brand=settings["brand"],
-            language=settings["language"],
-            double_opt_in=settings["double_opt_in"],
+            brand=settings.brand,
+            language=settings.language,
+            double_opt_in=settings.double_opt_in,
             sender=SenderOut(
-                name=settings["sender"]["name"],
-                email=settings["sender"]["email"],
-                reply_to=settings["sender"].get("reply_to"),
+                name=settings.sender.name,
+                email=settings.sender.email,
+                reply_to=settings.sender.reply_to,
             ),
             schedule=ScheduleOut(
-                cadence_days=schedule["cadence_days"],
-                send_time=schedule["send_time"],
-                send_days=[DAY_NAMES[day] for day in schedule["send_days"]],
-                timezone=schedule["timezone"],
+                cadence_days=rhythm.cadence_days,
+                send_time=f"{rhythm.send_time:%H:%M}",
+                send_days=[DAY_NAMES[day] for day in sorted(rhythm.send_days)],
+                timezone=settings.timezone,
             ),
             lessons=lessons_of(summary),
         )

@@ -73,11 +73,13 @@ class CourseDraft:
 
     @property
     def title(self) -> str:
-        return str(self.source.settings.get("title") or self.source.slug)
+        settings = self.source.settings
+        return settings.title if settings is not None and settings.title else self.source.slug
 
     @property
     def default_zone(self) -> str:
-        return str(self.source.settings.get("schedule", {}).get("timezone") or "UTC")
+        settings = self.source.settings
+        return settings.timezone if settings is not None and settings.timezone else "UTC"
 
     @cached_property
     def problems(self) -> list[Problem]:

@@ -53,6 +53,8 @@ class RequestTooLarge(HTTPException):
 
 
 def page(request: Request, template: str, status_code: int = 200, **values: Any) -> HTMLResponse:
+    """A page of web/templates. A course is given to them as `CourseSettings.to_json()`: the
+    shape lesson templates see too (`course.theme.accent`, `course.get("language")`)."""
     return templates.TemplateResponse(request, template, values, status_code=status_code)
 
 
@@ -66,15 +68,14 @@ def evidence_of(request: Request) -> subscriptions.Evidence:
 @router.get("/subscribe", response_class=HTMLResponse)
 def subscribe_form(request: Request, context: Context, course: str = "") -> HTMLResponse:
     with context.database.transaction() as session:
-        found = _course(session, course)
-        settings = found.settings
+        settings = _course(session, course).settings
     return page(
         request,
         "subscribe.html",
-        course=settings,
+        course=settings.to_json(),
         slug=course,
         zones=ZONES,
-        values={"timezone": settings["schedule"]["timezone"]},
+        values={"timezone": settings.timezone},
     )
 
 
@@ -114,7 +115,7 @@ def _sign_up(
 ) -> tuple[bool, bool]:
     """(whether the course asks for confirmation, whether a confirmation email was queued)"""
     with context.database.transaction() as session:
-        double_opt_in = bool(_course(session, course).settings.get("double_opt_in", True))
+        double_opt_in = _course(session, course).settings.double_opt_in
         try:
             result = subscriptions.subscribe(
                 session,
@@ -141,7 +142,7 @@ def confirm(request: Request, token: str, context: Context) -> HTMLResponse:
         subscriptions.confirm(
             session, enrollment, context.clock.now(), evidence_of(request), requested_at
         )
-        title = enrollment.course.settings["title"]
+        title = enrollment.course.settings.title
     return page(
         request,
         "message.html",
@@ -157,7 +158,7 @@ def unsubscribe_page(request: Request, token: str, context: Context) -> HTMLResp
     payload = context.signer.read(Purpose.UNSUBSCRIBE, token)
     with context.database.transaction() as session:
         enrollment = session.get(Enrollment, int(payload.get("e", 0)))
-        course = enrollment.course.settings if enrollment else None
+        course = enrollment.course.settings.to_json() if enrollment else None
     return page(request, "unsubscribe.html", course=course, token=token)
 
 
@@ -183,7 +184,7 @@ def _unsubscribe(context: WebContext, enrollment_id: int, everything: bool) -> s
         enrollment = subscriptions.unsubscribe_by_link(
             session, enrollment_id, context.clock.now(), everything
         )
-        return str(enrollment.course.settings["title"]) if enrollment else "this course"
+        return enrollment.course.settings.title if enrollment else "this course"
 
 
 @router.get("/view/{token}", response_class=HTMLResponse)
@@ -247,7 +248,7 @@ def _form_again(
         request,
         "subscribe.html",
         status_code=400,
-        course=settings,
+        course=settings.to_json(),
         slug=course,
         zones=ZONES,
         values={k: str(v)[:300] for k, v in fields.items()},

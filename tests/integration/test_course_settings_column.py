@@ -1,0 +1,48 @@
+"""Course settings in the database (store/models.CourseSettingsColumn): a synced course's settings
+are stored as the JSON older versions wrote, and a row of an older version reads back with
+today's defaults, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, text
+
+from dripcourse.courses.files import read_course
+from dripcourse.store.db import Database
+from dripcourse.store.models import Course
+
+pytestmark = pytest.mark.both_databases
+
+
+def stored_json(database: Database) -> dict[str, object]:
+    with database.engine.connect() as connection:
+        raw = connection.execute(text("SELECT settings FROM courses")).scalar_one()
+    return raw if isinstance(raw, dict) else json.loads(raw)
+
+
+def test_a_synced_course_stores_its_settings_as_plain_json(
+    synced: Database, courses_dir: Path
+) -> None:
+    source = read_course(courses_dir / "runners")
+    assert source.settings is not None
+
+    assert stored_json(synced) == source.settings.to_json()
+    with synced.transaction() as session:
+        assert session.scalars(select(Course.settings)).one() == source.settings
+
+
+def test_a_row_without_the_later_keys_reads_with_their_defaults(synced: Database) -> None:
+    older = stored_json(synced)
+    del older["tracking"], older["double_opt_in"]
+    with synced.engine.begin() as connection:
+        connection.execute(text("UPDATE courses SET settings = :s"), {"s": json.dumps(older)})
+
+    with synced.transaction() as session:
+        settings = session.scalars(select(Course.settings)).one()
+
+    assert settings.double_opt_in is True
+    assert settings.tracks_clicks is False
+    assert settings.title == "Runners E-Course"
