@@ -248,6 +248,11 @@ class CourseSummary:
     enrollments: dict[str, int]
     """How many enrolments are in each status."""
 
+    @property
+    def enrolled(self) -> int:
+        """How many enrolments the course has, in any status."""
+        return sum(self.enrollments.values())
+
 
 def courses(session: Session) -> list[CourseSummary]:
     found = session.scalars(
