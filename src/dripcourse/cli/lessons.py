@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
+from dripcourse.app import overview
 from dripcourse.app.lessons import find_lesson, queue_lesson, sample_job
 from dripcourse.cli.main import App, local_time, now_option, pass_app
-from dripcourse.courses.catalog import get_course
 from dripcourse.domain.validation import check_timezone, clean_name, normalise_email, parse_instant
 from dripcourse.errors import BadInput
 from dripcourse.mail.builder import CourseView, MessageBuilder
@@ -27,16 +27,13 @@ def lessons_group() -> None:
 def list_lessons(app: App, slug: str) -> None:
     """The lessons of course SLUG, in sending order (retired ones last)."""
     with app.database().transaction() as session:
-        course = get_course(session, slug)
-        current = [lesson for lesson in course.lessons if lesson.retired_at is None]
-        for number, lesson in enumerate(current, start=1):
+        summary = overview.course_summary(session, slug)
+        for number, lesson in enumerate(summary.lessons, start=1):
             click.echo(f"{number:>3}  {lesson.key:<22} {lesson.subject}  [{lesson.source_file}]")
-        for lesson in course.lessons:
-            if lesson.retired_at is not None:
-                click.echo(
-                    f"  -  {lesson.key:<22} {lesson.subject}  [retired "
-                    f"{lesson.retired_at:%Y-%m-%d}]"
-                )
+        for lesson in summary.retired:
+            click.echo(
+                f"  -  {lesson.key:<22} {lesson.subject}  [retired {lesson.retired_at:%Y-%m-%d}]"
+            )
 
 
 @lessons_group.command("preview")
