@@ -118,6 +118,13 @@ def upcoming(session: Session, limit: int = 50) -> list[QueueEntry]:
     return entries[:limit]
 
 
+def next_up(session: Session) -> QueueEntry | None:
+    """The next message that will go on its own, among the first few `upcoming`: a paused
+    enrolment's waits for a resume, not for its time."""
+    due = [entry for entry in upcoming(session, limit=5) if entry.state != "paused"]
+    return due[0] if due else None
+
+
 def status(session: Session, now: datetime) -> Status:
     def counts(column: InstrumentedAttribute[str]) -> dict[str, int]:
         query = select(column, func.count()).group_by(column)
