@@ -131,10 +131,7 @@ class ValidationProblem(Output):
 
 
 class EnrollmentOut(Output):
-    # Read off an `Enrollment` (its course's slug), or off its own dump by field name.
-    model_config = ConfigDict(validate_by_name=True)
-
-    course: str = Field(validation_alias=AliasPath("course", "slug"))
+    course: str = Field(validation_alias=AliasPath("course", "slug"))  # the course's slug
     status: EnrollmentStatus
     created_at: datetime
     confirmed_at: datetime | None
@@ -206,7 +203,8 @@ class SubscriberDetail(SubscriberOut):
     @classmethod
     def of_history(cls, subscriber: Subscriber, deliveries: list[Delivery]) -> SubscriberDetail:
         return cls(
-            **SubscriberOut.model_validate(subscriber).model_dump(),
+            # The fields as models, not dumped: a dump would not read back by its aliases.
+            **dict(SubscriberOut.model_validate(subscriber)),
             deliveries=[DeliveryOut.of(d) for d in deliveries],
         )
 

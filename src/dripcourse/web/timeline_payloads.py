@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from dripcourse.app.timeline import EnrollmentTimeline, Hold, HoldReason, Timeline
 from dripcourse.domain.schedule import PlannedLesson
@@ -22,9 +22,7 @@ def local_text(instant: datetime, zone: str) -> str:
 
 
 class TimelineDelivery(Output):
-    # Read off a `LedgerRow`, whose `number` and `key` are called by what they number here.
-    model_config = ConfigDict(validate_by_name=True)
-
+    # Read off a `LedgerRow`: its `number` and `key` are the lesson's.
     lesson_number: int | None = Field(validation_alias="number")
     """The lesson's place in the course (a retired lesson: its last one); null for a
     confirmation email."""
