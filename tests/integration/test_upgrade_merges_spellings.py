@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from raw_rows import insert
 from sqlalchemy import text
 
 from dripcourse.app.subscriptions import subscribe
@@ -35,12 +36,6 @@ def at_0004(settings: Settings) -> Iterator[Database]:
     migrations.upgrade(db, "0004")
     yield db
     db.dispose()
-
-
-def insert(connection: Any, table: str, **values: Any) -> None:
-    columns = ", ".join(f'"{name}"' for name in values)
-    marks = ", ".join(f":{name}" for name in values)
-    connection.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({marks})"), values)
 
 
 def delivery(connection: Any, id: int, enrollment: int, lesson: int | None, status: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from alembic import command
+from raw_rows import insert
 from sqlalchemy import text
 
 from dripcourse.backends import load_backend
@@ -37,12 +38,6 @@ def old_database(settings: Settings) -> Iterator[Database]:
     migrations.upgrade(db, PREVIOUS)
     yield db
     db.dispose()
-
-
-def insert(connection: Any, table: str, **values: Any) -> None:
-    columns = ", ".join(f'"{name}"' for name in values)
-    marks = ", ".join(f":{name}" for name in values)
-    connection.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({marks})"), values)
 
 
 def fill_previous_schema(database: Database, courses_dir: Path) -> None:

@@ -120,6 +120,13 @@ def upcoming(session: Session, limit: int = 50) -> list[QueueEntry]:
     return entries[:limit]
 
 
+def next_up(session: Session) -> QueueEntry | None:
+    """The next message that will go on its own, among the first few `upcoming`: a paused
+    enrolment's waits for a resume, not for its time."""
+    due = [entry for entry in upcoming(session, limit=5) if entry.state != "paused"]
+    return due[0] if due else None
+
+
 def status(session: Session, now: datetime) -> Status:
     def counts(column: InstrumentedAttribute[str]) -> dict[str, int]:
         query = select(column, func.count()).group_by(column)
@@ -249,6 +256,11 @@ class CourseSummary:
     retired: list[Lesson]
     enrollments: dict[str, int]
     """How many enrolments are in each status."""
+
+    @property
+    def enrolled(self) -> int:
+        """How many enrolments the course has, in any status."""
+        return sum(self.enrollments.values())
 
 
 def courses(session: Session) -> list[CourseSummary]:

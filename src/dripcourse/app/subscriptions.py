@@ -35,7 +35,7 @@ from dripcourse.domain.validation import (
     mailbox_key,
     normalise_email,
 )
-from dripcourse.errors import Conflict, NotFound
+from dripcourse.errors import BadInput, Conflict, NotFound
 from dripcourse.store.models import (
     Delivery,
     DeliveryKind,
@@ -208,6 +208,22 @@ def confirm(
     enrollment.confirm_ip, enrollment.confirm_user_agent = (evidence or Evidence()).clipped()
     activate(session, enrollment, now)
     return True
+
+
+def confirm_by_link(
+    session: Session,
+    enrollment_id: int,
+    now: datetime,
+    evidence: Evidence | None = None,
+    requested_at: datetime | None = None,
+) -> Enrollment:
+    """The confirmation link of an email: `confirm` the enrolment it names. `BadInput` if that is
+    gone (the person was deleted, or forgotten): the link no longer leads anywhere."""
+    enrollment = session.get(Enrollment, enrollment_id)
+    if enrollment is None:
+        raise BadInput("this link is no longer valid: the sign-up it confirms has expired")
+    confirm(session, enrollment, now, evidence, requested_at)
+    return enrollment
 
 
 def queue_confirmation(

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from sqlalchemy import func, select
 
+from dripcourse.app import overview
 from dripcourse.app.timeline import course_calendar
 from dripcourse.cli.main import App, now_option, pass_app
 from dripcourse.cli.timeline import print_calendar
@@ -14,7 +14,6 @@ from dripcourse.courses.catalog import SyncReport, check_course, load_sources, s
 from dripcourse.courses.checks import course_warnings
 from dripcourse.domain.validation import parse_instant
 from dripcourse.errors import BadInput
-from dripcourse.store.models import Course, Enrollment, Lesson
 
 
 @click.group("courses")
@@ -93,27 +92,16 @@ def _summary(report: SyncReport) -> str:
 def list_courses(app: App) -> None:
     """The synced courses with their lesson and subscriber counts."""
     with app.database().transaction() as session:
-        lessons = dict(
-            session.execute(
-                select(Lesson.course_id, func.count())
-                .where(Lesson.retired_at.is_(None))
-                .group_by(Lesson.course_id)
-            ).all()
-        )
-        people = dict(
-            session.execute(
-                select(Enrollment.course_id, func.count()).group_by(Enrollment.course_id)
-            ).all()
-        )
-        courses = session.scalars(select(Course).order_by(Course.slug)).all()
-    if not courses:
+        summaries = overview.courses(session)
+    if not summaries:
         click.echo("no courses yet: run `dripcourse courses sync`")
-    for course in courses:
+    for summary in summaries:
+        course = summary.course
         rhythm = course.settings.rhythm
         click.echo(
-            f"{course.slug:<16} {course.title}  ({lessons.get(course.id, 0)} lessons, "
+            f"{course.slug:<16} {course.title}  ({len(summary.lessons)} lessons, "
             f"every {rhythm.cadence_days} days at {rhythm.send_time:%H:%M}, "
-            f"{people.get(course.id, 0)} enrolled)"
+            f"{summary.enrolled} enrolled)"
         )
 
 

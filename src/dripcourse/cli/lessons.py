@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from dripcourse.app import lessons
+from dripcourse.app import lessons, overview
 from dripcourse.cli.main import App, local_time, now_option, pass_app
-from dripcourse.courses.catalog import get_course
 from dripcourse.domain.validation import parse_instant
 from dripcourse.errors import BadInput
 from dripcourse.mail.builder import MessageBuilder
@@ -27,15 +26,13 @@ def lessons_group() -> None:
 def list_lessons(app: App, slug: str) -> None:
     """The lessons of course SLUG, in sending order (retired ones last)."""
     with app.database().transaction() as session:
-        course = get_course(session, slug)
-        for number, lesson in enumerate(course.current_lessons, start=1):
+        summary = overview.course_summary(session, slug)
+        for number, lesson in enumerate(summary.lessons, start=1):
             click.echo(f"{number:>3}  {lesson.key:<22} {lesson.subject}  [{lesson.source_file}]")
-        for lesson in course.lessons:
-            if not lesson.is_current:
-                click.echo(
-                    f"  -  {lesson.key:<22} {lesson.subject}  [retired "
-                    f"{lesson.retired_at:%Y-%m-%d}]"
-                )
+        for lesson in summary.retired:
+            click.echo(
+                f"  -  {lesson.key:<22} {lesson.subject}  [retired {lesson.retired_at:%Y-%m-%d}]"
+            )
 
 
 @lessons_group.command("preview")

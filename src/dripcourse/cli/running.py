@@ -39,11 +39,10 @@ def tick(app: App, now: str | None, quiet: bool) -> None:
     if not sum(report.counts.values()):
         # "0 sent" alone leaves a newcomer guessing; say when something will be due.
         with app.database().read() as session:
-            due = [e for e in overview.upcoming(session, limit=5) if e.state != "paused"]
-        if not due:
+            first = overview.next_up(session)
+        if first is None:
             click.echo("nothing was due, and nothing is owed to anyone")
         else:
-            first = due[0]
             click.echo(
                 f"nothing was due yet; next: {first.course} {first.lesson} to {first.email} "
                 f"at {local_time(first.due_at, first.timezone)} ({utc_time(first.due_at)})"

@@ -172,7 +172,7 @@ def list_subscribers(
     """Subscribers with their enrolments, by address. 404: no such course."""
     with context.database.transaction() as session:
         rows = overview.subscribers(session, course, status, limit, offset, email=email)
-        items = [SubscriberOut.of(subscriber) for subscriber, _ in rows]
+        items = [SubscriberOut.model_validate(subscriber) for subscriber, _ in rows]
     return SubscriberPage(items=items, limit=limit, offset=offset)
 
 
@@ -198,7 +198,7 @@ def create_subscriber(body: NewSubscriber, context: Context) -> SubscriberOut:
             source="api",
             now=context.clock.now(),
         )
-        created = SubscriberOut.of(result.enrollment.subscriber)
+        created = SubscriberOut.model_validate(result.enrollment.subscriber)
     if result.confirmation_queued:
         context.wake()
     return created
@@ -238,7 +238,7 @@ def change_subscriber(
         subscriber = people.update_subscriber(
             session, subscriber_id, context.clock.now(), name=body.name, timezone=body.timezone
         )
-        return SubscriberOut.of(subscriber)
+        return SubscriberOut.model_validate(subscriber)
 
 
 @router.delete(
@@ -265,7 +265,7 @@ def pause_enrollment(subscriber_id: SubscriberId, course: Slug, context: Context
         enrollment = subscriptions.pause_enrollment(
             session, subscriber_id, course, context.clock.now()
         )
-        return EnrollmentOut.of(enrollment)
+        return EnrollmentOut.model_validate(enrollment)
 
 
 @router.post(f"{_ENROLMENT}/resume", response_model=EnrollmentOut, responses=errors(404, 409, 422))
@@ -275,7 +275,7 @@ def resume_enrollment(subscriber_id: SubscriberId, course: Slug, context: Contex
         enrollment = subscriptions.resume_enrollment(
             session, subscriber_id, course, context.clock.now()
         )
-        return EnrollmentOut.of(enrollment)
+        return EnrollmentOut.model_validate(enrollment)
 
 
 @router.post(f"{_ENROLMENT}/unsubscribe", response_model=EnrollmentOut, responses=errors(404, 422))
@@ -287,7 +287,7 @@ def unsubscribe_enrollment(
         enrollment = subscriptions.unsubscribe_enrollment(
             session, subscriber_id, course, context.clock.now()
         )
-        return EnrollmentOut.of(enrollment)
+        return EnrollmentOut.model_validate(enrollment)
 
 
 # -- courses and lessons --------------------------------------------------------------------------
@@ -314,7 +314,7 @@ def show_report(course: Slug, context: Context) -> list[LessonReportOut]:
     """Per lesson: messages sent, failed and bounced, people who unsubscribed right after it,
     and people who clicked one of its links (null unless the course tracks clicks)."""
     with context.database.read() as session:
-        return [LessonReportOut.of(row) for row in course_report(session, course)]
+        return [LessonReportOut.model_validate(row) for row in course_report(session, course)]
 
 
 @router.get("/courses/{course}/lessons", response_model=list[LessonOut], responses=errors(404, 422))

@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import (
+    AliasPath,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+)
 
 from dripcourse.app.overview import CourseSummary, Status
 from dripcourse.domain.validation import MAX_EMAIL, MAX_NAME
@@ -19,7 +27,6 @@ from dripcourse.store.models import (
     Delivery,
     DeliveryKind,
     DeliveryStatus,
-    Enrollment,
     EnrollmentStatus,
     Lesson,
     Subscriber,
@@ -42,8 +49,10 @@ class Input(BaseModel):
 
 
 class Output(BaseModel):
-    # The docstring under a field becomes its description in /openapi.json.
-    model_config = ConfigDict(use_attribute_docstrings=True)
+    # The docstring under a field becomes its description in /openapi.json. A model whose fields
+    # are the attributes of what an operation returns is made with `model_validate(obj)`; the
+    # others have an `of()` that works out what differs.
+    model_config = ConfigDict(use_attribute_docstrings=True, from_attributes=True)
 
 
 # -- what comes in ------------------------------------------------------------------------------
@@ -122,7 +131,7 @@ class ValidationProblem(Output):
 
 
 class EnrollmentOut(Output):
-    course: str
+    course: str = Field(validation_alias=AliasPath("course", "slug"))  # the course's slug
     status: EnrollmentStatus
     created_at: datetime
     confirmed_at: datetime | None
@@ -130,18 +139,6 @@ class EnrollmentOut(Output):
     ended_at: datetime | None
     next_due_at: datetime | None
     """When the next lesson in the rhythm is owed; null while one is in the ledger or none is."""
-
-    @classmethod
-    def of(cls, enrollment: Enrollment) -> EnrollmentOut:
-        return cls(
-            course=enrollment.course.slug,
-            status=EnrollmentStatus(enrollment.status),
-            created_at=enrollment.created_at,
-            confirmed_at=enrollment.confirmed_at,
-            paused_at=enrollment.paused_at,
-            ended_at=enrollment.ended_at,
-            next_due_at=enrollment.next_due_at,
-        )
 
 
 class SubscriberOut(Output):
@@ -151,17 +148,6 @@ class SubscriberOut(Output):
     timezone: str
     created_at: datetime
     enrollments: list[EnrollmentOut]
-
-    @classmethod
-    def of(cls, subscriber: Subscriber) -> SubscriberOut:
-        return cls(
-            id=subscriber.id,
-            email=subscriber.email,
-            name=subscriber.name,
-            timezone=subscriber.timezone,
-            created_at=subscriber.created_at,
-            enrollments=[EnrollmentOut.of(e) for e in subscriber.enrollments],
-        )
 
 
 class SubscriberPage(Output):
@@ -217,7 +203,8 @@ class SubscriberDetail(SubscriberOut):
     @classmethod
     def of_history(cls, subscriber: Subscriber, deliveries: list[Delivery]) -> SubscriberDetail:
         return cls(
-            **SubscriberOut.of(subscriber).model_dump(),
+            # The fields as models, not dumped: a dump would not read back by its aliases.
+            **dict(SubscriberOut.model_validate(subscriber)),
             deliveries=[DeliveryOut.of(d) for d in deliveries],
         )
 

@@ -138,9 +138,12 @@ def confirm(request: Request, token: str, context: Context) -> HTMLResponse:
     payload = context.signer.read(Purpose.CONFIRM, token, max_age=context.confirm_max_age)
     requested_at = context.signer.issued_at(Purpose.CONFIRM, token)
     with context.database.transaction() as session:
-        enrollment = _enrollment(session, payload)
-        subscriptions.confirm(
-            session, enrollment, context.clock.now(), evidence_of(request), requested_at
+        enrollment = subscriptions.confirm_by_link(
+            session,
+            int(payload.get("e", 0)),
+            context.clock.now(),
+            evidence_of(request),
+            requested_at,
         )
         title = enrollment.course.settings.title
     return page(
@@ -263,10 +266,3 @@ def _course(session: Session, slug: str) -> Course:
         return get_course(session, slug)
     except NotFound:
         raise NotFound("there is no such course: please check the link you followed") from None
-
-
-def _enrollment(session: Session, payload: dict[str, Any]) -> Enrollment:
-    enrollment = session.get(Enrollment, int(payload.get("e", 0)))
-    if enrollment is None:
-        raise BadInput("this link is no longer valid: the sign-up it confirms has expired")
-    return enrollment

@@ -5,7 +5,6 @@ The same seven fields as `dripcourse report SLUG --format json`, in the same ord
 
 from __future__ import annotations
 
-from dripcourse.app.report import LessonReport
 from dripcourse.web.payloads import Output
 
 
@@ -25,15 +24,3 @@ class LessonReportOut(Output):
     clicked: int | None
     """People who followed at least one link of this lesson; null when the course does not track
     clicks (`[tracking] clicks`) and never did."""
-
-    @classmethod
-    def of(cls, row: LessonReport) -> LessonReportOut:
-        return cls(
-            lesson=row.lesson,
-            subject=row.subject,
-            sent=row.sent,
-            failed=row.failed,
-            bounced=row.bounced,
-            unsubscribed=row.unsubscribed,
-            clicked=row.clicked,
-        )

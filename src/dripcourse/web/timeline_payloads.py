@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
-from dripcourse.app.timeline import EnrollmentTimeline, Hold, HoldReason, LedgerRow, Timeline
+from dripcourse.app.timeline import EnrollmentTimeline, Hold, HoldReason, Timeline
 from dripcourse.domain.schedule import PlannedLesson
 from dripcourse.store.models import DeliveryKind, DeliveryStatus, EnrollmentStatus
 from dripcourse.web.payloads import Output
@@ -22,10 +22,11 @@ def local_text(instant: datetime, zone: str) -> str:
 
 
 class TimelineDelivery(Output):
-    lesson_number: int | None
+    # Read off a `LedgerRow`: its `number` and `key` are the lesson's.
+    lesson_number: int | None = Field(validation_alias="number")
     """The lesson's place in the course (a retired lesson: its last one); null for a
     confirmation email."""
-    lesson_key: str | None
+    lesson_key: str | None = Field(validation_alias="key")
     kind: DeliveryKind
     """lesson (in the rhythm), extra (queued by an operator) or confirmation."""
     status: DeliveryStatus
@@ -37,21 +38,6 @@ class TimelineDelivery(Output):
     last_error: str | None
     """Why the last attempt failed, or why it was cancelled."""
     message_id: str
-
-    @classmethod
-    def of(cls, row: LedgerRow) -> TimelineDelivery:
-        return cls(
-            lesson_number=row.number,
-            lesson_key=row.key,
-            kind=DeliveryKind(row.kind),
-            status=DeliveryStatus(row.status),
-            due_at=row.due_at,
-            next_attempt_at=row.next_attempt_at,
-            sent_at=row.sent_at,
-            attempts=row.attempts,
-            last_error=row.last_error,
-            message_id=row.message_id,
-        )
 
 
 class OwedLesson(Output):
@@ -124,7 +110,7 @@ class EnrollmentTimelineOut(Output):
             title=enrollment.title,
             status=EnrollmentStatus(enrollment.status),
             since=enrollment.since,
-            deliveries=[TimelineDelivery.of(row) for row in enrollment.ledger],
+            deliveries=[TimelineDelivery.model_validate(row) for row in enrollment.ledger],
             owed=[OwedLesson.of(lesson, zone) for lesson in enrollment.owed],
             held=None if enrollment.held is None else HoldOut.of(enrollment.held),
         )
