@@ -193,8 +193,9 @@ class Dispatcher:
                     feedback_id=self.settings.feedback_id,
                 )
             missing = {job.course_id for job in jobs} - set(self._courses)
-            for course in session.scalars(
-                select(Course).where(Course.id.in_(missing)).options(selectinload(Course.lessons))
+            known = select(Course).where(Course.id.in_(missing))
+            for course in (
+                session.scalars(known.options(selectinload(Course.lessons))) if missing else ()
             ):
                 view = CourseView.of(course)
                 current = [each.key for each in course.lessons if each.retired_at is None]
