@@ -198,7 +198,8 @@ def queue_lesson(
         if enrollment.id in waiting:
             waiting[enrollment.id].due_at = waiting[enrollment.id].next_attempt_at = at
         else:
-            session.add(new_delivery(enrollment, lesson.id, DeliveryKind.EXTRA, at))
+            # Made "at" its due time, as before: queue_lesson is given no other instant.
+            session.add(new_delivery(enrollment, lesson.id, DeliveryKind.EXTRA, at, at))
     return len(enrollments)
 
 

@@ -20,6 +20,7 @@ from dripcourse.app.csvcells import escape_cell, unescape_cell
 from dripcourse.app.subscriptions import subscribe
 from dripcourse.courses.catalog import get_course
 from dripcourse.domain.enrolment import Admission, admission
+from dripcourse.domain.policy import owed_delivery
 from dripcourse.domain.schedule import first_lesson_due
 from dripcourse.domain.validation import (
     address_hash,
@@ -33,7 +34,6 @@ from dripcourse.store.models import (
     Course,
     Delivery,
     DeliveryKind,
-    DeliveryStatus,
     Enrollment,
     EnrollmentStatus,
     Subscriber,
@@ -242,17 +242,14 @@ def _import_chunk(
         session.execute(
             insert(Delivery),
             [
-                {
-                    "enrollment_id": enrollment_id,
-                    "lesson_id": None,
-                    "kind": DeliveryKind.CONFIRMATION,
-                    "status": DeliveryStatus.PENDING,
-                    "due_at": now,
-                    "next_attempt_at": now,
-                    "attempts": 0,
-                    "created_at": now,
-                    "message_id": make_message_id(course),
-                }
+                owed_delivery(
+                    enrollment_id,
+                    None,
+                    DeliveryKind.CONFIRMATION,
+                    now,
+                    now,
+                    make_message_id(course),
+                )
                 for enrollment_id in made
             ],
         )

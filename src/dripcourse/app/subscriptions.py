@@ -229,8 +229,7 @@ def confirm_by_link(
 def queue_confirmation(
     session: Session, enrollment: Enrollment, due: datetime, now: datetime
 ) -> Delivery:
-    delivery = new_delivery(enrollment, None, DeliveryKind.CONFIRMATION, due)
-    delivery.created_at = now
+    delivery = new_delivery(enrollment, None, DeliveryKind.CONFIRMATION, due, now)
     session.add(delivery)
     return delivery
 

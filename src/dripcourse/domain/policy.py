@@ -1,13 +1,14 @@
 """Who may be mailed, and when: the rules the operations and the engine share, written once.
 
-Plain data and functions over it, free of I/O: what counts as an open delivery, which enrolments a
-sign-up restarts, which suppressions the person may lift, and how often a mailbox that has not
-confirmed may get a confirmation email.
+Plain data and functions over it, free of I/O: what counts as an open delivery, what an owed
+delivery looks like when it is made, which enrolments a sign-up restarts, which suppressions the
+person may lift, and how often a mailbox that has not confirmed may get a confirmation email.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from dripcourse.domain.states import DeliveryStatus, EnrollmentStatus, SuppressionReason
 
@@ -15,6 +16,32 @@ OPEN_DELIVERY = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 # A lesson an enrolment has had, in the rhythm: sent, or given up on (it is not owed again, and
 # the next one follows it). This is what "history" means in `schedule.next_lesson`.
 HAD = (DeliveryStatus.SENT, DeliveryStatus.FAILED)
+
+
+def owed_delivery(
+    enrollment_id: int,
+    lesson_id: int | None,
+    kind: str,
+    due_at: datetime,
+    now: datetime,
+    message_id: str,
+) -> dict[str, Any]:
+    """The row of a delivery that is owed from `due_at` on: pending, first tried when it is due,
+    never attempted yet. Every maker of a delivery (a sign-up's confirmation, a lesson whose time
+    has come, an import, a queued extra) starts from this row."""
+    return {
+        "enrollment_id": enrollment_id,
+        "lesson_id": lesson_id,
+        "kind": kind,
+        "status": DeliveryStatus.PENDING,
+        "due_at": due_at,
+        "next_attempt_at": due_at,
+        "attempts": 0,
+        "created_at": now,
+        "message_id": message_id,
+    }
+
+
 # Enrolments that a new sign-up (re)starts once the person confirms it.
 WAITING_FOR_CONSENT = (
     EnrollmentStatus.PENDING,

@@ -135,8 +135,15 @@ def _zone_names() -> frozenset[str]:
 def has_control_characters(text: str) -> bool:
     """Whether `text` holds a character that has no place in a one-line value: a control
     character, a line or paragraph separator, a lone surrogate."""
+    if text.isascii():
+        # The common case, and a hot one (every header of every message): the only such ASCII
+        # characters are the C0 controls and DEL, all of category Cc.
+        return _ASCII_CONTROL.search(text) is not None
     # Cs: a lone surrogate, which is what an undecodable byte in a command-line argument becomes.
     return any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in text)
+
+
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _shown(text: str) -> str:

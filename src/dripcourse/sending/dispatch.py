@@ -186,8 +186,9 @@ class Dispatcher:
                 key = secret_key(session, self.settings.secret_key)
                 self._builder = MessageBuilder.for_sending(self.settings, key)
             missing = {job.course_id for job in jobs} - set(self._courses)
-            for course in session.scalars(
-                select(Course).where(Course.id.in_(missing)).options(selectinload(Course.lessons))
+            known = select(Course).where(Course.id.in_(missing))
+            for course in (
+                session.scalars(known.options(selectinload(Course.lessons))) if missing else ()
             ):
                 view = CourseView.of(course)
                 current = [each.key for each in course.current_lessons]

@@ -8,14 +8,16 @@ one to read when reasoning about concurrency: on PostgreSQL `FOR UPDATE SKIP LOC
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, func, or_, select, text, update
+from sqlalchemy import Table, and_, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
 from dripcourse.domain.delivery import Job
-from dripcourse.domain.policy import SELF_LIFTED, WAITING_FOR_CONSENT
+from dripcourse.domain.policy import SELF_LIFTED, WAITING_FOR_CONSENT, owed_delivery
 from dripcourse.domain.schedule import (
     next_lesson,
 )
@@ -33,10 +35,13 @@ from dripcourse.store.models import (
     Suppression,
 )
 from dripcourse.store.queries import (
+    chunks,
     finish_enrollments,
     jobs_for,
     lesson_histories,
     make_message_id,
+    values_of,
+    values_params,
 )
 
 # What may be claimed at all: paused and ended enrolments keep their deliveries, but nobody
@@ -64,6 +69,10 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
 
     One lesson per enrolment at a time: the following one is scheduled only once this one is sent
     or given up (`outcomes.record_outcomes`), so a downtime never ends in a burst.
+
+    A batch costs a fixed number of statements, whatever its size: the due enrolments, their
+    courses with their lessons, their histories, their suppressions, then one UPDATE and one
+    INSERT (per 1,000 rows), and one more UPDATE if some enrolment has had every lesson.
     """
     query = (
         select(Enrollment.id, Enrollment.course_id, Enrollment.next_due_at, Subscriber.email)
@@ -78,8 +87,7 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
     if not due:
         return 0
     ids = [row.id for row in due]
-    course_ids = {row.course_id for row in due}
-    orders = _lesson_orders(session, course_ids)
+    courses = _lesson_orders(session, {row.course_id for row in due})
     histories = lesson_histories(session, ids)
     hashes = {row.email: address_hash(row.email) for row in due}
     suppressed = set(
@@ -87,32 +95,25 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
             select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes.values()))
         )
     )
-    courses = {
-        course.id: course
-        for course in session.scalars(select(Course).where(Course.id.in_(course_ids)))
-    }
-    owed: list[dict[str, object]] = []
+    owed: list[dict[str, Any]] = []
     finished: list[int] = []
     for row in due:
         if hashes[row.email] in suppressed:
             continue  # held: nothing is owed to a suppressed address
-        keys, lesson_ids = orders[row.course_id]
-        key = next_lesson(keys, [had.key for had in histories[row.id]])
+        course = courses[row.course_id]
+        key = next_lesson(course.keys, [had.key for had in histories[row.id]])
         if key is None:
             finished.append(row.id)
             continue
         owed.append(
-            {
-                "enrollment_id": row.id,
-                "lesson_id": lesson_ids[key],
-                "kind": DeliveryKind.LESSON,
-                "status": DeliveryStatus.PENDING,
-                "due_at": row.next_due_at,
-                "next_attempt_at": row.next_due_at,
-                "attempts": 0,
-                "created_at": now,
-                "message_id": make_message_id(courses[row.course_id]),
-            }
+            owed_delivery(
+                row.id,
+                course.lesson_ids[key],
+                DeliveryKind.LESSON,
+                row.next_due_at,
+                now,
+                make_message_id(course.course),
+            )
         )
     session.execute(
         update(Enrollment)
@@ -121,15 +122,25 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
         .execution_options(synchronize_session=False)
     )
     finish_enrollments(session, finished, now)
-    if owed:
-        session.execute(_owe_once(session), owed)
+    for rows in chunks(owed):
+        # One INSERT ... SELECT of the batch, not an executemany: PostgreSQL would run one
+        # INSERT per row.
+        names, dialect = tuple(rows[0]), session.get_bind().dialect.name
+        statement = _owe_once(upsert_insert(session), names, len(rows), dialect)
+        session.execute(statement, values_params("owed", names, rows, dialect))
     return len(due)
 
 
-def _owe_once(session: Session) -> Any:
+@lru_cache(maxsize=16)
+def _owe_once(insert: Any, names: tuple[str, ...], count: int, dialect: str) -> Any:
+    """The INSERT of `count` owed rows: made once per size, so that SQLAlchemy compiles it once."""
+    table = cast(Table, Delivery.__table__)
+    owed = values_of("owed", table, names, count, dialect)
+    # SQLite reads an ON CONFLICT after a bare SELECT as part of a join: a WHERE ends the SELECT.
+    rows = select(*(owed.c[name] for name in names)).where(true())
+    statement = insert(table).from_select(names, rows)
     # The partial unique index makes a lesson owed once per enrolment: a second worker's insert
     # is ignored, and a copy cancelled earlier (they had unsubscribed) is owed again.
-    statement = upsert_insert(session)(cast(Table, Delivery.__table__))
     return statement.on_conflict_do_update(
         index_elements=["enrollment_id", "lesson_id"],
         index_where=text("kind = 'lesson'"),  # the partial index's own predicate
@@ -260,15 +271,27 @@ def release(session: Session, jobs: Sequence[Job], worker: str) -> None:
     )
 
 
-def _lesson_orders(
-    session: Session, course_ids: set[int]
-) -> dict[int, tuple[list[str], dict[str, int]]]:
-    orders: dict[int, tuple[list[str], dict[str, int]]] = {cid: ([], {}) for cid in course_ids}
-    for course_id, key, lesson_id in session.execute(
-        select(Lesson.course_id, Lesson.key, Lesson.id)
-        .where(Lesson.course_id.in_(course_ids), Lesson.is_current)
-        .order_by(Lesson.course_id, Lesson.position)
+@dataclass(frozen=True, slots=True)
+class _LessonOrder:
+    """A course as materialising needs it: its current lessons in order, and the course itself
+    (for the Message-ID of what it owes)."""
+
+    course: Course
+    keys: list[str] = field(default_factory=list)
+    lesson_ids: dict[str, int] = field(default_factory=dict)
+
+
+def _lesson_orders(session: Session, course_ids: set[int]) -> dict[int, _LessonOrder]:
+    # One query for the courses and their current lessons (a course without any still comes).
+    orders: dict[int, _LessonOrder] = {}
+    for course, key, lesson_id in session.execute(
+        select(Course, Lesson.key, Lesson.id)
+        .outerjoin(Lesson, and_(Lesson.course_id == Course.id, Lesson.is_current))
+        .where(Course.id.in_(course_ids))
+        .order_by(Course.id, Lesson.position)
     ):
-        orders[course_id][0].append(key)
-        orders[course_id][1][key] = lesson_id
+        order = orders.setdefault(course.id, _LessonOrder(course))
+        if key is not None:
+            order.keys.append(key)
+            order.lesson_ids[key] = lesson_id
     return orders

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from dripcourse.backends.base import DeliveryResult, Outcome
@@ -38,7 +39,7 @@ from dripcourse.store.models import (
     Lesson,
     SuppressionReason,
 )
-from dripcourse.store.queries import finish_enrollments, suppress
+from dripcourse.store.queries import chunks, finish_enrollments, suppress, values_of, values_params
 
 TAKEN_OVER = "taken-over"
 """The status reported for an outcome that was not recorded: another worker owns the delivery now."""
@@ -64,28 +65,26 @@ def record_outcomes(
     policy: RetryPolicy,
     facts: Mapping[int, CourseFacts] | None = None,
 ) -> list[str]:
-    """Write each outcome; returns each delivery's new status, in order."""
-    owned = set(
-        session.scalars(
-            select(Delivery.id).where(
-                Delivery.id.in_([job.delivery_id for job, _ in outcomes]),
-                Delivery.status == DeliveryStatus.SENDING,
-                Delivery.lease_owner == worker,
-            )
-        )
-    )
+    """Write each outcome; returns each delivery's new status, in order.
+
+    One statement writes the deliveries of the whole group, and only those this worker still
+    leases (it returns their ids); one more moves their enrolments on. Suppressions (a permanent
+    refusal) and completions are written only for what the first statement did write.
+    """
+    rows = [_row(job, result, now, policy) for job, result in outcomes]
+    owned = _write_deliveries(session, rows, worker)
     known = dict(facts or {})
-    rows: list[dict[str, Any]] = []
     following: list[dict[str, Any]] = []
     finished: list[int] = []
     statuses: list[str] = []
-    for job, result in outcomes:
+    for (job, result), row in zip(outcomes, rows, strict=True):
         if job.delivery_id not in owned:
             statuses.append(TAKEN_OVER)
             continue
-        row = _row(session, job, result, now, policy)
-        rows.append(row)
         statuses.append(row["status"])
+        if result.outcome == Outcome.PERMANENT:
+            detail = f"{result.code or ''} {result.detail}".strip()
+            suppress(session, job.email, SuppressionReason.HARD_BOUNCE, now, detail=detail)
         if job.kind == DeliveryKind.LESSON and row["status"] != DeliveryStatus.PENDING:
             course = known.get(job.course_id) or known.setdefault(
                 job.course_id, _facts(session, job.course_id)
@@ -95,72 +94,95 @@ def record_outcomes(
             else:
                 due = following_lesson_due(job.due_at, now, ZoneInfo(job.timezone), course.rhythm)
                 following.append({"id": job.enrollment_id, "next_due_at": due})
-    _write(session, rows, following, finished, now)
+    _schedule_following(session, following)
+    finish_enrollments(session, finished, now)
     return statuses
 
 
-def _write(
-    session: Session,
-    rows: list[dict[str, Any]],
-    following: list[dict[str, Any]],
-    finished: list[int],
-    now: datetime,
-) -> None:
-    deliveries_table, enrollments_table = (
-        cast(Table, Delivery.__table__),
-        cast(Table, Enrollment.__table__),
+_DELIVERY_COLUMNS = ("id", "status", "smtp_code", "last_error", "sent_at", "next_attempt_at")
+_FOLLOWING_COLUMNS = ("id", "next_due_at")
+
+
+def _write_deliveries(session: Session, rows: list[dict[str, Any]], worker: str) -> set[int]:
+    """Write every row whose delivery this worker still leases; the ids of those written."""
+    owned: set[int] = set()
+    dialect = session.get_bind().dialect.name
+    for group in chunks(rows):
+        given = values_params("outcome", _DELIVERY_COLUMNS, group, dialect)
+        statement = _record_deliveries(len(group), dialect)
+        owned.update(session.scalars(statement, given | {"worker": worker}))
+    return owned
+
+
+@lru_cache(maxsize=16)
+def _record_deliveries(count: int, dialect: str) -> Any:
+    """The statement that records `count` outcomes, made once per size (compiled once):
+
+        WITH outcome AS (SELECT column1 AS id, ... FROM (VALUES ...))
+        UPDATE deliveries SET status = outcome.status, ..., lease_owner = NULL
+        FROM outcome WHERE deliveries.id = outcome.id
+          AND deliveries.status = 'sending' AND deliveries.lease_owner = :worker
+        RETURNING deliveries.id
+
+    The lease is tested in the statement that writes, so a lease taken over by another worker
+    meanwhile is never overwritten. A NULL `sent_at` or `next_attempt_at` keeps the stored one.
+    """
+    table = cast(Table, Delivery.__table__)
+    outcome = values_of("outcome", table, _DELIVERY_COLUMNS, count, dialect)
+    return (
+        update(table)
+        .where(
+            table.c.id == outcome.c.id,
+            table.c.status == DeliveryStatus.SENDING,
+            table.c.lease_owner == bindparam("worker"),
+        )
+        .values(
+            status=outcome.c.status,
+            smtp_code=outcome.c.smtp_code,
+            last_error=outcome.c.last_error,
+            sent_at=func.coalesce(outcome.c.sent_at, table.c.sent_at),
+            next_attempt_at=func.coalesce(outcome.c.next_attempt_at, table.c.next_attempt_at),
+            lease_owner=None,
+            lease_expires_at=None,
+        )
+        .returning(table.c.id)
     )
-    deliveries, enrollments = deliveries_table.c, enrollments_table.c
-    sent = [row for row in rows if row["status"] == DeliveryStatus.SENT]
-    others = [row for row in rows if row["status"] != DeliveryStatus.SENT]
-    if sent:
-        # The common case, on the Core fast path: one executemany for the whole group.
-        session.execute(
-            update(deliveries_table)
-            .where(deliveries.id == bindparam("b_id"))
-            .values(
-                status=DeliveryStatus.SENT,
-                sent_at=now,
-                smtp_code=bindparam("b_code"),
-                last_error=None,
-                lease_owner=None,
-                lease_expires_at=None,
-            ),
-            [{"b_id": row["id"], "b_code": row["smtp_code"]} for row in sent],
-        )
-    if others:
-        session.execute(update(Delivery).execution_options(synchronize_session=None), others)
+
+
+def _schedule_following(session: Session, following: list[dict[str, Any]]) -> None:
+    """The next lesson's due time for each enrolment, in one statement."""
+    dialect = session.get_bind().dialect.name
+    for group in chunks(following):
+        given = values_params("following", _FOLLOWING_COLUMNS, group, dialect)
+        session.execute(_move_on(len(group), dialect), given)
+
+
+@lru_cache(maxsize=16)
+def _move_on(count: int, dialect: str) -> Any:
     # Only enrolments still running move on: one that was unsubscribed meanwhile stays ended.
-    if following:
-        session.execute(
-            update(enrollments_table)
-            # An executemany takes no IN list: the running states are spelled out.
-            .where(
-                enrollments.id == bindparam("b_id"),
-                or_(*(enrollments.status == s for s in RUNNING)),
-            )
-            .values(next_due_at=bindparam("b_due")),
-            [{"b_id": row["id"], "b_due": row["next_due_at"]} for row in following],
+    table = cast(Table, Enrollment.__table__)
+    due = values_of("following", table, _FOLLOWING_COLUMNS, count, dialect)
+    return (
+        update(table)
+        .where(
+            table.c.id == due.c.id,
+            table.c.status.in_(RUNNING),
         )
-    finish_enrollments(session, finished, now)
+        .values(next_due_at=due.c.next_due_at)
+    )
 
 
-def _row(
-    session: Session, job: Job, result: DeliveryResult, now: datetime, policy: RetryPolicy
-) -> dict[str, Any]:
+def _row(job: Job, result: DeliveryResult, now: datetime, policy: RetryPolicy) -> dict[str, Any]:
+    """The delivery's new state (the columns of `_DELIVERY_COLUMNS`)."""
     row: dict[str, Any] = {
         "id": job.delivery_id,
         "smtp_code": result.code,
-        "lease_owner": None,
-        "lease_expires_at": None,
+        "sent_at": None,
+        "next_attempt_at": None,
     }
     if result.outcome == Outcome.SENT:
         return row | {"status": DeliveryStatus.SENT, "sent_at": now, "last_error": None}
-    if result.outcome == Outcome.UNSENDABLE:
-        return row | {"status": DeliveryStatus.FAILED, "last_error": result.detail}
-    if result.outcome == Outcome.PERMANENT:
-        detail = f"{result.code or ''} {result.detail}".strip()
-        suppress(session, job.email, SuppressionReason.HARD_BOUNCE, now, detail=detail)
+    if result.outcome in (Outcome.UNSENDABLE, Outcome.PERMANENT):
         return row | {"status": DeliveryStatus.FAILED, "last_error": result.detail}
     if should_give_up(job.first_attempt_at, now, policy):
         error = f"gave up after {job.attempts} attempts: {result.detail}"

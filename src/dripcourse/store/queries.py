@@ -1,26 +1,28 @@
 """Small units of store work that the operations and the engine share: suppressing an address
 and finding its suppression, making an owed delivery row, reading claimed deliveries as `Job`s,
-the lessons enrolments have had, and finishing enrolments."""
+the lessons enrolments have had, finishing enrolments, and rows handed to one statement as a table
+of VALUES."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from functools import lru_cache
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select, update
+from sqlalchemy import CTE, Table, bindparam, column, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from dripcourse.domain.delivery import Job
 from dripcourse.domain.enrolment import Change, stamps
-from dripcourse.domain.policy import HAD, SELF_LIFTED
+from dripcourse.domain.policy import HAD, SELF_LIFTED, owed_delivery
 from dripcourse.domain.validation import address_hash, domain_of
 from dripcourse.store.models import (
     Course,
     Delivery,
     DeliveryKind,
-    DeliveryStatus,
     Enrollment,
     Lesson,
     Subscriber,
@@ -57,19 +59,17 @@ def suppression_of(session: Session, address: str) -> Suppression | None:
 
 
 def new_delivery(
-    enrollment: Enrollment, lesson_id: int | None, kind: DeliveryKind, due_at: datetime
+    enrollment: Enrollment,
+    lesson_id: int | None,
+    kind: DeliveryKind,
+    due_at: datetime,
+    now: datetime,
 ) -> Delivery:
-    return Delivery(
-        enrollment=enrollment,
-        lesson_id=lesson_id,
-        kind=kind,
-        status=DeliveryStatus.PENDING,
-        due_at=due_at,
-        next_attempt_at=due_at,
-        attempts=0,
-        created_at=due_at,
-        message_id=make_message_id(enrollment.course),
+    """An owed delivery (`policy.owed_delivery`) as a model, for the operations' ORM sessions."""
+    row = owed_delivery(
+        enrollment.id, lesson_id, kind, due_at, now, make_message_id(enrollment.course)
     )
+    return Delivery(enrollment=enrollment, **row)
 
 
 def make_message_id(course: Course) -> str:
@@ -143,3 +143,67 @@ def finish_enrollments(session: Session, enrollment_ids: Collection[int], now: d
         .values(status=Change.FINISH.target, **stamps(Change.FINISH, now))
         .execution_options(synchronize_session=False)
     )
+
+
+ROWS_PER_STATEMENT = 1000
+"""Rows written by one statement at most: a group of 1,000 deliveries binds about 7,000
+values, well inside SQLite's 32,766 and PostgreSQL's 65,535."""
+
+
+def chunks(rows: Sequence[Any], size: int = ROWS_PER_STATEMENT) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def values_of(name: str, table: Table, names: Sequence[str], count: int, dialect: str) -> CTE:
+    """A table `name(names...)` of `count` rows for one statement to join, each column typed as
+    `table`'s column of that name; `values_params` binds its values. The one place where the
+    two databases differ:
+
+        SQLite:      WITH name AS (SELECT column1 AS a, column2 AS b
+                                   FROM (VALUES (:name_a_0, :name_b_0), ...) AS given)
+        PostgreSQL:  WITH name AS (SELECT * FROM unnest(:name_a, :name_b) AS given(a, b))
+
+    SQLite takes no `(VALUES ...) AS v(a, b)`, but both name the columns of VALUES `column1`...
+    PostgreSQL gets one array per column instead: a short statement of a few parameters, whatever
+    the number of rows, which its driver parses once and the server prepares once (psycopg parses
+    anew every statement longer than 4 KB or with more than 50 parameters). SQLAlchemy's own
+    `values()` construct is never cached, so it would be compiled anew for every group; these are
+    made and compiled once per size (`_values_of` is cached, and so are the statements around it).
+    """
+    return _values_of(name, table, tuple(names), count if dialect != "postgresql" else 0, dialect)
+
+
+@lru_cache(maxsize=64)
+def _values_of(name: str, table: Table, names: tuple[str, ...], count: int, dialect: str) -> CTE:
+    types = [table.c[each].type for each in names]
+    columns = [column(each, kind) for each, kind in zip(names, types, strict=True)]
+    if dialect == "postgresql":
+        # Each array bound with its type (`%(v)s::TIMESTAMP WITHOUT TIME ZONE[]`).
+        arrays = [
+            bindparam(f"{name}_{each}", type_=ARRAY(kind))
+            for each, kind in zip(names, types, strict=True)
+        ]
+        listed = ", ".join(f":{name}_{each}" for each in names)
+        given = text(f"SELECT * FROM unnest({listed}) AS given({', '.join(names)})")
+        return given.bindparams(*arrays).columns(*columns).cte(name)
+    picks = ", ".join(f"column{k} AS {each}" for k, each in enumerate(names, start=1))
+    rows = ", ".join(
+        "(" + ", ".join(f":{name}_{each}_{i}" for each in names) + ")" for i in range(count)
+    )
+    binds = [
+        bindparam(f"{name}_{each}_{i}", type_=kind)
+        for i in range(count)
+        for each, kind in zip(names, types, strict=True)
+    ]
+    given = text(f"SELECT {picks} FROM (VALUES {rows}) AS given").bindparams(*binds)
+    return given.columns(*columns).cte(name)
+
+
+def values_params(
+    name: str, names: Sequence[str], rows: Sequence[Mapping[str, Any]], dialect: str
+) -> dict[str, Any]:
+    """The bound values of `values_of(name, ..., names, len(rows), dialect)` for these rows."""
+    if dialect == "postgresql":
+        return {f"{name}_{each}": [row[each] for row in rows] for each in names}
+    return {f"{name}_{each}_{i}": row[each] for i, row in enumerate(rows) for each in names}
