@@ -17,11 +17,11 @@ from dripcourse.app.people import find_subscriber
 from dripcourse.backends import load_backend
 from dripcourse.config import Settings
 from dripcourse.courses.catalog import get_course
-from dripcourse.domain.delivery import Job, Outcome
+from dripcourse.domain.delivery import Outcome
 from dripcourse.domain.validation import check_timezone, clean_name, normalise_email
 from dripcourse.errors import BadInput, Conflict, NotFound
-from dripcourse.mail.builder import CourseView, MessageBuilder
-from dripcourse.mail.rendering import RenderedLesson
+from dripcourse.mail.builder import CourseView, MessageBuilder, sample_job
+from dripcourse.mail.rendering import Recipient, RenderedLesson
 from dripcourse.mail.tokens import secret_key
 from dripcourse.store.db import Database
 from dripcourse.store.models import (
@@ -74,7 +74,10 @@ def preview(
     """A lesson rendered for a sample reader, exactly as it would be sent (links included)."""
     address, clean = normalise_email(email), clean_name(name)
     course, lesson = find_lesson(session, course_slug, which)
-    rendered, _ = builder.render(sample_job(course, lesson, address, clean), CourseView.of(course))
+    view = CourseView.of(course)
+    # An imaginary delivery, never due: nothing in a rendering depends on when.
+    job = sample_job(view, lesson.key, Recipient(address, clean, "UTC"), NEVER)
+    rendered, _ = builder.render(job, view)
     return course, lesson, rendered
 
 
@@ -116,37 +119,13 @@ def send_test(
         view = CourseView.of(course)
         key = secret_key(session, settings.secret_key)
         builder = MessageBuilder.for_sending(settings, key, verp=False)
-        job = sample_job(course, lesson, address, clean_name(name), zone)
+        job = sample_job(view, lesson.key, Recipient(address, clean_name(name), zone), now)
     message = builder.build(job, view, now, subject_prefix=TEST_PREFIX)
     with load_backend(settings.email_backend) as backend:
         result = backend.send([message])[0]
     if result.outcome != Outcome.SENT:
         raise BadInput(f"test send to {address} failed ({result.outcome}): {result.detail}")
     return SentTestCopy(course_slug, lesson.position, lesson.key, address)
-
-
-def sample_job(
-    course: Course,
-    lesson: Lesson | None,
-    email: str,
-    name: str = "Sam Sample",
-    timezone: str = "UTC",
-) -> Job:
-    """A delivery that exists only in memory: previews and test sends render through it."""
-    return Job(
-        delivery_id=0,
-        kind=DeliveryKind.LESSON if lesson else DeliveryKind.CONFIRMATION,
-        enrollment_id=0,
-        course_id=course.id,
-        lesson_key=lesson.key if lesson else None,
-        message_id=f"<test.{lesson.key if lesson else 'confirm'}@dripcourse.invalid>",
-        email=email,
-        name=name,
-        timezone=timezone,
-        due_at=NEVER,
-        attempts=0,
-        first_attempt_at=NEVER,
-    )
 
 
 def queue_lesson(
