@@ -4,14 +4,12 @@ aligned rule): `subscribe` and `subscribers import` decide with the same `admiss
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from dripcourse.devtools.smtpserver import CapturingSMTPServer
 from dripcourse.store.db import Database
-from dripcourse.store.models import Enrollment, Subscriber
+from dripcourse.store.models import Delivery, Enrollment, Subscriber
 
 NOW = "2026-03-02T15:00:00Z"
 LATER = "2026-03-09T15:00:00Z"
@@ -30,6 +28,18 @@ def status_of(settings, email: str) -> str:
             return session.scalars(
                 select(Enrollment.status).join(Subscriber).where(Subscriber.email == email)
             ).one()
+    finally:
+        database.dispose()
+
+
+def rows(settings) -> tuple[int, int]:
+    """How many subscribers and deliveries are stored."""
+    database = Database(settings.database_url)
+    try:
+        with database.read() as session:
+            people = session.scalar(select(func.count()).select_from(Subscriber)) or 0
+            owed = session.scalar(select(func.count()).select_from(Delivery)) or 0
+            return people, owed
     finally:
         database.dispose()
 
@@ -79,7 +89,7 @@ def test_an_import_of_people_already_in_the_course_changes_nothing(ready, cli, t
         assert "imported 0, already enrolled 1, skipped 0" in again.out, again
 
 
-def test_an_unconfirmed_import_of_a_forgotten_address_is_refused(ready, cli, tmp_path):
+def test_an_unconfirmed_import_of_a_forgotten_address_is_refused(ready, cli, settings, tmp_path):
     assert cli("subscribe", "gone@example.com", "--course", "runners", "--confirmed").code == 0
     assert cli("subscribers", "forget", "gone@example.com").code == 0
     people = tmp_path / "people.csv"
@@ -89,4 +99,20 @@ def test_an_unconfirmed_import_of_a_forgotten_address_is_refused(ready, cli, tmp
 
     assert result.code == 1
     assert "gone@example.com is suppressed (forgotten)" in result.err
-    assert not Path(tmp_path / "people.csv.partial").exists()
+    assert rows(settings) == (0, 0)  # not even a subscriber row is written for them
+
+
+def test_an_import_does_not_ask_again_those_still_to_confirm(ready, cli, settings, tmp_path):
+    assert cli("subscribe", "wait@example.com", "--course", "runners", "--now", NOW).code == 0
+    before = rows(settings)
+    people = tmp_path / "people.csv"
+    people.write_text("email\nwait@example.com\n")
+
+    for extra in ((), ("--confirmed",)):
+        again = cli(
+            "subscribers", "import", str(people), "--course", "runners", "--now", LATER, *extra
+        )
+        assert "imported 0, already enrolled 1, skipped 0" in again.out, again
+
+    assert rows(settings) == before
+    assert status_of(settings, "wait@example.com") == "pending"

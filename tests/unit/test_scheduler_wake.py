@@ -40,7 +40,7 @@ def wait_for(condition, seconds: float = 30.0) -> bool:
 def scheduler_with(dispatcher: SlowDispatcher) -> Scheduler:
     # An hour between passes: any pass beyond the first comes from a wake.
     settings = Settings(dispatch_interval=3600)
-    return Scheduler(settings, dispatcher, SystemClock())
+    return Scheduler(settings, dispatcher, SystemClock(), housekeeping=lambda: 0)
 
 
 def test_wakes_during_a_pass_make_exactly_one_more_pass() -> None:

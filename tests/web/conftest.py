@@ -24,6 +24,7 @@ import uvicorn
 from playwright.sync_api import Browser, Page
 from sqlalchemy import select
 
+from dripcourse.app.housekeeping import daily
 from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock, SystemClock
 from dripcourse.config import Settings
@@ -83,7 +84,7 @@ def live_server(
     clock = SystemClock()
     backend = load_backend(live_settings.email_backend)
     dispatcher = Dispatcher(synced, live_settings, backend, clock)
-    scheduler = Scheduler(live_settings, dispatcher, clock)
+    scheduler = Scheduler(live_settings, dispatcher, clock, daily(synced, live_settings, clock))
     app = create_app(live_settings, synced, clock, wake=scheduler.wake)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", proxy_headers=True))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)

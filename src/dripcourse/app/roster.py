@@ -20,7 +20,7 @@ from dripcourse.app.csvcells import escape_cell, unescape_cell
 from dripcourse.app.subscriptions import subscribe
 from dripcourse.courses.catalog import get_course
 from dripcourse.domain.enrolment import Admission, admission
-from dripcourse.domain.policy import owed_delivery
+from dripcourse.domain.policy import SELF_LIFTED, owed_delivery
 from dripcourse.domain.schedule import first_lesson_due
 from dripcourse.domain.validation import (
     address_hash,
@@ -157,8 +157,6 @@ def _import_chunk(
         ).all()
     )
     suppressed = {email: reasons[hashed] for email, hashed in hashes.items() if hashed in reasons}
-    # Refused whatever their enrolment: nobody is written for an address that may not be mailed.
-    rows = [row for row in rows if not _refused(row, suppressed, None, course, confirmed, report)]
     # Matched by mailbox: a person stored as `Bob@` is the `bob@` of this file.
     keys = [mailbox_key(email) for email in emails]
     existing = dict(
@@ -166,6 +164,31 @@ def _import_chunk(
             select(Subscriber.email_key, Subscriber.id).where(Subscriber.email_key.in_(keys))
         ).all()
     )
+    statuses = dict(
+        session.execute(
+            select(Enrollment.subscriber_id, Enrollment.status).where(
+                Enrollment.course_id == course.id, Enrollment.subscriber_id.in_(existing.values())
+            )
+        ).all()
+    )
+    fresh: list[Row] = []
+    for row in rows:
+        reason = suppressed.get(row.email)
+        subscriber_id = existing.get(mailbox_key(row.email))
+        status = statuses.get(subscriber_id) if subscriber_id is not None else None
+        decision = admission(reason, status, confirmed)
+        if decision in (Admission.REFUSED, Admission.OWN_CONSENT_NEEDED):
+            # Nothing is written for them: not even the subscriber row.
+            report.rejected.append((row.line, _refusal(row, reason, course)))
+        elif reason is not None or status == EnrollmentStatus.UNSUBSCRIBED:
+            _readmit_through_subscribe(session, course, row, now, confirmed)
+            report.imported += 1
+        elif status is not None:
+            # In the course already: running, waiting for their confirmation, or through it.
+            report.already_enrolled += 1
+        else:
+            fresh.append(row)
+    rows = fresh
     default_zone = course.settings.timezone
     new = [
         {
@@ -188,13 +211,6 @@ def _import_chunk(
             ).all()
         )
     ids = {row.email: existing[mailbox_key(row.email)] for row in rows}
-    statuses = dict(
-        session.execute(
-            select(Enrollment.subscriber_id, Enrollment.status).where(
-                Enrollment.course_id == course.id, Enrollment.subscriber_id.in_(ids.values())
-            )
-        ).all()
-    )
     zones = dict(
         session.execute(
             select(Subscriber.id, Subscriber.timezone).where(Subscriber.id.in_(ids.values()))
@@ -204,17 +220,6 @@ def _import_chunk(
     enrollments: list[dict[str, Any]] = []
     for row in rows:
         subscriber_id = ids[row.email]
-        status = statuses.get(subscriber_id)
-        if _refused(row, suppressed, status, course, confirmed, report):
-            continue
-        match admission(suppressed.get(row.email), status, confirmed):
-            case Admission.ALREADY_IN:
-                report.already_enrolled += 1
-                continue
-            case Admission.START | Admission.ASK if status is not None or row.email in suppressed:
-                # Coming back (they left, or finished): rare, and exactly `subscribe`'s path.
-                _one_by_one(session, course, row, now, confirmed, report)
-                continue
         enrollments.append(
             {
                 "subscriber_id": subscriber_id,
@@ -255,35 +260,19 @@ def _import_chunk(
         )
 
 
-def _refused(
-    row: Row,
-    suppressed: dict[str, str],
-    status: str | None,
-    course: Course,
-    confirmed: bool,
-    report: ImportReport,
-) -> bool:
-    reason = suppressed.get(row.email)
-    match admission(reason, status, confirmed):
-        case Admission.REFUSED:
-            problem = f"{row.email} is suppressed ({reason})"
-        case Admission.OWN_CONSENT_NEEDED if reason is not None:
-            problem = (
-                f"{row.email} is suppressed ({reason}); import without --confirmed to ask them"
-            )
-        case Admission.OWN_CONSENT_NEEDED:
-            problem = f"{row.email} left {course.slug}; import without --confirmed to ask them"
-        case _:
-            return False
-    report.rejected.append((row.line, problem))
-    return True
+def _refusal(row: Row, reason: str | None, course: Course) -> str:
+    if reason is not None and reason not in SELF_LIFTED:
+        return f"{row.email} is suppressed ({reason})"
+    if reason is not None:
+        return f"{row.email} is suppressed ({reason}); import without --confirmed to ask them"
+    return f"{row.email} left {course.slug}; import without --confirmed to ask them"
 
 
-def _one_by_one(
-    session: Session, course: Course, row: Row, now: datetime, confirmed: bool, report: ImportReport
+def _readmit_through_subscribe(
+    session: Session, course: Course, row: Row, now: datetime, confirmed: bool
 ) -> None:
-    """Someone coming back goes through `subscribe` itself: a confirmation (within the mailbox's
-    limits) or, added as confirmed after finishing, a restart."""
+    """Someone who left and is named again comes back by `subscribe`'s own path: a confirmation
+    email (within the mailbox's limits) that only they can answer. Rare, so one by one."""
     subscribe(
         session,
         email=row.email,
@@ -294,7 +283,6 @@ def _one_by_one(
         confirmed=confirmed,
         source="import",
     )
-    report.imported += 1
 
 
 def export_rows(session: Session) -> Iterator[dict[str, str]]:

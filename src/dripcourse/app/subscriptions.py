@@ -88,11 +88,14 @@ def subscribe(
     confirmed: bool = False,
     source: str = "cli",
     evidence: Evidence | None = None,
+    own_sign_up: bool = False,
 ) -> SubscribeResult:
     """Enrol a person. Confirmed: lesson 1 is owed at the next send slot; else a confirmation email.
 
     Without `confirmed` nothing about an existing person changes until they confirm: a stranger
     who types someone's address into a form can only cause one confirmation email an hour.
+    Who may come back, and how, is `domain.enrolment.admission`; `own_sign_up` says the person
+    asked themselves (a course without double opt-in), not an operator.
     """
     address = normalise_email(email)
     clean = clean_name(name)
@@ -110,7 +113,10 @@ def subscribe(
         )
     )
     decision = admission(
-        found.reason if found else None, enrollment.status if enrollment else None, confirmed
+        found.reason if found else None,
+        enrollment.status if enrollment else None,
+        confirmed,
+        own_sign_up=own_sign_up,
     )
     if decision is Admission.REFUSED:
         assert found is not None

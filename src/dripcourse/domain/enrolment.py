@@ -105,7 +105,7 @@ class Admission(enum.Enum):
     REFUSED = "refused"
     """Suppressed by a bounce, a complaint, an operator or an erasure: never mailed."""
     OWN_CONSENT_NEEDED = "own consent needed"
-    """They left (the course, or all mail): only their own confirmation brings them back, so an
+    """They left (the course, or all mail): only their own sign-up brings them back, so an
     operator cannot add them as confirmed."""
     ALREADY_IN = "already in"
     """Active or paused in the course: nothing to do."""
@@ -115,12 +115,17 @@ class Admission(enum.Enum):
     """A confirmation email is asked for; nothing starts until they answer it."""
 
 
-def admission(suppression: str | None, status: str | None, confirmed: bool) -> Admission:
+def admission(
+    suppression: str | None, status: str | None, confirmed: bool, own_sign_up: bool = False
+) -> Admission:
     """Whether and how a person may be (re)enrolled. `suppression` is the reason their address is
-    suppressed, if it is; `status` that of their enrolment in this course, if they have one."""
+    suppressed, if it is; `status` that of their enrolment in this course, if they have one;
+    `own_sign_up` that the person asks themselves, confirmed at once (a course without double
+    opt-in): that brings back someone who left the course, but not someone who left all mail,
+    who must answer a confirmation email."""
     if suppression is not None and suppression not in SELF_LIFTED:
         return Admission.REFUSED
-    left = suppression is not None or status == EnrollmentStatus.UNSUBSCRIBED
+    left = suppression is not None or (status == EnrollmentStatus.UNSUBSCRIBED and not own_sign_up)
     if confirmed and left:
         return Admission.OWN_CONSENT_NEEDED
     if status is not None and not Change.START.applies_to(status):

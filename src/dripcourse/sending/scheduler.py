@@ -34,7 +34,7 @@ class Scheduler:
         settings: Settings,
         dispatcher: Dispatcher,
         clock: Clock,
-        housekeeping: Callable[[], object] | None = None,
+        housekeeping: Callable[[], object],
     ) -> None:
         """`housekeeping` is the daily job (`app.housekeeping.daily`), given by the shell that
         runs the process: what it removes is the operations' business, not the engine's."""
@@ -52,16 +52,15 @@ class Scheduler:
             max_instances=1,
             next_run_time=clock.now(),
         )
-        if housekeeping is not None:
-            self._scheduler.add_job(
-                housekeeping,
-                "cron",
-                hour=3,
-                minute=17,
-                id="housekeeping",
-                coalesce=True,
-                max_instances=1,
-            )
+        self._scheduler.add_job(
+            housekeeping,
+            "cron",
+            hour=3,
+            minute=17,
+            id="housekeeping",
+            coalesce=True,
+            max_instances=1,
+        )
 
     def start(self) -> None:
         self._scheduler.start()

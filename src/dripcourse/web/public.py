@@ -124,6 +124,7 @@ def _sign_up(
                 name=str(fields.get("name", "")),
                 timezone=str(fields.get("timezone", "")) or None,
                 confirmed=not double_opt_in,
+                own_sign_up=True,
                 source="http",
                 evidence=evidence,
                 now=context.clock.now(),
