@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy import select
 
 from dripcourse.errors import BadInput
-from dripcourse.mail.tokens import SECRET_KEY_META, Purpose, Signer, secret_key
+from dripcourse.mail.tokens import Purpose, Signer
 from dripcourse.store.db import Database
 from dripcourse.store.models import AppMeta
+from dripcourse.store.queries import SECRET_KEY_META, secret_key
 
 SIGNER = Signer("test-secret-key")
 

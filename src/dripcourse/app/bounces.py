@@ -49,7 +49,6 @@ from dripcourse.app.bouncereports import (
 from dripcourse.app.subscriptions import end_enrollment
 from dripcourse.config import Settings
 from dripcourse.errors import BadInput, DripcourseError, UnreadableReport
-from dripcourse.mail.tokens import secret_key
 from dripcourse.mail.verp import BounceAddresses, looks_like_verp
 from dripcourse.store.db import Database
 from dripcourse.store.models import (
@@ -60,7 +59,7 @@ from dripcourse.store.models import (
     SuppressionReason,
 )
 from dripcourse.store.privatefiles import make_private_dir
-from dripcourse.store.queries import suppress, suppression_of
+from dripcourse.store.queries import secret_key, suppress, suppression_of
 
 QUARANTINE = "quarantine"
 

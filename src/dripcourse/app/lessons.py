@@ -22,7 +22,6 @@ from dripcourse.domain.validation import check_timezone, clean_name, normalise_e
 from dripcourse.errors import BadInput, Conflict, NotFound
 from dripcourse.mail.builder import CourseView, MessageBuilder, sample_job
 from dripcourse.mail.rendering import Recipient, RenderedLesson
-from dripcourse.mail.tokens import secret_key
 from dripcourse.store.db import Database
 from dripcourse.store.models import (
     Course,
@@ -33,7 +32,7 @@ from dripcourse.store.models import (
     EnrollmentStatus,
     Lesson,
 )
-from dripcourse.store.queries import jobs_for, new_delivery
+from dripcourse.store.queries import jobs_for, new_delivery, secret_key
 
 NEVER = datetime.fromtimestamp(0, UTC)
 """The due time of a delivery that exists only in memory."""

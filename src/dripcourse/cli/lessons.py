@@ -11,8 +11,9 @@ from dripcourse.cli.main import App, local_time, now_option, pass_app
 from dripcourse.domain.validation import parse_instant
 from dripcourse.errors import BadInput
 from dripcourse.mail.builder import MessageBuilder
-from dripcourse.mail.tokens import Signer, secret_key
+from dripcourse.mail.tokens import Signer
 from dripcourse.store.privatefiles import write_private
+from dripcourse.store.queries import secret_key
 
 
 @click.group("lessons")

@@ -4,8 +4,8 @@ Each token is an HMAC-signed payload (itsdangerous) whose salt is its purpose, s
 purpose never passes for another. Confirm tokens expire; unsubscribe and view-online tokens do not,
 because the links sit in emails people open months later (RFC 8058 wants unsubscribing to keep working).
 
-The secret comes from `DRIPCOURSE_SECRET_KEY`, or is generated on first use and kept in the database, so
-every worker sharing the database signs alike.
+The secret comes from `DRIPCOURSE_SECRET_KEY`, or is generated on first use and kept in the database
+(`store.queries.secret_key`), so every worker sharing the database signs alike; this module does no I/O.
 """
 
 from __future__ import annotations
@@ -13,20 +13,13 @@ from __future__ import annotations
 import enum
 import functools
 import re
-import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import itsdangerous
 from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from dripcourse.errors import BadInput
-from dripcourse.store.db import upsert_insert
-from dripcourse.store.models import AppMeta
-
-SECRET_KEY_META = "secret_key"
 
 
 class Purpose(enum.StrEnum):
@@ -151,21 +144,3 @@ def _parse_compact(body: str) -> dict[str, int]:
     if not _COMPACT.fullmatch(body):
         raise ValueError("not a compact payload")
     return {key: int(value) for key, value in _FIELD.findall(body)}
-
-
-def secret_key(session: Session, configured: str | None) -> str:
-    """The configured key, else the one kept in the database (made now if there is none)."""
-    if configured:
-        return configured
-    stored = session.scalar(select(AppMeta.value).where(AppMeta.key == SECRET_KEY_META))
-    if stored is not None:
-        return stored
-    candidate = secrets.token_urlsafe(32)
-    # Two processes starting at once must agree on one key: insert if absent, then read back.
-    insert = upsert_insert(session)
-    session.execute(
-        insert(AppMeta)
-        .values(key=SECRET_KEY_META, value=candidate)
-        .on_conflict_do_nothing(index_elements=["key"])
-    )
-    return session.scalars(select(AppMeta.value).where(AppMeta.key == SECRET_KEY_META)).one()

@@ -43,11 +43,11 @@ from dripcourse.clock import Clock, FixedClock, SystemClock
 from dripcourse.config import Settings
 from dripcourse.domain.delivery import Job
 from dripcourse.mail.builder import CourseView, MessageBuilder
-from dripcourse.mail.tokens import secret_key
 from dripcourse.sending.ledger import cancel, claim, materialise_due, release, still_wanted
 from dripcourse.sending.outcomes import CourseFacts, record_outcomes
 from dripcourse.store.db import Database
 from dripcourse.store.models import Course, Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
+from dripcourse.store.queries import secret_key
 
 log = logging.getLogger(__name__)
 

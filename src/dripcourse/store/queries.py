@@ -5,6 +5,7 @@ of VALUES."""
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -19,7 +20,9 @@ from dripcourse.domain.delivery import Job
 from dripcourse.domain.enrolment import Change, stamps
 from dripcourse.domain.policy import HAD, SELF_LIFTED, owed_delivery
 from dripcourse.domain.validation import address_hash, domain_of
+from dripcourse.store.db import upsert_insert
 from dripcourse.store.models import (
+    AppMeta,
     Course,
     Delivery,
     DeliveryKind,
@@ -211,3 +214,25 @@ def values_params(
     if dialect == "postgresql":
         return {f"{name}_{each}": [row[each] for row in rows] for each in names}
     return {f"{name}_{each}_{i}": row[each] for i, row in enumerate(rows) for each in names}
+
+
+SECRET_KEY_META = "secret_key"
+"""The `app_meta` row of the key that signs links and bounce addresses, when none is configured."""
+
+
+def secret_key(session: Session, configured: str | None) -> str:
+    """The configured key, else the one kept in the database (made now if there is none)."""
+    if configured:
+        return configured
+    stored = session.scalar(select(AppMeta.value).where(AppMeta.key == SECRET_KEY_META))
+    if stored is not None:
+        return stored
+    candidate = secrets.token_urlsafe(32)
+    # Two processes starting at once must agree on one key: insert if absent, then read back.
+    insert = upsert_insert(session)
+    session.execute(
+        insert(AppMeta)
+        .values(key=SECRET_KEY_META, value=candidate)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    return session.scalars(select(AppMeta.value).where(AppMeta.key == SECRET_KEY_META)).one()

@@ -10,8 +10,9 @@ from fastapi import Request
 
 from dripcourse.clock import Clock
 from dripcourse.config import Settings
-from dripcourse.mail.tokens import Signer, secret_key
+from dripcourse.mail.tokens import Signer
 from dripcourse.store.db import Database
+from dripcourse.store.queries import secret_key
 from dripcourse.web.ratelimit import RateLimiter
 
 
