@@ -31,7 +31,7 @@ class Sender:
     name: str
     email: str
     reply_to: str | None = None
-    unsubscribe_email: str = ""
+    unsubscribe_email: str | None = None
     """Where `List-Unsubscribe`'s mailto goes; when not written, `email` (see `from_json`)."""
     bounce_email: str | None = None
     """Only when written: otherwise the operator's bounce address, else bounces@ `email`'s domain."""
@@ -53,7 +53,7 @@ class Sender:
             name=data["name"],
             email=data["email"],
             reply_to=data.get("reply_to"),
-            unsubscribe_email=data.get("unsubscribe_email") or data["email"],
+            unsubscribe_email=data.get("unsubscribe_email", data["email"]),
             bounce_email=data.get("bounce_email"),
         )
 
