@@ -48,9 +48,13 @@ class Key:
 
 @pytest.fixture(scope="module")
 def key(tmp_path_factory: pytest.TempPathFactory) -> Key:
+    return make_key(tmp_path_factory.mktemp("dkim"))
+
+
+def make_key(folder: Path) -> Key:
     """A fresh 2048-bit RSA key in a PEM file, as `openssl genpkey` writes it (PKCS#8)."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    file = tmp_path_factory.mktemp("dkim") / "dkim.pem"
+    file = folder / "dkim.pem"
     file.write_bytes(
         private.private_bytes(
             serialization.Encoding.PEM,

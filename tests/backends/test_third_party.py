@@ -6,7 +6,6 @@ DKIM-signed.
 
 from __future__ import annotations
 
-import base64
 import textwrap
 from collections.abc import Callable
 from importlib.metadata import EntryPoint
@@ -15,13 +14,10 @@ from typing import Any
 
 import dkim
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from test_dkim import DOMAIN, SELECTOR, environ_for, make_key
 
 from dripcourse import backends
 from dripcourse.errors import BadInput
-
-SELECTOR, DOMAIN = "lessons2026", "northside-physio.example"
 
 ACME = '''
 from dripcourse.backends.base import DeliveryBackend, DeliveryResult, Outcome
@@ -59,24 +55,8 @@ def acme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture
 def dkim_environ(tmp_path: Path) -> tuple[dict[str, str], bytes]:
     """DKIM settings as variables, and the TXT record published for them."""
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    key_file = tmp_path / "dkim.pem"
-    key_file.write_bytes(
-        private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    public = private.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    environ = {
-        "DRIPCOURSE_DKIM_KEY_FILE": str(key_file),
-        "DRIPCOURSE_DKIM_SELECTOR": SELECTOR,
-        "DRIPCOURSE_DKIM_DOMAIN": DOMAIN,
-    }
-    return environ, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    key = make_key(tmp_path)
+    return environ_for(key), key.txt_record
 
 
 def test_a_third_party_backend_with_the_old_sign_with_sends_signed_lessons(
