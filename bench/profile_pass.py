@@ -59,7 +59,7 @@ def profile(url: str, count: int) -> None:
         def count_commit(_conn: Any) -> None:
             statements["COMMIT"] += 1
 
-        backend = load_backend(settings.email_backend, settings)
+        backend = load_backend(settings.email_backend)
         dispatcher = Dispatcher(database, settings, backend, FixedClock(NOW))
         began, cpu = time.perf_counter(), time.process_time()
         sent = dispatcher.run_pass(workers=1).count("sent")
