@@ -144,8 +144,14 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) 
     except ArgumentError:
         raise BadInput(f"not a database URL: {url!r}") from None
     if parsed.get_backend_name() != "sqlite":
+        # psycopg prepares a statement on the server after its fifth run, and PostgreSQL may then
+        # settle on a generic plan: for the engine's `IN (...)` lists of a few hundred ids on a
+        # table that grew since it was last analysed, that plan scanned every delivery (a batch's
+        # lesson histories went from 5 ms to 150 ms). Each statement runs once per batch, so
+        # planning it afresh costs nothing worth keeping a plan for.
+        unprepared = {"prepare_threshold": None} if parsed.get_driver_name() == "psycopg" else {}
         try:
-            return create_engine(parsed, echo=echo, pool_pre_ping=True)
+            return create_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=unprepared)
         except NoSuchModuleError:
             raise BadInput(f"unknown kind of database {parsed.drivername!r} in {url!r}") from None
         except ModuleNotFoundError as exc:
