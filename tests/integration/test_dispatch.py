@@ -308,6 +308,46 @@ def test_a_stopping_worker_finishes_the_message_in_flight_and_hands_back_the_res
     assert len(smtpd.messages) == 5
 
 
+def test_a_lesson_queued_while_a_pass_runs_goes_out_in_that_pass(synced, settings, clock, smtpd):
+    """The next group is prepared while the one before it is sent and recorded; a preparation that
+    found nothing beside a recording is not the end of the pass."""
+    from dripcourse.app.lessons import queue_lesson
+
+    for number in range(4):
+        enrol(synced, clock, (f"p{number}@example.com", f"P {number}", "UTC"))
+    clock.set(datetime(2026, 3, 3, 8, 0, tzinfo=UTC))
+    in_groups = settings.with_overrides(send_group=2, batch_size=2)
+    dispatcher = Dispatcher(synced, in_groups, load_backend(settings.email_backend), clock)
+    queued: list[int] = []
+
+    def queue_once_the_last_lessons_went(outcome: Sent) -> None:
+        if len(smtpd.messages) == 4 and not queued:
+            with synced.transaction() as session:
+                queued.append(
+                    queue_lesson(session, "runners", "3", clock.now(), to="p0@example.com")
+                )
+
+    report = dispatcher.run_pass(on_outcome=queue_once_the_last_lessons_went, workers=1)
+    assert queued == [1]
+    assert report.count("sent") == 5
+    assert lesson_numbers(received(smtpd, "p0@example.com")) == [1, 3]
+
+
+def test_a_stop_hands_back_the_group_prepared_ahead(synced, settings, clock, smtpd):
+    for number in range(6):
+        enrol(synced, clock, (f"p{number}@example.com", f"P {number}", "UTC"))
+    clock.set(datetime(2026, 3, 3, 8, 0, tzinfo=UTC))
+    # Groups of two from one claim of six: while the first group is sent, the second is built.
+    in_groups = settings.with_overrides(send_group=2)
+    dispatcher = Dispatcher(synced, in_groups, load_backend(settings.email_backend), clock)
+    report = dispatcher.run_pass(on_outcome=lambda outcome: dispatcher.stop.set(), workers=1)
+    assert report.count("sent") == 2 == len(smtpd.messages)
+    with synced.transaction() as session:
+        rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+        waiting = [(d.status, d.attempts, d.lease_owner) for d in rows if d.status != "sent"]
+    assert waiting == [("pending", 0, None)] * 4
+
+
 def test_a_rate_limit_spaces_the_sending(synced, settings, clock, smtpd):
     for number in range(6):
         enrol(synced, clock, (f"p{number}@example.com", f"P {number}", "UTC"))

@@ -4,7 +4,9 @@ No transaction stays open across network I/O: the claim is one short transaction
 outside any, and the outcomes of each group of messages (`send_group`, default 100) are written in
 one short transaction right after the server's answers. A crash can therefore repeat at most one
 group of the crashed worker (the messages sent but not yet recorded); their lease expires and another
-pass sends them again: at-least-once, with that bounded window.
+pass sends them again: at-least-once, with that bounded window. The group prepared ahead (claimed
+and built, in `preparation.py`, while this one is sent) was not sent: its lease expires and it goes
+out once, later.
 
 A large backlog is shared by several worker processes (`workers`); they coordinate only through
 the database, exactly as separate `dripcourse run` processes do.
@@ -23,13 +25,12 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-import jinja2
 from sqlalchemy import func, select
-from sqlalchemy.orm import selectinload
 
 from dripcourse.backends import load_backend
 from dripcourse.backends.base import (
@@ -42,12 +43,10 @@ from dripcourse.backends.base import (
 from dripcourse.clock import Clock, FixedClock, SystemClock
 from dripcourse.config import Settings
 from dripcourse.domain.delivery import Job
-from dripcourse.mail.builder import CourseView, MessageBuilder
-from dripcourse.sending.ledger import cancel, claim, materialise_due, release, still_wanted
-from dripcourse.sending.outcomes import CourseFacts, record_outcomes
+from dripcourse.sending.outcomes import record_outcomes
+from dripcourse.sending.preparation import Preparation, ReadyGroup, reason
 from dripcourse.store.db import Database
-from dripcourse.store.models import Course, Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
-from dripcourse.store.queries import secret_key
+from dripcourse.store.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +94,7 @@ class Dispatcher:
         self.clock = clock
         self.stop = stop or threading.Event()
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._builder: MessageBuilder | None = None
-        self._courses: dict[int, tuple[CourseView, CourseFacts]] = {}
+        self._preparation = Preparation(database, settings, clock, self.worker)
         self._pacer = Pacer(settings.max_rate)
 
     def run_pass(
@@ -123,29 +121,46 @@ class Dispatcher:
         return report
 
     def drain(self, on_outcome: Callable[[Sent], None] | None = None, share: int = 1) -> PassReport:
-        """Materialise, claim, send and record, batch by batch, until nothing is left (or we are
-        told to stop). Several processes may drain the same database at once."""
+        """Materialise, claim, send and record, group by group, until nothing is left (or we are
+        told to stop). Several processes may drain the same database at once.
+
+        The next group is prepared (`preparation.py`) in a thread of its own while this one sends
+        and records the group before it.
+        """
         self._pacer = Pacer(self.settings.max_rate / share)
         report = PassReport()
-        now = self.clock.now()
-        with ExitStack() as backend:
+        materialised_before = self._preparation.materialised
+        if self.stop.is_set():
+            return report
+        with ExitStack() as stack:
+            ahead = stack.enter_context(
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="dripcourse-prepare")
+            )
+            upcoming, overlapped = ahead.submit(self._preparation.next_group), False
             opened = False
-            while not self.stop.is_set():
-                with self.database.transaction() as session:
-                    owed = materialise_due(session, now, self.settings.batch_size)
-                report.materialised += owed
-                jobs = self._claim()
-                if not jobs and not owed:
+            while True:
+                group = upcoming.result()
+                if group is None:
+                    if not overlapped:
+                        break
+                    # "Nothing left" was found while the last group was being recorded, which may
+                    # have made something due: look once more, now that nothing else runs.
+                    upcoming, overlapped = ahead.submit(self._preparation.next_group), False
+                    continue
+                if self.stop.is_set():
+                    self._preparation.release_claimed([group])
                     break
-                if jobs and not opened:
+                upcoming, overlapped = ahead.submit(self._preparation.next_group), True
+                if group.jobs and not opened:
                     # One SMTP connection, opened only when there is something to send, and
                     # closed (QUIT) when the pass ends. (An ExitStack is always true: test a flag.)
-                    backend.enter_context(self.backend)
+                    stack.enter_context(self.backend)
                     opened = True
-                for outcome in self._deliver(jobs):
+                for outcome in self._deliver(group):
                     report.counts[outcome.status] += 1
                     if on_outcome is not None:
                         on_outcome(outcome)
+        report.materialised = self._preparation.materialised - materialised_before
         return report
 
     def _helpers_for(self, workers: int | None) -> int:
@@ -172,73 +187,34 @@ class Dispatcher:
         backlog = (due or 0) + (waiting or 0)
         return max(0, min(wanted, backlog // (2 * self.settings.batch_size)) - 1)
 
-    def _claim(self) -> list[Job]:
-        now = self.clock.now()
+    def _deliver(self, group: ReadyGroup) -> Iterator[Sent]:
+        """Send one ready group and record what became of each message."""
+        for job in group.cancelled:
+            yield self._sent(job, "cancelled", "unsubscribed or suppressed")
+        if not group.jobs:
+            return
+        self._pacer.wait(len(group.jobs))
+        results = self._send(group.built)
+        courses = {job.course_id for job in group.jobs}
+        facts = {cid: self._preparation.facts(cid) for cid in courses}
         with self.database.transaction() as session:
-            jobs = claim(
+            statuses = record_outcomes(
                 session,
-                now,
+                list(zip(group.jobs, results, strict=True)),
+                self.clock.now(),
                 self.worker,
-                self.settings.batch_size,
-                timedelta(seconds=self.settings.lease_seconds),
+                self.settings.retry_policy,
+                facts,
             )
-            if self._builder is None:
-                key = secret_key(session, self.settings.secret_key)
-                self._builder = MessageBuilder.for_sending(self.settings, key)
-            missing = {job.course_id for job in jobs} - set(self._courses)
-            known = select(Course).where(Course.id.in_(missing))
-            for course in (
-                session.scalars(known.options(selectinload(Course.lessons))) if missing else ()
-            ):
-                view = CourseView.of(course)
-                current = [each.key for each in course.current_lessons]
-                self._courses[course.id] = (view, CourseFacts.of(course.settings, current))
-        return jobs
+        for job, result, status in zip(group.jobs, results, statuses, strict=True):
+            yield self._sent(job, status, result.detail)
 
-    def _deliver(self, jobs: Sequence[Job]) -> Iterator[Sent]:
-        group_size = max(1, self.settings.send_group)
-        for start in range(0, len(jobs), group_size):
-            if self.stop.is_set():
-                self._release(jobs[start:])
-                return
-            group = jobs[start : start + group_size]
-            with self.database.read() as session:
-                wanted = still_wanted(session, group)
-            if len(wanted) < len(group):
-                with self.database.transaction() as session:
-                    for job in group:
-                        if job.delivery_id not in wanted:
-                            cancel(session, job, "unsubscribed or suppressed before sending")
-            for job in group:
-                if job.delivery_id not in wanted:
-                    yield self._sent(job, "cancelled", "unsubscribed or suppressed")
-            sendable = [job for job in group if job.delivery_id in wanted]
-            if not sendable:
-                continue
-            self._pacer.wait(len(sendable))
-            results = self._send(sendable)
-            facts = {cid: self._courses[cid][1] for cid in {job.course_id for job in sendable}}
-            with self.database.transaction() as session:
-                statuses = record_outcomes(
-                    session,
-                    list(zip(sendable, results, strict=True)),
-                    self.clock.now(),
-                    self.worker,
-                    self.settings.retry_policy,
-                    facts,
-                )
-            for job, result, status in zip(sendable, results, statuses, strict=True):
-                yield self._sent(job, status, result.detail)
+    def _send(self, built: Sequence[OutgoingMessage | DeliveryResult]) -> list[DeliveryResult]:
+        """Hand the group's buildable messages to the backend at once.
 
-    def _send(self, jobs: Sequence[Job]) -> list[DeliveryResult]:
-        """Build every message of the group, then hand the buildable ones to the backend at once.
-
-        A poison message fails alone: whatever goes wrong while building one is that delivery's
-        result, and a backend that raises (against its contract) gets each message again on its own.
+        A backend that raises (against its contract) gets each message again on its own, so
+        that only the one it cannot take fails.
         """
-        assert self._builder is not None
-        now = self.clock.now()
-        built = [self._build(job, now) for job in jobs]
         try:
             return send_each_ready(built, self.backend.send)
         except Exception:
@@ -247,37 +223,19 @@ class Dispatcher:
             )
         return [send_each_ready([item], self._send_alone)[0] for item in built]
 
-    def _build(self, job: Job, now: datetime) -> OutgoingMessage | DeliveryResult:
-        assert self._builder is not None
-        key = str(job.delivery_id)
-        try:
-            return self._builder.build(job, self._courses[job.course_id][0], now)
-        except jinja2.TemplateError as exc:
-            # The author can mend a template, so the message waits and is tried again.
-            log.error("cannot render delivery %d: %s", job.delivery_id, exc)
-            return DeliveryResult(key, Outcome.TEMPORARY, detail=f"render failed: {exc}")
-        except Exception as exc:
-            log.exception("cannot build delivery %d", job.delivery_id)
-            return DeliveryResult(key, Outcome.UNSENDABLE, detail=f"cannot build: {_reason(exc)}")
-
     def _send_alone(self, messages: Sequence[OutgoingMessage]) -> list[DeliveryResult]:
         try:
             return self.backend.send(messages)
         except Exception as exc:
             log.exception("%r cannot send delivery %s", self.backend, messages[0].key)
-            reason = f"the backend failed: {_reason(exc)}"
+            detail = f"the backend failed: {reason(exc)}"
             return [
-                DeliveryResult(message.key, Outcome.UNSENDABLE, detail=reason)
+                DeliveryResult(message.key, Outcome.UNSENDABLE, detail=detail)
                 for message in messages
             ]
 
-    def _release(self, jobs: Sequence[Job]) -> None:
-        with self.database.transaction() as session:
-            release(session, jobs, self.worker)
-        log.info("stopping: handed back %d claimed message(s) not yet sent", len(jobs))
-
     def _sent(self, job: Job, status: str, detail: str) -> Sent:
-        view = self._courses[job.course_id][0]
+        view = self._preparation.view(job.course_id)
         number = None
         if job.lesson_key is not None:
             number = view.renderer.lesson(job.lesson_key).number
@@ -291,12 +249,6 @@ class Dispatcher:
             status=status,
             detail=detail,
         )
-
-
-def _reason(exc: Exception) -> str:
-    """An exception in a few words, for the delivery's last_error."""
-    text = " ".join(str(exc).split())[:300]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class Pacer:
