@@ -149,8 +149,9 @@ def make_engine(url: str, *, busy_timeout_ms: int = 30_000, echo: bool = False) 
         # table that grew since it was last analysed, that plan scanned every delivery (a batch's
         # lesson histories went from 5 ms to 150 ms). Each statement runs once per batch, so
         # planning it afresh costs nothing worth keeping a plan for.
-        unprepared = {"prepare_threshold": None} if parsed.get_driver_name() == "psycopg" else {}
         try:
+            psycopg = parsed.get_driver_name() == "psycopg"  # loads the dialect: inside the try
+            unprepared = {"prepare_threshold": None} if psycopg else {}
             return create_engine(parsed, echo=echo, pool_pre_ping=True, connect_args=unprepared)
         except NoSuchModuleError:
             raise BadInput(f"unknown kind of database {parsed.drivername!r} in {url!r}") from None
