@@ -205,6 +205,7 @@ TIMELESS = {
     ("demo",),
     ("lessons", "list"),
     ("lessons", "preview"),
+    ("operators", "list"),
     ("preview",),
     ("queue",),
     ("report",),

@@ -130,6 +130,7 @@ def register() -> click.Group:
             database,
             demo,
             lessons,
+            operators,
             preview,
             report,
             running,
@@ -150,6 +151,7 @@ def register() -> click.Group:
             preview,
             demo,
             bounces,
+            operators,
         ):
             module.register(cli)
         _registered = True

@@ -1,4 +1,5 @@
-"""The typed SQLAlchemy models: courses, lessons, subscribers, enrolments, deliveries, suppressions.
+"""The typed SQLAlchemy models: courses, lessons, subscribers, enrolments, deliveries, suppressions,
+and the operators of the dashboard with their sessions and the audit log.
 
 The schema is created and changed only by the Alembic migrations in `alembic/`; a test checks that the
 migrations and these models agree. All instants are stored as UTC and come back timezone-aware.
@@ -305,3 +306,49 @@ class ProcessedBounce(Base):
     message_key: Mapped[str] = mapped_column(String(255), unique=True)
     outcome: Mapped[str] = mapped_column(String(16))
     processed_at: Mapped[datetime]
+
+
+class Operator(Base):
+    """A person who runs the courses from the dashboard (`app/operators.py`)."""
+
+    __tablename__ = "operators"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    """`mailbox_key(email)`: one account per mailbox, whatever the spelling."""
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    """argon2id, as a PHC string; None while an invited operator has not chosen a password."""
+    created_at: Mapped[datetime]
+    sessions: Mapped[list[OperatorSession]] = relationship(
+        back_populates="operator", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class OperatorSession(Base):
+    """A signed-in browser. The cookie holds a random token; only its SHA-256 is kept here, so a
+    copy of the database opens no session."""
+
+    __tablename__ = "operator_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    operator_id: Mapped[int] = mapped_column(
+        ForeignKey("operators.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    operator: Mapped[Operator] = relationship(back_populates="sessions")
+
+
+class AuditEntry(Base):
+    """One change, with who made it and to whom (`app/audit.py`)."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(400))
+    """Who: `operator ada@example.com`, `command line (user)`, `API`."""
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(400), index=True)
+    """To whom: an address (of an operator or a subscriber), or a course."""
+    detail: Mapped[str] = mapped_column(Text)
