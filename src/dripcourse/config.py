@@ -67,6 +67,10 @@ class Settings:
     """Bearer tokens of the operator API, comma-separated; none set: the API refuses everyone."""
     signup_rate_per_minute: int = 10
     """Sign-ups accepted from one client address per minute; more get 429."""
+    admin_session_hours: int = 12
+    """How long a sign-in to the dashboard (/admin/) lasts; then the operator signs in again."""
+    signin_rate_per_minute: int = 10
+    """Sign-in attempts to the dashboard per minute, from one client and for one address alike."""
     bounce_address: str = ""
     """Base of the VERP envelope senders (`bounces@example.com` -> `bounces+42-1a2b3c4d@...`);
     empty: `bounces@` the course sender's domain. A course's `sender.bounce_email` wins."""
@@ -140,6 +144,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "max_rate": (0, 100_000),
     "max_connections": (0, 1_000),
     "signup_rate_per_minute": (1, 100_000),
+    "admin_session_hours": (1, 30 * 24),
+    "signin_rate_per_minute": (1, 1_000),
     "soft_bounce_limit": (1, 100),
 }
 """The values each number may take, checked at start-up: a negative interval would spin a core,

@@ -183,7 +183,7 @@ def browser_page(browser: Browser) -> Iterator[Page]:
         context.close()
 
 
-Screenshot = Callable[[Page, str], None]
+Screenshot = Callable[..., None]
 
 
 @pytest.fixture
@@ -194,8 +194,8 @@ def screenshot(request: pytest.FixtureRequest) -> Screenshot:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     test = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
 
-    def take(page: Page, name: str) -> None:
-        for width in (PHONE_WIDTH, DESKTOP_WIDTH):
+    def take(page: Page, name: str, widths: tuple[int, ...] = (PHONE_WIDTH, DESKTOP_WIDTH)) -> None:
+        for width in widths:
             page.set_viewport_size({"width": width, "height": HEIGHT})
             page.screenshot(path=SCREENSHOTS / f"{test}--{name}--{width}.png", full_page=True)
             if width == PHONE_WIDTH:

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -20,9 +20,9 @@ from dripcourse.clock import Clock
 from dripcourse.config import Settings
 from dripcourse.errors import BadInput, Conflict, DripcourseError, NotFound
 from dripcourse.store.db import Database
-from dripcourse.web import api, apidocs, public
+from dripcourse.web import api, apidocs, dashboard, public
 from dripcourse.web.accesslog import AccessLog
-from dripcourse.web.context import WebContext
+from dripcourse.web.context import SignInLimits, WebContext
 from dripcourse.web.ratelimit import RateLimiter
 
 MAX_BODY_BYTES = 64 * 1024
@@ -51,9 +51,11 @@ def create_app(
         clock=clock,
         wake=wake,
         limiter=RateLimiter(settings.signup_rate_per_minute, timedelta(minutes=1)),
+        signins=SignInLimits.per_minute(settings.signin_rate_per_minute),
     )
     app.include_router(public.router)
     app.include_router(api.router)
+    app.include_router(dashboard.router)
     _install_error_handlers(app)
     # Added first, so it sits inside the one below, next to the handlers that read the body.
     app.add_middleware(LimitStreamedBody, limit=MAX_BODY_BYTES)
@@ -66,6 +68,15 @@ def create_app(
         if not length.isdigit() or int(length) > MAX_BODY_BYTES:
             return _error(request, 413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
         return await call_next(request)
+
+    @app.middleware("http")
+    async def dashboard_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if request.url.path.startswith("/admin"):
+            dashboard.security_headers(response)
+        return response
 
     if access_log is not None:
         app.add_middleware(AccessLog, write=access_log)  # outermost: it sees every answer
@@ -109,6 +120,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         response.headers["Retry-After"] = "60"
         return response
 
+    @app.exception_handler(dashboard.SignInRequired)
+    async def sign_in_first(request: Request, exc: dashboard.SignInRequired) -> Response:
+        return RedirectResponse("/admin/login", status_code=303)
+
+    @app.exception_handler(dashboard.Forbidden)
+    async def forbidden(request: Request, exc: dashboard.Forbidden) -> Response:
+        return _error(request, 403, "your role does not allow this, or the form had expired")
+
     @app.exception_handler(public.UnsupportedMediaType)
     async def media_type(request: Request, exc: public.UnsupportedMediaType) -> Response:
         return _error(request, 415, str(exc))
@@ -147,6 +166,7 @@ _TITLES = {
     400: "This did not work",
     404: "Not found",
     409: "This did not work",
+    403: "Not allowed",
     413: "Too much data",
     415: "Unsupported request",
     429: "Please slow down",

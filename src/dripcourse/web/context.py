@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -24,7 +25,10 @@ class WebContext:
     wake: Callable[[], None] = lambda: None
     """Asks the dispatcher for a pass now (a confirmation email is waiting)."""
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, timedelta(minutes=1)))
+    """Sign-ups per client."""
+    signins: SignInLimits = field(default_factory=lambda: SignInLimits.per_minute(10))
     _signer: Signer | None = None
+    _csrf_key: bytes | None = None
 
     @property
     def signer(self) -> Signer:
@@ -34,8 +38,43 @@ class WebContext:
         return self._signer
 
     @property
+    def csrf_key(self) -> bytes:
+        """A key of its own for the dashboard's form tokens, derived from the secret key."""
+        if self._csrf_key is None:
+            with self.database.read() as session:
+                secret = secret_key(session, self.settings.secret_key)
+            self._csrf_key = hmac.new(
+                secret.encode(), b"dripcourse dashboard forms", "sha256"
+            ).digest()
+        return self._csrf_key
+
+    @property
     def confirm_max_age(self) -> timedelta:
         return timedelta(hours=self.settings.confirmation_expiry_hours)
+
+
+@dataclass(frozen=True)
+class SignInLimits:
+    """Sign-in attempts to the dashboard, counted per client, and failures counted per account
+    (`operators.attempt_key`): guessing one operator's password from many clients is slowed down
+    as much as guessing many from one. Only failures count against an account, so its owner's
+    own sign-ins never use up its allowance."""
+
+    by_client: RateLimiter
+    by_account: RateLimiter
+
+    @classmethod
+    def per_minute(cls, allowed: int) -> SignInLimits:
+        return cls(
+            RateLimiter(allowed, timedelta(minutes=1)), RateLimiter(allowed, timedelta(minutes=1))
+        )
+
+    def allow(self, client: str, account: str) -> bool:
+        """Whether this attempt may be checked at all (it costs the client one attempt)."""
+        return self.by_client.allow(client) and self.by_account.has_room(account)
+
+    def failed(self, account: str) -> None:
+        self.by_account.allow(account)
 
 
 def context_of(request: Request) -> WebContext:

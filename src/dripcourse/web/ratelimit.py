@@ -22,6 +22,13 @@ class RateLimiter:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def has_room(self, client: str, now: float | None = None) -> bool:
+        """Whether `client`'s bucket holds a token, taking none."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, seen = self._buckets.get(client, (self.capacity, now))
+            return min(self.capacity, tokens + (now - seen) * self.refill_per_second) >= 1.0
+
     def allow(self, client: str, now: float | None = None) -> bool:
         """Take one token from `client`'s bucket; False when it is empty."""
         now = time.monotonic() if now is None else now
