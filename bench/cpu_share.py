@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import DRIPCOURSE, NOW, PYTHON, ROOT, postgres_schema, sink
+from run import DRIPCOURSE, NOW, due_lessons, postgres_schema, sink
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -47,19 +47,7 @@ def idle_seconds() -> float:
 
 
 def measure(port: int, url: str, workers: str, count: int) -> dict[str, float]:
-    setup = [PYTHON, str(ROOT / "bench" / "setup_db.py"), url, "--due", str(count)]
-    subprocess.run(
-        [*setup, "--courses", str(ROOT / "emails")],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    env = {
-        **os.environ,
-        "DRIPCOURSE_DATABASE_URL": url,
-        "DRIPCOURSE_EMAIL_BACKEND": f"smtp://127.0.0.1:{port}?tls=none",
-        "DRIPCOURSE_SECRET_KEY": "bench",
-        "DRIPCOURSE_WORKERS": workers,
-    }
+    env = due_lessons(url, count, port, {"DRIPCOURSE_WORKERS": workers})
     server, sink_cpu, idle = cpu_of("postgres"), cpu_of("smtp-sink"), idle_seconds()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()

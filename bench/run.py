@@ -136,27 +136,26 @@ def naive(port: int, count: int) -> Row:
     return Row(f"naive (Jinja2 + EmailMessage + smtplib, {sent} msgs)", int(sent), float(seconds))
 
 
-def dripcourse(port: int, count: int, url: str, extra_env: dict[str, str], label: str = "") -> Row:
+def due_lessons(url: str, count: int, port: int, extra_env: dict[str, str]) -> dict[str, str]:
+    """A database at `url` with `count` lessons due (setup_db.py), and the environment in which a
+    `dripcourse tick` sends them to the sink at `port`."""
+    setup = [PYTHON, str(HERE / "setup_db.py"), url, "--due", str(count)]
     subprocess.run(
-        [
-            PYTHON,
-            str(HERE / "setup_db.py"),
-            url,
-            "--due",
-            str(count),
-            "--courses",
-            str(ROOT / "emails"),
-        ],
+        [*setup, "--courses", str(ROOT / "emails")],
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    env = {
+    return {
         **os.environ,
         "DRIPCOURSE_DATABASE_URL": url,
         "DRIPCOURSE_EMAIL_BACKEND": f"smtp://127.0.0.1:{port}?tls=none",
         "DRIPCOURSE_SECRET_KEY": "bench",
         **extra_env,
     }
+
+
+def dripcourse(port: int, count: int, url: str, extra_env: dict[str, str], label: str = "") -> Row:
+    env = due_lessons(url, count, port, extra_env)
     began = time.perf_counter()
     # A small wrapper process reports the peak RSS of tick and its worker processes (the largest).
     done = subprocess.run(
