@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -33,8 +34,13 @@ MAX_PASSWORD = 1024
 """Characters. argon2 takes any length, but a megabyte typed into a form is not a password."""
 
 _hasher = PasswordHasher()
-# Verified against when the address has no account, so that a miss costs what a hit costs.
-_NOBODY = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _nobody() -> str:
+    """Verified against when the address has no account, so that a miss costs what a hit costs.
+    Made on first use: a hash costs 64 MiB and a tenth of a second, which no other command pays."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def check_password(password: str) -> str:
@@ -137,7 +143,7 @@ def sign_in(
         ).first()
     stored = found.password_hash if found is not None else None
     try:
-        _hasher.verify(stored or _NOBODY, password[:MAX_PASSWORD])
+        _hasher.verify(stored or _nobody(), password[:MAX_PASSWORD])
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return None
     if found is None or stored is None:
