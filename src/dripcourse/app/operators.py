@@ -135,12 +135,13 @@ def sign_in(
     session (ending the browser's previous one, `replacing`, so that a planted cookie does not
     outlive the sign-in).
     """
-    with database.read() as session:
-        found = session.execute(
-            select(Operator.id, Operator.password_hash).where(
-                Operator.email_key == attempt_key(email)
-            )
-        ).first()
+    found = None
+    key = _key_of(email)
+    if key is not None:
+        with database.read() as session:
+            found = session.execute(
+                select(Operator.id, Operator.password_hash).where(Operator.email_key == key)
+            ).first()
     stored = found.password_hash if found is not None else None
     try:
         _hasher.verify(stored or _nobody(), password[:MAX_PASSWORD])
@@ -174,10 +175,7 @@ def attempt_key(email: str) -> str:
     """Whose account a sign-in attempt is for: the mailbox key of the address as it would be
     stored (so that another spelling of the domain is the same account, and the same bucket of
     attempts), or the text as typed when it is no address at all."""
-    try:
-        return mailbox_key(normalise_email(email))
-    except BadInput:
-        return email.strip().lower()[:320]
+    return _key_of(email) or email.strip().lower()[:320]
 
 
 def signed_in(session: Session, token: str, now: datetime) -> Operator | None:
@@ -197,7 +195,19 @@ def sign_out(session: Session, token: str) -> None:
 
 
 def _find(session: Session, email: str) -> Operator | None:
-    return session.scalar(select(Operator).where(Operator.email_key == mailbox_key(email.strip())))
+    key = _key_of(email)
+    if key is None:
+        return None
+    return session.scalar(select(Operator).where(Operator.email_key == key))
+
+
+def _key_of(email: str) -> str | None:
+    """The mailbox key of `email` as it would be stored; None when it is no address at all (it
+    then names no account, and goes to no query)."""
+    try:
+        return mailbox_key(normalise_email(email))
+    except BadInput:
+        return None
 
 
 def _admins(session: Session) -> int:
