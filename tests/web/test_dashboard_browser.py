@@ -78,3 +78,72 @@ def test_an_operator_signs_in_reads_the_overview_and_signs_out(
     expect(page.get_by_role("heading", level=1)).to_have_text("Sign in to dripcourse")
     page.goto(f"{live_server.url}/admin/")
     expect(page).to_have_url(f"{live_server.url}/admin/login")
+
+
+def sign_in_as(page: Page, url: str, email: str) -> None:
+    page.goto(f"{url}/admin/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Overview")
+
+
+def test_an_editor_finds_a_subscriber_pauses_and_resumes_them_and_the_admin_sees_it(
+    live_server, browser_page, inbox, screenshot
+):
+    now = datetime.now(UTC)
+    with live_server.database.transaction() as session:
+        for email, role in [("ed@clinic.example", Role.EDITOR), ("ada@clinic.example", Role.ADMIN)]:
+            operators.add_operator(session, email, role, PASSWORD, now, "test set-up")
+        for number in range(3):
+            subscriptions.subscribe(
+                session,
+                email=f"runner{number}@example.com",
+                course_slug="runners",
+                name=f"Runner {number}",
+                timezone="America/Toronto",
+                confirmed=True,
+                now=now - timedelta(days=7),
+            )
+    live_server.dispatch_as_of(now)
+    inbox.wait_for("runner1@example.com", "Lesson 1")
+    page = browser_page
+    widths = (375, 1280)
+
+    sign_in_as(page, live_server.url, "ed@clinic.example")
+    expect(page.get_by_role("link", name="Audit log")).to_have_count(0)  # admins only
+    page.get_by_role("link", name="Subscribers").click()
+    page.get_by_label("Address or name starts with").fill("RUNNER 1")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("link", name="runner1@example.com")).to_be_visible()
+    expect(page.get_by_role("link", name="runner0@example.com")).to_have_count(0)
+    screenshot(page, "1-subscribers", widths)
+    assert serious_accessibility_problems(page) == []
+
+    page.get_by_role("link", name="runner1@example.com").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("runner1@example.com")
+    runners = page.locator("section", has_text="Runners E-Course").first
+    expect(runners.get_by_role("row").nth(1)).to_contain_text("sent")
+    expect(runners.get_by_text("ankles")).to_be_visible()  # lesson 2, still to come
+    runners.get_by_role("button", name="Pause").click()
+    expect(page.locator("section .status").first).to_have_text("paused")
+    expect(page.get_by_text("Nothing goes out while paused.")).to_be_visible()
+    screenshot(page, "2-subscriber-paused", widths)
+    assert serious_accessibility_problems(page) == []
+    page.get_by_role("button", name="Resume").click()
+    expect(page.locator("section .status").first).to_have_text("active")
+    changes = page.locator("section", has_text="Changes made by operators")
+    expect(changes.get_by_role("row")).to_have_count(3)  # the heading row, resumed, paused
+    expect(changes.get_by_role("row").nth(1)).to_contain_text("operator ed@clinic.example")
+    expect(changes.get_by_role("row").nth(1)).to_contain_text("resumed")
+    expect(changes.get_by_role("row").nth(2)).to_contain_text("paused")
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in_as(page, live_server.url, "ada@clinic.example")
+    page.get_by_role("link", name="Audit log").click()
+    rows = page.get_by_role("row")
+    expect(rows.nth(1)).to_contain_text("resumed")
+    expect(rows.nth(2)).to_contain_text("paused")
+    expect(rows.nth(1)).to_contain_text("runner1@example.com")
+    screenshot(page, "3-audit-log", widths)
+    assert serious_accessibility_problems(page) == []

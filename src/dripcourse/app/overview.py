@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from dripcourse.app.people import find_subscriber, get_subscriber
@@ -196,6 +196,55 @@ def subscribers(
         if status_filter:
             query = query.where(Enrollment.status == status_filter)
     return [(s, list(s.enrollments)) for s in session.scalars(query).unique()]
+
+
+@dataclass(frozen=True)
+class SubscriberPage:
+    rows: list[tuple[Subscriber, list[Enrollment]]]
+    after: str | None
+    """Where the next page starts (the last address of this one); None on the last page."""
+
+
+def subscriber_page(
+    session: Session,
+    *,
+    search: str = "",
+    course_slug: str | None = None,
+    status_filter: str | None = None,
+    after: str = "",
+    limit: int = 50,
+) -> SubscriberPage:
+    """People whose address or name starts with `search` (any case), by address, `limit` at a
+    time from the address `after`: keyset paging on the unique mailbox key, so that a page deep
+    into a million people costs what the first one costs."""
+    if course_slug:
+        get_course(session, course_slug)
+    query = (
+        select(Subscriber)
+        .order_by(Subscriber.email_key)
+        .limit(limit + 1)
+        .options(selectinload(Subscriber.enrollments).selectinload(Enrollment.course))
+    )
+    prefix = search.strip().lower()
+    if prefix:
+        query = query.where(
+            or_(
+                Subscriber.email_key.startswith(prefix, autoescape=True),
+                func.lower(Subscriber.name).startswith(prefix, autoescape=True),
+            )
+        )
+    if after:
+        query = query.where(Subscriber.email_key > after)
+    if course_slug or status_filter:
+        enrolled = select(Enrollment.subscriber_id).join(Course)
+        if course_slug:
+            enrolled = enrolled.where(Course.slug == course_slug)
+        if status_filter:
+            enrolled = enrolled.where(Enrollment.status == status_filter)
+        query = query.where(Subscriber.id.in_(enrolled))
+    found = list(session.scalars(query))
+    rows = [(s, list(s.enrollments)) for s in found[:limit]]
+    return SubscriberPage(rows, found[limit - 1].email_key if len(found) > limit else None)
 
 
 def subscriber_detail(session: Session, email: str) -> tuple[Subscriber, list[Delivery]]:

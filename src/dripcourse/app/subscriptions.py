@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from dripcourse.app import audit
 from dripcourse.app.people import find_subscriber, get_subscriber, holder_of
 from dripcourse.courses.catalog import get_course
 from dripcourse.domain.enrolment import Admission, Change, admission, apply
@@ -246,14 +247,18 @@ def unsubscribe(
     now: datetime,
     course_slug: str | None = None,
     reason: SuppressionReason = SuppressionReason.UNSUBSCRIBED,
+    *,
+    actor: str | None = None,
 ) -> list[Enrollment]:
-    """Leave one course, or (no course) everything: the address is then suppressed too."""
+    """Leave one course, or (no course) everything: the address is then suppressed too.
+    `actor`: the operator who did it, for the audit log (None: the person themselves)."""
     subscriber = find_subscriber(session, email)
     enrollments = _enrollments(session, subscriber, course_slug)
     for enrollment in enrollments:
         end_enrollment(session, enrollment, now)
     if course_slug is None:
         suppress(session, subscriber.email, reason, now, detail="unsubscribed from everything")
+    _audit(session, now, actor, "unsubscribed", subscriber, course_slug)
     return enrollments
 
 
@@ -282,48 +287,96 @@ def end_enrollment(session: Session, enrollment: Enrollment, now: datetime) -> N
 
 
 def pause(
-    session: Session, email: str, now: datetime, course_slug: str | None = None
+    session: Session,
+    email: str,
+    now: datetime,
+    course_slug: str | None = None,
+    *,
+    actor: str | None = None,
 ) -> list[Enrollment]:
     subscriber = find_subscriber(session, email)
-    return _pause(subscriber, _enrollments(session, subscriber, course_slug), now, course_slug)
+    paused = _pause(subscriber, _enrollments(session, subscriber, course_slug), now, course_slug)
+    _audit(session, now, actor, "paused", subscriber, course_slug)
+    return paused
 
 
 def resume(
-    session: Session, email: str, now: datetime, course_slug: str | None = None
+    session: Session,
+    email: str,
+    now: datetime,
+    course_slug: str | None = None,
+    *,
+    actor: str | None = None,
 ) -> list[Enrollment]:
     """Continue where they stopped: what was still to wait when paused is waited after resuming."""
     subscriber = find_subscriber(session, email)
     enrollments = _enrollments(session, subscriber, course_slug)
-    return _resume(session, subscriber, enrollments, now, course_slug)
+    resumed = _resume(session, subscriber, enrollments, now, course_slug)
+    _audit(session, now, actor, "resumed", subscriber, course_slug)
+    return resumed
 
 
 def pause_enrollment(
-    session: Session, subscriber_id: int, course_slug: str, now: datetime
+    session: Session,
+    subscriber_id: int,
+    course_slug: str,
+    now: datetime,
+    *,
+    actor: str | None = None,
 ) -> Enrollment:
-    """`pause` for one enrolment, the person named by id (the operator API)."""
+    """`pause` for one enrolment, the person named by id (the operator API, the dashboard)."""
     subscriber = get_subscriber(session, subscriber_id)
     enrollments = _enrollments(session, subscriber, course_slug)
-    return _pause(subscriber, enrollments, now, course_slug)[0]
+    paused = _pause(subscriber, enrollments, now, course_slug)[0]
+    _audit(session, now, actor, "paused", subscriber, course_slug)
+    return paused
 
 
 def resume_enrollment(
-    session: Session, subscriber_id: int, course_slug: str, now: datetime
+    session: Session,
+    subscriber_id: int,
+    course_slug: str,
+    now: datetime,
+    *,
+    actor: str | None = None,
 ) -> Enrollment:
-    """`resume` for one enrolment, the person named by id (the operator API)."""
+    """`resume` for one enrolment, the person named by id (the operator API, the dashboard)."""
     subscriber = get_subscriber(session, subscriber_id)
     enrollments = _enrollments(session, subscriber, course_slug)
-    return _resume(session, subscriber, enrollments, now, course_slug)[0]
+    resumed = _resume(session, subscriber, enrollments, now, course_slug)[0]
+    _audit(session, now, actor, "resumed", subscriber, course_slug)
+    return resumed
 
 
 def unsubscribe_enrollment(
-    session: Session, subscriber_id: int, course_slug: str, now: datetime
+    session: Session,
+    subscriber_id: int,
+    course_slug: str,
+    now: datetime,
+    *,
+    actor: str | None = None,
 ) -> Enrollment:
     """Leave one course, the person named by id. Their address is not suppressed: other courses
     go on. Asking again is not an error."""
     subscriber = get_subscriber(session, subscriber_id)
     [enrollment] = _enrollments(session, subscriber, course_slug)
     end_enrollment(session, enrollment, now)
+    _audit(session, now, actor, "unsubscribed", subscriber, course_slug)
     return enrollment
+
+
+def _audit(
+    session: Session,
+    now: datetime,
+    actor: str | None,
+    action: str,
+    subscriber: Subscriber,
+    course_slug: str | None,
+) -> None:
+    """The audit entry of a change an operator made (none for what a person does themselves)."""
+    if actor is not None:
+        scope = f"course {course_slug}" if course_slug else "every course"
+        audit.record(session, now, actor, action, subscriber.email, scope)
 
 
 def _shift_for_pause(

@@ -5,7 +5,9 @@ Bad input of any kind ends with exit status 2 and one line on stderr, never a tr
 
 from __future__ import annotations
 
+import getpass
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from dripcourse.app import audit
 from dripcourse.backends import load_backend
 from dripcourse.backends.base import DeliveryBackend
 from dripcourse.clock import Clock, FixedClock, SystemClock
@@ -178,6 +181,21 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def command_line_actor() -> str:
+    """Who the audit log says made a change from the command line: the account of the process,
+    not $USER or $LOGNAME, which whoever runs it can set."""
+    if sys.platform == "win32":
+        return audit.command_line_actor(getpass.getuser())
+    import pwd
+
+    uid = os.geteuid()
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:  # no name for this uid (a container's)
+        user = ""
+    return audit.command_line_actor(f"{user}, uid {uid}" if user else f"uid {uid}")
 
 
 def fail(message: str) -> None:

@@ -6,18 +6,13 @@ each change is in the audit log under the system user who made it.
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
 
 import click
 
-from dripcourse.app import audit, operators
-from dripcourse.cli.main import App, now_option, pass_app
+from dripcourse.app import operators
+from dripcourse.cli.main import App, command_line_actor, now_option, pass_app
 from dripcourse.domain.roles import Role
-
-if sys.platform != "win32":
-    import pwd
 
 ROLES = click.Choice([role.value for role in Role], case_sensitive=False)
 
@@ -40,7 +35,7 @@ def add(app: App, email: str, role: str, now: str | None) -> None:
     password = operators.check_password(_read_password())
     with app.database().transaction() as session:
         added = operators.add_operator(
-            session, email, Role(role.lower()), password, app.clock.now(), _actor()
+            session, email, Role(role.lower()), password, app.clock.now(), command_line_actor()
         )
         said = f"added {added.email} as {added.role}"
     click.echo(said)
@@ -73,7 +68,9 @@ def set_role(app: App, email: str, role: str, now: str | None) -> None:
     """Give an operator another role (the last admin stays one)."""
     app.at(now)
     with app.database().transaction() as session:
-        changed = operators.set_role(session, email, Role(role.lower()), app.clock.now(), _actor())
+        changed = operators.set_role(
+            session, email, Role(role.lower()), app.clock.now(), command_line_actor()
+        )
         said = f"{changed.email} is now {changed.role}"
     click.echo(said)
 
@@ -86,7 +83,7 @@ def remove(app: App, email: str, now: str | None) -> None:
     """Remove an operator and end their sessions (the last admin cannot be removed)."""
     app.at(now)
     with app.database().transaction() as session:
-        operators.remove_operator(session, email, app.clock.now(), _actor())
+        operators.remove_operator(session, email, app.clock.now(), command_line_actor())
     click.echo(f"removed {email.strip()}")
 
 
@@ -97,18 +94,6 @@ def _read_password() -> str:
         )
     line = sys.stdin.readline(operators.MAX_PASSWORD + 2)
     return line.rstrip("\r\n")
-
-
-def _actor() -> str:
-    # The account of the process, not $USER or $LOGNAME, which whoever runs it can set.
-    if sys.platform == "win32":
-        return audit.command_line_actor(getpass.getuser())
-    uid = os.geteuid()
-    try:
-        user = pwd.getpwuid(uid).pw_name
-    except KeyError:  # no name for this uid (a container's)
-        user = ""
-    return audit.command_line_actor(f"{user}, uid {uid}" if user else f"uid {uid}")
 
 
 def register(cli: click.Group) -> None:

@@ -9,7 +9,14 @@ from pathlib import Path
 import click
 
 from dripcourse.app import overview, people, roster, subscriptions
-from dripcourse.cli.main import App, local_time, now_option, pass_app, utc_time
+from dripcourse.cli.main import (
+    App,
+    command_line_actor,
+    local_time,
+    now_option,
+    pass_app,
+    utc_time,
+)
 from dripcourse.courses.catalog import get_course
 from dripcourse.errors import BadInput
 
@@ -90,7 +97,9 @@ def unsubscribe(app: App, email: str, course: str | None, now: str | None) -> No
     """Stop sending to EMAIL: one course, or (without --course) everything, for good."""
     app.at(now)
     with app.database().transaction() as session:
-        ended = subscriptions.unsubscribe(session, email, app.clock.now(), course)
+        ended = subscriptions.unsubscribe(
+            session, email, app.clock.now(), course, actor=command_line_actor()
+        )
         slugs = [e.course.slug for e in ended]
     scope = course if course else "all mail (address suppressed)"
     click.echo(
@@ -109,7 +118,10 @@ def pause(app: App, email: str, course: str | None, now: str | None) -> None:
     app.at(now)
     with app.database().transaction() as session:
         changed = [
-            e.course.slug for e in subscriptions.pause(session, email, app.clock.now(), course)
+            e.course.slug
+            for e in subscriptions.pause(
+                session, email, app.clock.now(), course, actor=command_line_actor()
+            )
         ]
     click.echo(f"paused {', '.join(changed)}" if changed else "nothing was active to pause")
 
@@ -123,7 +135,9 @@ def resume(app: App, email: str, course: str | None, now: str | None) -> None:
     """Continue EMAIL's paused lessons where they stopped."""
     app.at(now)
     with app.database().transaction() as session:
-        changed = subscriptions.resume(session, email, app.clock.now(), course)
+        changed = subscriptions.resume(
+            session, email, app.clock.now(), course, actor=command_line_actor()
+        )
         lines = [
             f"resumed {e.course.slug}; next lesson due "
             f"{local_time(e.next_due_at, e.subscriber.timezone)}"

@@ -18,7 +18,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from dripcourse.app import lessons, overview, people, subscriptions, timeline
+from dripcourse.app import audit, lessons, overview, people, subscriptions, timeline
 from dripcourse.app.report import course_report
 from dripcourse.domain.validation import MAX_EMAIL, MAX_NAME
 from dripcourse.mail.builder import MessageBuilder
@@ -263,7 +263,7 @@ def pause_enrollment(subscriber_id: SubscriberId, course: Slug, context: Context
     """Hold this enrolment's lessons until resumed. 409: it is not active."""
     with context.database.transaction() as session:
         enrollment = subscriptions.pause_enrollment(
-            session, subscriber_id, course, context.clock.now()
+            session, subscriber_id, course, context.clock.now(), actor=audit.API_ACTOR
         )
         return EnrollmentOut.model_validate(enrollment)
 
@@ -273,7 +273,7 @@ def resume_enrollment(subscriber_id: SubscriberId, course: Slug, context: Contex
     """Continue where they stopped, keeping the wait that was left. 409: it is not paused."""
     with context.database.transaction() as session:
         enrollment = subscriptions.resume_enrollment(
-            session, subscriber_id, course, context.clock.now()
+            session, subscriber_id, course, context.clock.now(), actor=audit.API_ACTOR
         )
         return EnrollmentOut.model_validate(enrollment)
 
@@ -285,7 +285,7 @@ def unsubscribe_enrollment(
     """Leave this course (other courses go on; the address is not suppressed)."""
     with context.database.transaction() as session:
         enrollment = subscriptions.unsubscribe_enrollment(
-            session, subscriber_id, course, context.clock.now()
+            session, subscriber_id, course, context.clock.now(), actor=audit.API_ACTOR
         )
         return EnrollmentOut.model_validate(enrollment)
 

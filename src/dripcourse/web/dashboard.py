@@ -147,7 +147,7 @@ def overview(request: Request, context: Context, operator: Signed) -> Response:
     allowed(operator, Permission.VIEW)
     with context.database.read() as session:
         figures = activity(session, context.clock.now())
-    return _page(
+    return render(
         request,
         operator,
         "admin_overview.html",
@@ -158,11 +158,16 @@ def overview(request: Request, context: Context, operator: Signed) -> Response:
     )
 
 
-def _page(request: Request, operator: Operator, template: str, **values: Any) -> HTMLResponse:
+def render(
+    request: Request, operator: Operator, template: str, status_code: int = 200, **values: Any
+) -> HTMLResponse:
+    """A page of a signed-in operator: with who they are, what they may do, and the form token."""
     return page(
         request,
         template,
+        status_code=status_code,
         operator=operator,
+        is_admin=may(Role(operator.role), Permission.MANAGE_OPERATORS),
         csrf=csrf_token(request.state.session_token),
         **values,
     )

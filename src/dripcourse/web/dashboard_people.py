@@ -1,0 +1,152 @@
+"""The dashboard's pages about people: the subscribers (search, filters, paging), one subscriber
+(their enrolments' timelines in their zone and UTC, the audit entries about them, and the actions
+pause, resume and unsubscribe), and the audit log. Thin shells over `app/` like the rest of
+`dashboard.py`, whose sign-in, CSRF and role checks they use.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from dripcourse.app import audit, overview, people, subscriptions, timeline
+from dripcourse.domain.roles import Permission, Role, may
+from dripcourse.errors import DripcourseError
+from dripcourse.store.models import EnrollmentStatus, Operator
+from dripcourse.web.dashboard import (
+    MAX_FIELD,
+    Context,
+    Signed,
+    allowed,
+    check_csrf,
+    render,
+)
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+
+PAGE_SIZE = 50
+MAX_ID = 2**62
+STATUSES = [status.value for status in EnrollmentStatus]
+Action = Literal["pause", "resume", "unsubscribe"]
+ACTIONS = {
+    "pause": subscriptions.pause_enrollment,
+    "resume": subscriptions.resume_enrollment,
+    "unsubscribe": subscriptions.unsubscribe_enrollment,
+}
+
+
+@router.get("/subscribers", response_class=HTMLResponse)
+def subscribers(
+    request: Request,
+    context: Context,
+    operator: Signed,
+    q: Annotated[str, Query(max_length=320)] = "",
+    course: Annotated[str, Query(max_length=64)] = "",
+    status: Annotated[str, Query(max_length=32)] = "",
+    after: Annotated[str, Query(max_length=320)] = "",
+) -> Response:
+    allowed(operator, Permission.VIEW)
+    error = ""
+    with context.database.read() as session:
+        courses = [summary.course.slug for summary in overview.courses(session)]
+        try:
+            page = overview.subscriber_page(
+                session,
+                search=q,
+                course_slug=course or None,
+                status_filter=status if status in STATUSES else None,
+                after=after,
+                limit=PAGE_SIZE,
+            )
+        except DripcourseError as exc:
+            error, page = str(exc), overview.SubscriberPage([], None)
+    return render(
+        request,
+        operator,
+        "admin_subscribers.html",
+        status_code=400 if error else 200,
+        title="Subscribers",
+        page=page,
+        error=error,
+        q=q,
+        course=course,
+        status=status,
+        courses=courses,
+        statuses=STATUSES,
+    )
+
+
+@router.get("/subscribers/{subscriber_id}", response_class=HTMLResponse)
+def subscriber(
+    request: Request,
+    context: Context,
+    operator: Signed,
+    subscriber_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+) -> Response:
+    allowed(operator, Permission.VIEW)
+    return _subscriber_page(request, context, operator, subscriber_id)
+
+
+@router.post("/subscribers/{subscriber_id}/enrollments/{course}/{action}")
+def change_enrollment(
+    request: Request,
+    context: Context,
+    operator: Signed,
+    subscriber_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    course: Annotated[str, Path(max_length=64)],
+    action: Action,
+    csrf: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+) -> Response:
+    check_csrf(request, csrf)
+    allowed(operator, Permission.CHANGE_SUBSCRIBERS)
+    try:
+        with context.database.transaction() as session:
+            ACTIONS[action](
+                session,
+                subscriber_id,
+                course,
+                context.clock.now(),
+                actor=audit.operator_actor(operator.email),
+            )
+    except DripcourseError as exc:
+        return _subscriber_page(request, context, operator, subscriber_id, error=(course, str(exc)))
+    return RedirectResponse(f"/admin/subscribers/{subscriber_id}", status_code=303)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit_log(request: Request, context: Context, operator: Signed) -> Response:
+    allowed(operator, Permission.MANAGE_OPERATORS)
+    with context.database.read() as session:
+        entries = audit.entries(session, limit=200)
+    return render(request, operator, "admin_audit.html", title="Audit log", entries=entries)
+
+
+def _subscriber_page(
+    request: Request,
+    context: Context,
+    operator: Operator,
+    subscriber_id: int,
+    error: tuple[str, str] | None = None,
+) -> HTMLResponse:
+    with context.database.read() as session:
+        found = timeline.timeline_by_id(session, subscriber_id, context.clock.now())
+        history = audit.entries(session, target=found.email, limit=50)
+        enrollments = {
+            e.course.slug: e for e in people.get_subscriber(session, subscriber_id).enrollments
+        }
+    return render(
+        request,
+        operator,
+        "admin_subscriber.html",
+        status_code=409 if error else 200,
+        title=found.email,
+        found=found,
+        zone=ZoneInfo(found.timezone),
+        history=history,
+        enrollments=enrollments,
+        error=error,
+        may_change=may(Role(operator.role), Permission.CHANGE_SUBSCRIBERS),
+    )

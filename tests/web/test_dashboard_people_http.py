@@ -1,0 +1,186 @@
+"""The dashboard's subscriber pages as scripts and hostile visitors try them: roles enforced on
+every action however it is sent, CSRF, paging that never repeats or skips anyone, searches that
+are prefixes and nothing more, and every change in the audit log whichever shell made it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from dripcourse.app import audit, operators, subscriptions
+from dripcourse.domain.roles import Role
+
+PASSWORD = "correct horse battery"
+
+
+def people(live_server, count: int, names=None) -> None:
+    with live_server.database.transaction() as session:
+        for number in range(count):
+            subscriptions.subscribe(
+                session,
+                email=f"p{number:03d}@example.com",
+                course_slug="runners",
+                name=(names or {}).get(number, f"Person {number}"),
+                timezone="Europe/Berlin",
+                confirmed=True,
+                now=datetime.now(UTC),
+            )
+
+
+@contextmanager
+def signed_in(live_server, role: Role) -> Iterator[httpx.Client]:
+    email = f"{role.value}@clinic.example"
+    with live_server.database.transaction() as session:
+        operators.add_operator(session, email, role, PASSWORD, datetime.now(UTC), "test set-up")
+    with httpx.Client(base_url=live_server.url, follow_redirects=False, timeout=10) as browser:
+        page = browser.get("/admin/login").text
+        token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+        answer = browser.post(
+            "/admin/login", data={"email": email, "password": PASSWORD, "csrf": token}
+        )
+        assert answer.status_code == 303
+        yield browser
+
+
+def token_of(browser: httpx.Client) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', browser.get("/admin/").text).group(1)
+
+
+def emails_on(page: httpx.Response) -> list[str]:
+    return re.findall(r">(p\d{3}@example\.com)</a>", page.text)
+
+
+def test_paging_goes_through_everyone_once_in_order(live_server):
+    people(live_server, 120)
+    with signed_in(live_server, Role.VIEWER) as browser:
+        seen, url = [], "/admin/subscribers"
+        while url:
+            page = browser.get(url)
+            assert page.status_code == 200
+            seen += emails_on(page)
+            found = re.search(r'href="(/admin/subscribers\?[^"]+)">Next page', page.text)
+            url = found.group(1).replace("&amp;", "&") if found else ""
+    assert seen == [f"p{n:03d}@example.com" for n in range(120)]
+
+
+def test_a_search_is_a_prefix_of_the_address_or_the_name_and_nothing_more(live_server):
+    people(live_server, 12, names={3: "Ada Lovelace", 4: "100% Ada", 5: "A_da"})
+    with signed_in(live_server, Role.VIEWER) as browser:
+        assert emails_on(browser.get("/admin/subscribers", params={"q": "P01"})) == [
+            "p010@example.com",
+            "p011@example.com",
+        ]
+        assert emails_on(browser.get("/admin/subscribers", params={"q": "ada"})) == [
+            "p003@example.com"
+        ]
+        # LIKE's wildcards are only characters here.
+        assert emails_on(browser.get("/admin/subscribers", params={"q": "100%"})) == [
+            "p004@example.com"
+        ]
+        assert emails_on(browser.get("/admin/subscribers", params={"q": "%"})) == []
+        assert emails_on(browser.get("/admin/subscribers", params={"q": "a_"})) == [
+            "p005@example.com"
+        ]
+
+
+def test_an_unknown_course_filter_is_said_not_shown_as_empty(live_server):
+    with signed_in(live_server, Role.VIEWER) as browser:
+        page = browser.get("/admin/subscribers", params={"course": "no-such-course"})
+    assert page.status_code == 400 and "no-such-course" in page.text
+
+
+def test_a_viewer_sees_a_subscriber_but_no_action_succeeds_even_posted_by_hand(live_server):
+    people(live_server, 1)
+    with signed_in(live_server, Role.VIEWER) as browser:
+        page = browser.get("/admin/subscribers/1")
+        assert page.status_code == 200 and "p000@example.com" in page.text
+        assert "Pause</button>" not in page.text
+        for action in ("pause", "resume", "unsubscribe"):
+            answer = browser.post(
+                f"/admin/subscribers/1/enrollments/runners/{action}",
+                data={"csrf": token_of(browser)},
+            )
+            assert answer.status_code == 403
+        assert browser.get("/admin/audit").status_code == 403
+    assert live_server.enrollment_status("p000@example.com") == "active"
+
+
+def test_an_action_without_the_pages_token_is_refused(live_server):
+    people(live_server, 1)
+    with signed_in(live_server, Role.EDITOR) as browser:
+        for data in ({}, {"csrf": "guessed"}):
+            answer = browser.post("/admin/subscribers/1/enrollments/runners/pause", data=data)
+            assert answer.status_code == 403
+    assert live_server.enrollment_status("p000@example.com") == "active"
+
+
+def test_an_editor_pauses_and_a_conflict_is_said_next_to_the_course(live_server):
+    people(live_server, 1)
+    with signed_in(live_server, Role.EDITOR) as browser:
+        url = "/admin/subscribers/1/enrollments/runners"
+        done = browser.post(f"{url}/pause", data={"csrf": token_of(browser)})
+        assert (done.status_code, done.headers["location"]) == (303, "/admin/subscribers/1")
+        again = browser.post(f"{url}/pause", data={"csrf": token_of(browser)})
+        assert again.status_code == 409 and 'role="alert"' in again.text
+        assert browser.get("/admin/audit").status_code == 403
+    assert live_server.enrollment_status("p000@example.com") == "paused"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/admin/subscribers/999999", 404),
+        ("/admin/subscribers/0", 400),
+        ("/admin/subscribers/99999999999999999999999", 400),
+        ("/admin/subscribers/abc", 400),
+    ],
+)
+def test_a_page_that_is_not_there_is_a_4xx(live_server, path, status):
+    with signed_in(live_server, Role.VIEWER) as browser:
+        assert browser.get(path).status_code == status
+
+
+def test_hostile_actions_are_4xx_and_change_nothing(live_server):
+    people(live_server, 1)
+    with signed_in(live_server, Role.ADMIN) as browser:
+        token = token_of(browser)
+        for path in [
+            "/admin/subscribers/1/enrollments/runners/delete",
+            "/admin/subscribers/1/enrollments/no-such-course/pause",
+            "/admin/subscribers/1/enrollments/" + "x" * 500 + "/pause",
+            "/admin/subscribers/2/enrollments/runners/pause",
+        ]:
+            assert 400 <= browser.post(path, data={"csrf": token}).status_code < 500
+    assert live_server.enrollment_status("p000@example.com") == "active"
+
+
+def test_changes_from_the_dashboard_the_api_and_the_command_line_are_all_audited(
+    live_server, cli_env, monkeypatch
+):
+    people(live_server, 1)
+    with signed_in(live_server, Role.ADMIN) as browser:
+        browser.post(
+            "/admin/subscribers/1/enrollments/runners/pause", data={"csrf": token_of(browser)}
+        )
+    with live_server.database.transaction() as session:
+        subscriptions.resume_enrollment(
+            session, 1, "runners", datetime.now(UTC), actor=audit.API_ACTOR
+        )
+    from dripcourse.cli.main import main
+
+    monkeypatch.setenv("DRIPCOURSE_DATABASE_URL", live_server.settings.database_url)
+    with pytest.raises(SystemExit) as ended:
+        main(["pause", "p000@example.com", "--course", "runners"])
+    assert ended.value.code == 0
+    with live_server.database.read() as session:
+        log = [(e.actor.split(" (")[0], e.action, e.target) for e in audit.entries(session)]
+    assert log[:3] == [
+        ("command line", "paused", "p000@example.com"),
+        ("API", "resumed", "p000@example.com"),
+        ("operator admin@clinic.example", "paused", "p000@example.com"),
+    ]
