@@ -88,10 +88,24 @@ def test_a_search_is_a_prefix_of_the_address_or_the_name_and_nothing_more(live_s
         ]
 
 
-def test_an_unknown_course_filter_is_said_not_shown_as_empty(live_server):
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [({"course": "no-such-course"}, "no-such-course"), ({"status": "<b>gone"}, "unknown status")],
+)
+def test_an_unknown_filter_is_said_not_shown_as_everyone_or_no_one(live_server, params, says):
+    people(live_server, 2)
     with signed_in(live_server, Role.VIEWER) as browser:
-        page = browser.get("/admin/subscribers", params={"course": "no-such-course"})
-    assert page.status_code == 400 and "no-such-course" in page.text
+        page = browser.get("/admin/subscribers", params=params)
+    assert page.status_code == 400 and says in page.text and emails_on(page) == []
+    assert "<b>gone" not in page.text
+
+
+def test_names_with_accents_are_found_in_any_case(live_server):
+    people(live_server, 3, names={0: "Émile Zola", 1: "ÖLAF", 2: "Emil"})
+    with signed_in(live_server, Role.VIEWER) as browser:
+        for typed, found in [("émile", [0]), ("ÉMILE", [0]), ("ölaf", [1]), ("Emi", [2])]:
+            page = browser.get("/admin/subscribers", params={"q": typed})
+            assert emails_on(page) == [f"p{n:03d}@example.com" for n in found], typed
 
 
 def test_a_viewer_sees_a_subscriber_but_no_action_succeeds_even_posted_by_hand(live_server):
@@ -178,9 +192,72 @@ def test_changes_from_the_dashboard_the_api_and_the_command_line_are_all_audited
         main(["pause", "p000@example.com", "--course", "runners"])
     assert ended.value.code == 0
     with live_server.database.read() as session:
-        log = [(e.actor.split(" (")[0], e.action, e.target) for e in audit.entries(session)]
-    assert log[:3] == [
+        entries = audit.entries(session, actions=audit.SUBSCRIBER_ACTIONS)
+        log = [(e.actor.split(" (")[0], e.action, e.target) for e in entries]
+    assert log == [
         ("command line", "paused", "p000@example.com"),
         ("API", "resumed", "p000@example.com"),
         ("operator admin@clinic.example", "paused", "p000@example.com"),
     ]
+
+
+def test_a_failed_action_says_why_on_the_page(live_server):
+    people(live_server, 1)
+    with signed_in(live_server, Role.EDITOR) as browser:
+        token = token_of(browser)
+        not_enrolled = browser.post(
+            "/admin/subscribers/1/enrollments/no-such-course/pause", data={"csrf": token}
+        )
+        resumed_while_active = browser.post(
+            "/admin/subscribers/1/enrollments/runners/resume", data={"csrf": token}
+        )
+    assert not_enrolled.status_code == 404 and 'role="alert"' in not_enrolled.text
+    assert resumed_while_active.status_code == 409
+    assert (
+        "nothing to resume" in resumed_while_active.text
+        or "not paused" in resumed_while_active.text
+    )
+
+
+def test_unsubscribing_twice_is_one_change_in_the_log(live_server):
+    people(live_server, 1)
+    with signed_in(live_server, Role.EDITOR) as browser:
+        for _ in range(3):
+            answer = browser.post(
+                "/admin/subscribers/1/enrollments/runners/unsubscribe",
+                data={"csrf": token_of(browser)},
+            )
+            assert answer.status_code == 303
+    with live_server.database.read() as session:
+        assert [e.action for e in audit.entries(session, actions=audit.SUBSCRIBER_ACTIONS)] == [
+            "unsubscribed"
+        ]
+
+
+def test_a_subscribers_page_shows_only_what_was_done_to_them(live_server):
+    """An operator who is also a subscriber: changes to their account are for admins."""
+    people(live_server, 1)
+    with live_server.database.transaction() as session:
+        operators.add_operator(
+            session, "p000@example.com", Role.VIEWER, PASSWORD, datetime.now(UTC), "test set-up"
+        )
+    with signed_in(live_server, Role.EDITOR) as browser:
+        browser.post(
+            "/admin/subscribers/1/enrollments/runners/pause", data={"csrf": token_of(browser)}
+        )
+        page = browser.get("/admin/subscribers/1").text
+    assert "paused" in page and "operator added" not in page
+
+
+def test_forgetting_a_person_takes_their_address_out_of_the_audit_log(live_server):
+    from dripcourse.app import people as people_ops
+
+    people(live_server, 1)
+    with signed_in(live_server, Role.ADMIN) as browser:
+        browser.post(
+            "/admin/subscribers/1/enrollments/runners/pause", data={"csrf": token_of(browser)}
+        )
+        with live_server.database.transaction() as session:
+            people_ops.forget(session, "P000@example.com", datetime.now(UTC))
+        log = browser.get("/admin/audit").text
+    assert "p000@example.com" not in log.lower() and audit.FORGOTTEN in log

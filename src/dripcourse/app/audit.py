@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dripcourse.domain.validation import has_control_characters
@@ -31,9 +31,19 @@ def command_line_actor(user: str) -> str:
 
 API_ACTOR = "API"
 
+SUBSCRIBER_ACTIONS = ("paused", "resumed", "unsubscribed")
+"""What operators do to subscribers: the entries a subscriber's page shows (others, such as changes
+to operators, are for admins only)."""
+FORGOTTEN = "a forgotten person"
+
 
 def record(
-    session: Session, now: datetime, actor: str, action: str, target: str, detail: str = ""
+    session: Session,
+    now: datetime,
+    actor: str,
+    action: str,
+    target: str,
+    detail: str = "",
 ) -> AuditEntry:
     entry = AuditEntry(
         at=now,
@@ -55,10 +65,27 @@ def _printable(text: str) -> str:
 
 
 def entries(
-    session: Session, *, target: str | None = None, limit: int = 100
+    session: Session,
+    *,
+    target: str | None = None,
+    actions: Sequence[str] | None = None,
+    limit: int = 100,
 ) -> Sequence[AuditEntry]:
-    """The newest entries first; only those about `target` when it is given."""
+    """The newest entries first; only those about `target`, and of `actions`, when given."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
     if target is not None:
         query = query.where(AuditEntry.target == target)
+    if actions is not None:
+        query = query.where(AuditEntry.action.in_(actions))
     return session.scalars(query).all()
+
+
+def forget(session: Session, address: str) -> None:
+    """A person is erased: the entries about their address keep what was done and when, but no
+    longer say to whom (any spelling of the address)."""
+    session.execute(
+        update(AuditEntry)
+        .where(func.lower(AuditEntry.target) == address.lower())
+        .values(target=FORGOTTEN)
+        .execution_options(synchronize_session=False)
+    )

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dripcourse.app import audit
 from dripcourse.domain.schedule import same_local_day
 from dripcourse.domain.validation import (
     address_hash,
@@ -70,6 +71,7 @@ def delete_subscriber(session: Session, subscriber_id: int) -> str:
     address = subscriber.email
     # Enrolments and deliveries not loaded go with the database's ON DELETE CASCADE.
     session.delete(subscriber)
+    audit.forget(session, address)
     session.flush()
     return address
 
@@ -95,6 +97,8 @@ def forget(session: Session, email: str, now: datetime) -> Forgotten:
     subscriber = holder_of(session, address)
     if subscriber is not None:
         session.delete(subscriber)  # enrolments and deliveries go with ON DELETE CASCADE
+        audit.forget(session, subscriber.email)
+    audit.forget(session, address)
     suppression = session.scalar(select(Suppression).where(Suppression.email_hash == hashed))
     if suppression is None:
         suppression = Suppression(email_hash=hashed, reason=SuppressionReason.FORGOTTEN)

@@ -254,11 +254,11 @@ def unsubscribe(
     `actor`: the operator who did it, for the audit log (None: the person themselves)."""
     subscriber = find_subscriber(session, email)
     enrollments = _enrollments(session, subscriber, course_slug)
-    for enrollment in enrollments:
-        end_enrollment(session, enrollment, now)
+    changed = [end_enrollment(session, enrollment, now) for enrollment in enrollments]
     if course_slug is None:
         suppress(session, subscriber.email, reason, now, detail="unsubscribed from everything")
-    _audit(session, now, actor, "unsubscribed", subscriber, course_slug)
+    if any(changed) or course_slug is None:
+        _audit(session, now, actor, "unsubscribed", subscriber, course_slug)
     return enrollments
 
 
@@ -277,13 +277,15 @@ def unsubscribe_by_link(
     return enrollment
 
 
-def end_enrollment(session: Session, enrollment: Enrollment, now: datetime) -> None:
-    apply(enrollment, Change.LEAVE, now)
+def end_enrollment(session: Session, enrollment: Enrollment, now: datetime) -> bool:
+    """Leave the course; False when it had been left already (nothing changes then)."""
+    changed = apply(enrollment, Change.LEAVE, now)
     session.execute(
         update(Delivery)
         .where(Delivery.enrollment_id == enrollment.id, Delivery.status.in_(OPEN_DELIVERY))
         .values(status=DeliveryStatus.CANCELLED, last_error="unsubscribed")
     )
+    return changed
 
 
 def pause(
@@ -360,8 +362,8 @@ def unsubscribe_enrollment(
     go on. Asking again is not an error."""
     subscriber = get_subscriber(session, subscriber_id)
     [enrollment] = _enrollments(session, subscriber, course_slug)
-    end_enrollment(session, enrollment, now)
-    _audit(session, now, actor, "unsubscribed", subscriber, course_slug)
+    if end_enrollment(session, enrollment, now):
+        _audit(session, now, actor, "unsubscribed", subscriber, course_slug)
     return enrollment
 
 

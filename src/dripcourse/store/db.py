@@ -184,11 +184,18 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int, path: Path | None) -
         # last transactions, which SMTP's own at-least-once window already covers.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # SQLite's own lower() folds only ASCII letters; PostgreSQL's folds every letter. A search
+        # for "émile" must find "Émile" on both.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
         read_only = connection.get_execution_options().get(READ_ONLY, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _lower(text: Any) -> Any:
+    return text.lower() if isinstance(text, str) else text
 
 
 HOUSEKEEPING_LOCK = 0x64726970  # "drip": the PostgreSQL advisory lock key of housekeeping

@@ -13,8 +13,9 @@ from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dripcourse.app import audit, overview, people, subscriptions, timeline
+from dripcourse.domain.enrolment import Change
 from dripcourse.domain.roles import Permission, Role, may
-from dripcourse.errors import DripcourseError
+from dripcourse.errors import BadInput, Conflict, DripcourseError, NotFound
 from dripcourse.store.models import EnrollmentStatus, Operator
 from dripcourse.web.dashboard import (
     MAX_FIELD,
@@ -26,11 +27,13 @@ from dripcourse.web.dashboard import (
 )
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
+STATUS = {BadInput: 400, NotFound: 404, Conflict: 409}
 
 PAGE_SIZE = 50
 MAX_ID = 2**62
 STATUSES = [status.value for status in EnrollmentStatus]
 Action = Literal["pause", "resume", "unsubscribe"]
+CHANGES = {"pause": Change.PAUSE, "resume": Change.RESUME, "unsubscribe": Change.LEAVE}
 ACTIONS = {
     "pause": subscriptions.pause_enrollment,
     "resume": subscriptions.resume_enrollment,
@@ -53,11 +56,13 @@ def subscribers(
     with context.database.read() as session:
         courses = [summary.course.slug for summary in overview.courses(session)]
         try:
+            if status and status not in STATUSES:
+                raise BadInput(f"unknown status {status[:32]!r}; known: {', '.join(STATUSES)}")
             page = overview.subscriber_page(
                 session,
                 search=q,
                 course_slug=course or None,
-                status_filter=status if status in STATUSES else None,
+                status_filter=status or None,
                 after=after,
                 limit=PAGE_SIZE,
             )
@@ -112,7 +117,10 @@ def change_enrollment(
                 actor=audit.operator_actor(operator.email),
             )
     except DripcourseError as exc:
-        return _subscriber_page(request, context, operator, subscriber_id, error=(course, str(exc)))
+        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+        return _subscriber_page(
+            request, context, operator, subscriber_id, error=(course, str(exc)), status=status
+        )
     return RedirectResponse(f"/admin/subscribers/{subscriber_id}", status_code=303)
 
 
@@ -130,10 +138,13 @@ def _subscriber_page(
     operator: Operator,
     subscriber_id: int,
     error: tuple[str, str] | None = None,
+    status: int = 200,
 ) -> HTMLResponse:
     with context.database.read() as session:
         found = timeline.timeline_by_id(session, subscriber_id, context.clock.now())
-        history = audit.entries(session, target=found.email, limit=50)
+        history = audit.entries(
+            session, target=found.email, actions=audit.SUBSCRIBER_ACTIONS, limit=50
+        )
         enrollments = {
             e.course.slug: e for e in people.get_subscriber(session, subscriber_id).enrollments
         }
@@ -141,12 +152,18 @@ def _subscriber_page(
         request,
         operator,
         "admin_subscriber.html",
-        status_code=409 if error else 200,
+        status_code=status,
         title=found.email,
         found=found,
         zone=ZoneInfo(found.timezone),
         history=history,
         enrollments=enrollments,
+        # Which buttons each enrolment gets: the domain's transition table decides.
+        can={
+            slug: {name: change.applies_to(e.status) for name, change in CHANGES.items()}
+            for slug, e in enrollments.items()
+        },
         error=error,
+        error_placed=error is not None and error[0] in enrollments,
         may_change=may(Role(operator.role), Permission.CHANGE_SUBSCRIBERS),
     )
