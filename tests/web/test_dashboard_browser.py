@@ -4,6 +4,7 @@ never scrolls sideways."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from axe_playwright_python.sync_playwright import Axe
@@ -124,7 +125,7 @@ def test_an_editor_finds_a_subscriber_pauses_and_resumes_them_and_the_admin_sees
     expect(page.get_by_role("heading", level=1)).to_have_text("runner1@example.com")
     runners = page.locator("section", has_text="Runners E-Course").first
     expect(runners.get_by_role("row").nth(1)).to_contain_text("sent")
-    expect(runners.get_by_text("ankles")).to_be_visible()  # lesson 2, still to come
+    expect(runners.get_by_text("ankles", exact=True)).to_be_visible()  # lesson 2, still to come
     runners.get_by_role("button", name="Pause").click()
     expect(page.locator("section .status").first).to_have_text("paused")
     expect(page.get_by_text("Nothing goes out while paused.")).to_be_visible()
@@ -132,18 +133,30 @@ def test_an_editor_finds_a_subscriber_pauses_and_resumes_them_and_the_admin_sees
     assert serious_accessibility_problems(page) == []
     page.get_by_role("button", name="Resume").click()
     expect(page.locator("section .status").first).to_have_text("active")
+
+    # Lesson 3 now, outside the rhythm: it arrives at the mail server after the next pass.
+    page.get_by_label("Queue a lesson").select_option("3")
+    page.get_by_role("button", name="Queue").click()
+    expect(page.get_by_role("row", name=re.compile(r"^3 calves-achilles pending"))).to_be_visible()
+    live_server.dispatch_as_of(datetime.now(UTC) + timedelta(minutes=1))
+    inbox.wait_for("runner1@example.com", "Lesson 3")
+    page.reload()
     changes = page.locator("section", has_text="Changes made by operators")
-    expect(changes.get_by_role("row")).to_have_count(3)  # the heading row, resumed, paused
+    expect(changes.get_by_role("row")).to_have_count(4)  # the heading row and three changes
     expect(changes.get_by_role("row").nth(1)).to_contain_text("operator ed@clinic.example")
-    expect(changes.get_by_role("row").nth(1)).to_contain_text("resumed")
-    expect(changes.get_by_role("row").nth(2)).to_contain_text("paused")
+    expect(changes.get_by_role("row").nth(1)).to_contain_text("lesson queued")
+    expect(changes.get_by_role("row").nth(2)).to_contain_text("resumed")
+    expect(changes.get_by_role("row").nth(3)).to_contain_text("paused")
+    screenshot(page, "3-lesson-queued-and-sent", widths)
+    assert serious_accessibility_problems(page) == []
     page.get_by_role("button", name="Sign out").click()
 
     sign_in_as(page, live_server.url, "ada@clinic.example")
     page.get_by_role("link", name="Audit log").click()
     rows = page.get_by_role("row")
-    expect(rows.nth(1)).to_contain_text("resumed")
-    expect(rows.nth(2)).to_contain_text("paused")
+    expect(rows.nth(1)).to_contain_text("lesson queued")
+    expect(rows.nth(2)).to_contain_text("resumed")
+    expect(rows.nth(3)).to_contain_text("paused")
     expect(rows.nth(1)).to_contain_text("runner1@example.com")
-    screenshot(page, "3-audit-log", widths)
+    screenshot(page, "4-audit-log", widths)
     assert serious_accessibility_problems(page) == []

@@ -261,3 +261,67 @@ def test_forgetting_a_person_takes_their_address_out_of_the_audit_log(live_serve
             people_ops.forget(session, "P000@example.com", datetime.now(UTC))
         log = browser.get("/admin/audit").text
     assert "p000@example.com" not in log.lower() and audit.FORGOTTEN in log
+
+
+def test_a_lesson_queued_at_a_time_in_their_zone_is_due_then_in_utc(live_server):
+    from sqlalchemy import select
+
+    from dripcourse.store.models import Delivery
+
+    people(live_server, 1)  # in Europe/Berlin
+    with signed_in(live_server, Role.EDITOR) as browser:
+        answer = browser.post(
+            "/admin/subscribers/1/enrollments/runners/queue",
+            data={"csrf": token_of(browser), "lesson": "4", "at": "2030-07-01T09:30"},
+        )
+    assert answer.status_code == 303
+    with live_server.database.read() as session:
+        due = session.scalar(select(Delivery.due_at).where(Delivery.kind == "extra"))
+        [entry] = audit.entries(session, actions=["lesson queued"])
+    assert due == datetime(2030, 7, 1, 7, 30, tzinfo=UTC)  # 09:30 summer time in Berlin
+    assert entry.detail == "lesson 4 (knees) of runners, due 2030-07-01 07:30 UTC"
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "says"),
+    [
+        ({"lesson": "99", "at": ""}, 404, "99"),
+        ({"lesson": "2", "at": "next tuesday"}, 400, "not a date and time"),
+        ({"lesson": "2", "at": "2030-13-40T99:99"}, 400, "not a date and time"),
+    ],
+)
+def test_a_bad_queue_form_comes_back_with_the_reason(live_server, fields, status, says):
+    people(live_server, 1)
+    with signed_in(live_server, Role.EDITOR) as browser:
+        answer = browser.post(
+            "/admin/subscribers/1/enrollments/runners/queue",
+            data={"csrf": token_of(browser), **fields},
+        )
+    assert answer.status_code == status and says in answer.text and 'role="alert"' in answer.text
+    with live_server.database.read() as session:
+        assert audit.entries(session, actions=["lesson queued"]) == []
+
+
+def test_a_viewer_cannot_queue_a_lesson(live_server):
+    people(live_server, 1)
+    with signed_in(live_server, Role.VIEWER) as browser:
+        answer = browser.post(
+            "/admin/subscribers/1/enrollments/runners/queue",
+            data={"csrf": token_of(browser), "lesson": "2"},
+        )
+        assert "Queue a lesson" not in browser.get("/admin/subscribers/1").text
+    assert answer.status_code == 403
+
+
+def test_a_lesson_queued_from_the_command_line_is_audited(live_server, cli_env, monkeypatch):
+    from dripcourse.cli.main import main
+
+    people(live_server, 1)
+    monkeypatch.setenv("DRIPCOURSE_DATABASE_URL", live_server.settings.database_url)
+    with pytest.raises(SystemExit) as ended:
+        main(["lessons", "queue", "runners", "2", "--to", "P000@example.com"])
+    assert ended.value.code == 0
+    with live_server.database.read() as session:
+        [entry] = audit.entries(session, actions=["lesson queued"])
+    assert entry.actor.startswith("command line (") and entry.target == "p000@example.com"
+    assert entry.detail.startswith("lesson 2 (ankles) of runners, due ")

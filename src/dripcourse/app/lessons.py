@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from dripcourse.app import audit
 from dripcourse.app.people import find_subscriber
 from dripcourse.backends import load_backend
 from dripcourse.config import Settings
@@ -135,10 +136,13 @@ def queue_lesson(
     *,
     to: str | None = None,
     all_active: bool = False,
+    actor: str | None = None,
+    now: datetime | None = None,
 ) -> int:
     """Owe a lesson to one person or to everyone active, at `at`; returns how many were queued.
 
     Queueing the same lesson again for someone who is still waiting for it moves it, never doubles it.
+    `actor` (with `now`, when it was done): who asked, for the audit log.
     """
     if (to is None) == (not all_active):
         raise BadInput("give exactly one of: one person's address, or everyone active")
@@ -178,6 +182,17 @@ def queue_lesson(
         else:
             # Made "at" its due time, as before: queue_lesson is given no other instant.
             session.add(new_delivery(enrollment, lesson.id, DeliveryKind.EXTRA, at, at))
+    if actor is not None:
+        what = (
+            f"lesson {lesson.position} ({lesson.key}) of {course.slug}, due {at:%Y-%m-%d %H:%M} UTC"
+        )
+        whom = (
+            [e.subscriber.email for e in enrollments]
+            if to is not None
+            else [f"course {course.slug}"]
+        )
+        for target in whom:
+            audit.record(session, now or at, actor, "lesson queued", target, what)
     return len(enrollments)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from dripcourse.app import lessons, overview
-from dripcourse.cli.main import App, local_time, now_option, pass_app
+from dripcourse.cli.main import App, command_line_actor, local_time, now_option, pass_app
 from dripcourse.domain.validation import parse_instant
 from dripcourse.errors import BadInput
 from dripcourse.mail.builder import MessageBuilder
@@ -117,7 +117,16 @@ def queue(
     app.at(now)
     when = parse_instant(at) if at else app.clock.now()
     with app.database().transaction() as session:
-        count = lessons.queue_lesson(session, slug, lesson, when, to=to, all_active=all_active)
+        count = lessons.queue_lesson(
+            session,
+            slug,
+            lesson,
+            when,
+            to=to,
+            all_active=all_active,
+            actor=command_line_actor(),
+            now=app.clock.now(),
+        )
     click.echo(
         f"queued lesson {lesson} of {slug} for {count} "
         f"{'person' if count == 1 else 'people'}, due {local_time(when, 'UTC')}"

@@ -126,6 +126,19 @@ def parse_instant(text: str) -> datetime:
         ) from None
 
 
+def parse_local_instant(text: str, zone: str) -> datetime:
+    """A date and time as typed on a person's page (`2026-03-02T08:00`, what a browser's
+    datetime-local field sends), taken in their zone; an explicit offset wins. A time that a
+    daylight-saving change skips is read as the offset before the change would have it."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=ZoneInfo(zone))
+        return value.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise BadInput(f"not a date and time: {_shown(text)} (example: 2026-03-02T08:00)") from None
+
+
 @lru_cache(maxsize=1)
 def _zone_names() -> frozenset[str]:
     # The system's zoneinfo folder also lists files that are not zones of the world.

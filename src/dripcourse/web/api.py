@@ -376,7 +376,14 @@ def queue(course: Slug, lesson: Which, body: QueueRequest, context: Context) -> 
     when = body.at or now
     with context.database.transaction() as session:
         count = lessons.queue_lesson(
-            session, course, lesson, when, to=body.to, all_active=body.all_active
+            session,
+            course,
+            lesson,
+            when,
+            to=body.to,
+            all_active=body.all_active,
+            actor=audit.API_ACTOR,
+            now=now,
         )
     if count and when <= now:
         context.wake()

@@ -12,9 +12,10 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from dripcourse.app import audit, overview, people, subscriptions, timeline
+from dripcourse.app import audit, lessons, overview, people, subscriptions, timeline
 from dripcourse.domain.enrolment import Change
 from dripcourse.domain.roles import Permission, Role, may
+from dripcourse.domain.validation import parse_local_instant
 from dripcourse.errors import BadInput, Conflict, DripcourseError, NotFound
 from dripcourse.store.models import EnrollmentStatus, Operator
 from dripcourse.web.dashboard import (
@@ -95,6 +96,45 @@ def subscriber(
     return _subscriber_page(request, context, operator, subscriber_id)
 
 
+# Before the route of the other actions, whose `{action}` would take "queue" too.
+@router.post("/subscribers/{subscriber_id}/enrollments/{course}/queue")
+def queue_lesson(
+    request: Request,
+    context: Context,
+    operator: Signed,
+    subscriber_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    course: Annotated[str, Path(max_length=64)],
+    lesson: Annotated[str, Form(max_length=100)] = "",
+    at: Annotated[str, Form(max_length=40)] = "",
+    csrf: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+) -> Response:
+    """Owe lesson N to this person now, or at a time typed in their zone."""
+    check_csrf(request, csrf)
+    allowed(operator, Permission.CHANGE_LESSONS)
+    now = context.clock.now()
+    try:
+        with context.database.transaction() as session:
+            person = people.get_subscriber(session, subscriber_id)
+            when = parse_local_instant(at, person.timezone) if at.strip() else now
+            lessons.queue_lesson(
+                session,
+                course,
+                lesson,
+                when,
+                to=person.email,
+                actor=audit.operator_actor(operator.email),
+                now=now,
+            )
+    except DripcourseError as exc:
+        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
+        return _subscriber_page(
+            request, context, operator, subscriber_id, error=(course, str(exc)), status=status
+        )
+    if when <= now:
+        context.wake()
+    return RedirectResponse(f"/admin/subscribers/{subscriber_id}", status_code=303)
+
+
 @router.post("/subscribers/{subscriber_id}/enrollments/{course}/{action}")
 def change_enrollment(
     request: Request,
@@ -148,6 +188,10 @@ def _subscriber_page(
         enrollments = {
             e.course.slug: e for e in people.get_subscriber(session, subscriber_id).enrollments
         }
+        course_lessons = {
+            slug: [(lesson.position, lesson.key) for lesson in e.course.current_lessons]
+            for slug, e in enrollments.items()
+        }
     return render(
         request,
         operator,
@@ -163,6 +207,9 @@ def _subscriber_page(
             slug: {name: change.applies_to(e.status) for name, change in CHANGES.items()}
             for slug, e in enrollments.items()
         },
+        course_lessons=course_lessons,
+        may_queue=may(Role(operator.role), Permission.CHANGE_LESSONS),
+        queueable={slug: e.status in lessons.QUEUEABLE for slug, e in enrollments.items()},
         error=error,
         error_placed=error is not None and error[0] in enrollments,
         may_change=may(Role(operator.role), Permission.CHANGE_SUBSCRIBERS),
