@@ -134,13 +134,16 @@ def test_an_editor_finds_a_subscriber_pauses_and_resumes_them_and_the_admin_sees
     page.get_by_role("button", name="Resume").click()
     expect(page.locator("section .status").first).to_have_text("active")
 
-    # Lesson 3 now, outside the rhythm: it arrives at the mail server after the next pass.
+    # Lesson 3 now, outside the rhythm. Queueing wakes the server's scheduler, which may send it
+    # at once; a pass of our own makes sure, and either way it arrives once.
     page.get_by_label("Queue a lesson").select_option("3")
     page.get_by_role("button", name="Queue").click()
-    expect(page.get_by_role("row", name=re.compile(r"^3 calves-achilles pending"))).to_be_visible()
+    expect(page.get_by_role("row", name=re.compile(r"^3 calves-achilles "))).to_have_count(2)
     live_server.dispatch_as_of(datetime.now(UTC) + timedelta(minutes=1))
     inbox.wait_for("runner1@example.com", "Lesson 3")
+    assert len([m for m in inbox.of("runner1@example.com") if "Lesson 3" in str(m["Subject"])]) == 1
     page.reload()
+    expect(page.get_by_role("row", name=re.compile(r"^3 calves-achilles sent"))).to_be_visible()
     changes = page.locator("section", has_text="Changes made by operators")
     expect(changes.get_by_role("row")).to_have_count(4)  # the heading row and three changes
     expect(changes.get_by_role("row").nth(1)).to_contain_text("operator ed@clinic.example")
