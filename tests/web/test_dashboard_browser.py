@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, expect
 
-from dripcourse.app import audit, operators, subscriptions
+from dripcourse.app import operators, subscriptions
 from dripcourse.domain.roles import Role
 
 PASSWORD = "correct horse battery"
@@ -23,26 +23,33 @@ def serious_accessibility_problems(page: Page) -> list[str]:
     return [f"{v['id']}: {v['help']}" for v in found if v["impact"] in ("serious", "critical")]
 
 
-def test_an_operator_signs_in_reads_the_overview_and_signs_out(
-    live_server, browser_page, inbox, screenshot
-):
+def three_runners_had_lesson_1(live_server, inbox, zone: str, *accounts: tuple[str, Role]) -> None:
+    """Operators with these roles, and three runners in `zone` who got lesson 1 a moment ago."""
     now = datetime.now(UTC)
     with live_server.database.transaction() as session:
-        operators.add_operator(
-            session, "ada@clinic.example", Role.EDITOR, PASSWORD, now, audit.command_line_actor("t")
-        )
+        for email, role in accounts:
+            operators.add_operator(session, email, role, PASSWORD, now, "test set-up")
         for number in range(3):
             subscriptions.subscribe(
                 session,
                 email=f"runner{number}@example.com",
                 course_slug="runners",
                 name=f"Runner {number}",
-                timezone="Europe/Berlin",
+                timezone=zone,
                 confirmed=True,
                 now=now - timedelta(days=7),
             )
     live_server.dispatch_as_of(now)
     inbox.wait_for("runner2@example.com", "Lesson 1")
+
+
+def test_an_operator_signs_in_reads_the_overview_and_signs_out(
+    live_server, browser_page, inbox, screenshot
+):
+    three_runners_had_lesson_1(
+        live_server, inbox, "Europe/Berlin", ("ada@clinic.example", Role.EDITOR)
+    )
+    now = datetime.now(UTC)
     page = browser_page
     widths = (375, 1280)  # a phone, and a desk
 
@@ -92,22 +99,13 @@ def sign_in_as(page: Page, url: str, email: str) -> None:
 def test_an_editor_finds_a_subscriber_pauses_and_resumes_them_and_the_admin_sees_it(
     live_server, browser_page, inbox, screenshot
 ):
-    now = datetime.now(UTC)
-    with live_server.database.transaction() as session:
-        for email, role in [("ed@clinic.example", Role.EDITOR), ("ada@clinic.example", Role.ADMIN)]:
-            operators.add_operator(session, email, role, PASSWORD, now, "test set-up")
-        for number in range(3):
-            subscriptions.subscribe(
-                session,
-                email=f"runner{number}@example.com",
-                course_slug="runners",
-                name=f"Runner {number}",
-                timezone="America/Toronto",
-                confirmed=True,
-                now=now - timedelta(days=7),
-            )
-    live_server.dispatch_as_of(now)
-    inbox.wait_for("runner1@example.com", "Lesson 1")
+    three_runners_had_lesson_1(
+        live_server,
+        inbox,
+        "America/Toronto",
+        ("ed@clinic.example", Role.EDITOR),
+        ("ada@clinic.example", Role.ADMIN),
+    )
     page = browser_page
     widths = (375, 1280)
 

@@ -7,7 +7,6 @@ mean the same hours for every row of it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dripcourse.app.overview import courses, status
+from dripcourse.app.overview import courses, failures
 from dripcourse.store.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
 
 SENT_DAYS = 30
@@ -75,7 +74,7 @@ def activity(session: Session, now: datetime) -> Activity:
     due: dict[date, int] = {}
     for day, count in [*owed.items(), *waiting.items()]:
         due[max(day, today)] = due.get(max(day, today), 0) + count
-    state = status(session, now)
+    failed_last_day, recent_failures = failures(session, now)
     return Activity(
         courses=[
             CourseActivity(s.course.slug, s.course.title, s.enrollments.get("active", 0))
@@ -83,8 +82,8 @@ def activity(session: Session, now: datetime) -> Activity:
         ],
         sent_last_week=sum(n for day, n in sent.items() if day > today - timedelta(days=7)),
         due_next_day=_due_before(session, now + timedelta(days=1)),
-        failed_last_day=state.failed_last_day,
-        recent_failures=state.recent_failures,
+        failed_last_day=failed_last_day,
+        recent_failures=recent_failures,
         sent_per_day=_days(first_sent_day, SENT_DAYS, sent),
         due_per_day=_days(today, DUE_DAYS, due),
     )
@@ -108,11 +107,8 @@ def _due_before(session: Session, instant: datetime) -> int:
 
 
 def _days(first: date, count: int, values: dict[date, int]) -> list[DayCount]:
-    return [DayCount(day, values.get(day, 0)) for day in _dates(first, count)]
-
-
-def _dates(first: date, count: int) -> Iterable[date]:
-    return (first + timedelta(days=offset) for offset in range(count))
+    days = (first + timedelta(days=offset) for offset in range(count))
+    return [DayCount(day, values.get(day, 0)) for day in days]
 
 
 def _midnight(day: date, like: datetime) -> datetime:

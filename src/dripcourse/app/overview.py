@@ -132,7 +132,37 @@ def status(session: Session, now: datetime) -> Status:
         query = select(column, func.count()).group_by(column)
         return dict(session.execute(query).all())
 
-    failures = session.execute(
+    next_owed = session.scalar(
+        select(func.min(Enrollment.next_due_at)).where(Enrollment.status == EnrollmentStatus.ACTIVE)
+    )
+    next_pending = session.scalar(
+        select(func.min(Delivery.next_attempt_at)).where(Delivery.status == DeliveryStatus.PENDING)
+    )
+    candidates = [instant for instant in (next_owed, next_pending) if instant is not None]
+    failed_last_day, recent = failures(session, now)
+    return Status(
+        subscribers=session.scalar(select(func.count()).select_from(Subscriber)) or 0,
+        enrollments=counts(Enrollment.status),
+        deliveries=counts(Delivery.status),
+        suppressions=counts(Suppression.reason),
+        failed_last_day=failed_last_day,
+        recent_failures=recent,
+        next_due=min(candidates) if candidates else None,
+    )
+
+
+def failures(session: Session, now: datetime) -> tuple[int, list[tuple[str, str, str]]]:
+    """Messages given up on in the last day, and the last five given up on: (address, lesson or
+    kind, the last error), newest first."""
+    last_day = session.scalar(
+        select(func.count())
+        .select_from(Delivery)
+        .where(
+            Delivery.status == DeliveryStatus.FAILED,
+            Delivery.last_attempt_at >= now - timedelta(days=1),
+        )
+    )
+    recent = session.execute(
         select(Subscriber.email, Lesson.key, Delivery.kind, Delivery.last_error)
         .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
         .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
@@ -141,30 +171,7 @@ def status(session: Session, now: datetime) -> Status:
         .order_by(Delivery.last_attempt_at.desc())
         .limit(5)
     ).all()
-    next_owed = session.scalar(
-        select(func.min(Enrollment.next_due_at)).where(Enrollment.status == EnrollmentStatus.ACTIVE)
-    )
-    next_pending = session.scalar(
-        select(func.min(Delivery.next_attempt_at)).where(Delivery.status == DeliveryStatus.PENDING)
-    )
-    candidates = [instant for instant in (next_owed, next_pending) if instant is not None]
-    return Status(
-        subscribers=session.scalar(select(func.count()).select_from(Subscriber)) or 0,
-        enrollments=counts(Enrollment.status),
-        deliveries=counts(Delivery.status),
-        suppressions=counts(Suppression.reason),
-        failed_last_day=session.scalar(
-            select(func.count())
-            .select_from(Delivery)
-            .where(
-                Delivery.status == DeliveryStatus.FAILED,
-                Delivery.last_attempt_at >= now - timedelta(days=1),
-            )
-        )
-        or 0,
-        recent_failures=[(email, key or kind, error or "") for email, key, kind, error in failures],
-        next_due=min(candidates) if candidates else None,
-    )
+    return last_day or 0, [(email, key or kind, error or "") for email, key, kind, error in recent]
 
 
 def subscribers(

@@ -97,8 +97,7 @@ def forget(session: Session, email: str, now: datetime) -> Forgotten:
     subscriber = holder_of(session, address)
     if subscriber is not None:
         session.delete(subscriber)  # enrolments and deliveries go with ON DELETE CASCADE
-        audit.forget(session, subscriber.email)
-    audit.forget(session, address)
+    audit.forget(session, address)  # any spelling: the same mailbox as the subscriber's
     suppression = session.scalar(select(Suppression).where(Suppression.email_hash == hashed))
     if suppression is None:
         suppression = Suppression(email_hash=hashed, reason=SuppressionReason.FORGOTTEN)

@@ -18,15 +18,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dripcourse import __version__
 from dripcourse.clock import Clock
 from dripcourse.config import Settings
-from dripcourse.errors import BadInput, Conflict, DripcourseError, NotFound
+from dripcourse.errors import DripcourseError
 from dripcourse.store.db import Database
 from dripcourse.web import api, apidocs, dashboard, dashboard_people, public
 from dripcourse.web.accesslog import AccessLog
-from dripcourse.web.context import SignInLimits, WebContext
+from dripcourse.web.context import SignInLimits, WebContext, status_of
 from dripcourse.web.ratelimit import RateLimiter
 
 MAX_BODY_BYTES = 64 * 1024
-STATUS = {BadInput: 400, NotFound: 404, Conflict: 409}
 
 
 def create_app(
@@ -112,8 +111,7 @@ class LimitStreamedBody:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DripcourseError)
     async def dripcourse_error(request: Request, exc: DripcourseError) -> Response:
-        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
-        return _error(request, status, str(exc))
+        return _error(request, status_of(exc), str(exc))
 
     @app.exception_handler(public.TooManyRequests)
     async def too_many(request: Request, exc: public.TooManyRequests) -> Response:

@@ -11,6 +11,7 @@ from fastapi import Request
 
 from dripcourse.clock import Clock
 from dripcourse.config import Settings
+from dripcourse.errors import BadInput, Conflict, DripcourseError, NotFound
 from dripcourse.mail.tokens import Signer
 from dripcourse.store.db import Database
 from dripcourse.store.queries import secret_key
@@ -75,6 +76,14 @@ class SignInLimits:
 
     def failed(self, account: str) -> None:
         self.by_account.allow(account)
+
+
+STATUS = {BadInput: 400, NotFound: 404, Conflict: 409}
+
+
+def status_of(error: DripcourseError) -> int:
+    """The HTTP status of an operation's error: 400 bad input, 404 not found, 409 conflict."""
+    return next((code for kind, code in STATUS.items() if isinstance(error, kind)), 400)
 
 
 def context_of(request: Request) -> WebContext:

@@ -6,18 +6,21 @@ pause, resume and unsubscribe), and the audit log. Thin shells over `app/` like 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from dripcourse.app import audit, lessons, overview, people, subscriptions, timeline
 from dripcourse.domain.enrolment import Change
 from dripcourse.domain.roles import Permission, Role, may
 from dripcourse.domain.validation import parse_local_instant
-from dripcourse.errors import BadInput, Conflict, DripcourseError, NotFound
+from dripcourse.errors import BadInput, DripcourseError
 from dripcourse.store.models import EnrollmentStatus, Operator
+from dripcourse.web.context import status_of
 from dripcourse.web.dashboard import (
     MAX_FIELD,
     Context,
@@ -28,7 +31,6 @@ from dripcourse.web.dashboard import (
 )
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
-STATUS = {BadInput: 400, NotFound: 404, Conflict: 409}
 
 PAGE_SIZE = 50
 MAX_ID = 2**62
@@ -112,27 +114,15 @@ def queue_lesson(
     check_csrf(request, csrf)
     allowed(operator, Permission.CHANGE_LESSONS)
     now = context.clock.now()
-    try:
-        with context.database.transaction() as session:
-            person = people.get_subscriber(session, subscriber_id)
-            when = parse_local_instant(at, person.timezone) if at.strip() else now
-            lessons.queue_lesson(
-                session,
-                course,
-                lesson,
-                when,
-                to=person.email,
-                actor=audit.operator_actor(operator.email),
-                now=now,
-            )
-    except DripcourseError as exc:
-        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
-        return _subscriber_page(
-            request, context, operator, subscriber_id, error=(course, str(exc)), status=status
-        )
-    if when <= now:
-        context.wake()
-    return RedirectResponse(f"/admin/subscribers/{subscriber_id}", status_code=303)
+
+    def queue(session: Session) -> bool:
+        person = people.get_subscriber(session, subscriber_id)
+        when = parse_local_instant(at, person.timezone) if at.strip() else now
+        actor = audit.operator_actor(operator.email)
+        lessons.queue_lesson(session, course, lesson, when, to=person.email, actor=actor, now=now)
+        return when <= now  # due now: the scheduler is woken to send it
+
+    return _change(request, context, operator, subscriber_id, course, queue)
 
 
 @router.post("/subscribers/{subscriber_id}/enrollments/{course}/{action}")
@@ -147,21 +137,13 @@ def change_enrollment(
 ) -> Response:
     check_csrf(request, csrf)
     allowed(operator, Permission.CHANGE_SUBSCRIBERS)
-    try:
-        with context.database.transaction() as session:
-            ACTIONS[action](
-                session,
-                subscriber_id,
-                course,
-                context.clock.now(),
-                actor=audit.operator_actor(operator.email),
-            )
-    except DripcourseError as exc:
-        status = next((code for kind, code in STATUS.items() if isinstance(exc, kind)), 400)
-        return _subscriber_page(
-            request, context, operator, subscriber_id, error=(course, str(exc)), status=status
-        )
-    return RedirectResponse(f"/admin/subscribers/{subscriber_id}", status_code=303)
+
+    def change(session: Session) -> bool:
+        actor = audit.operator_actor(operator.email)
+        ACTIONS[action](session, subscriber_id, course, context.clock.now(), actor=actor)
+        return False
+
+    return _change(request, context, operator, subscriber_id, course, change)
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -170,6 +152,34 @@ def audit_log(request: Request, context: Context, operator: Signed) -> Response:
     with context.database.read() as session:
         entries = audit.entries(session, limit=200)
     return render(request, operator, "admin_audit.html", title="Audit log", entries=entries)
+
+
+def _change(
+    request: Request,
+    context: Context,
+    operator: Operator,
+    subscriber_id: int,
+    course: str,
+    change: Callable[[Session], bool],
+) -> Response:
+    """Make `change` in one transaction, then back to the person's page; or that page with the
+    reason beside the course when the operation refused. `change` says whether to wake the
+    scheduler (something is due now)."""
+    try:
+        with context.database.transaction() as session:
+            wake = change(session)
+    except DripcourseError as exc:
+        return _subscriber_page(
+            request,
+            context,
+            operator,
+            subscriber_id,
+            error=(course, str(exc)),
+            status=status_of(exc),
+        )
+    if wake:
+        context.wake()
+    return RedirectResponse(f"/admin/subscribers/{subscriber_id}", status_code=303)
 
 
 def _subscriber_page(

@@ -26,17 +26,22 @@ class RateLimiter:
         """Whether `client`'s bucket holds a token, taking none."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            tokens, seen = self._buckets.get(client, (self.capacity, now))
-            return min(self.capacity, tokens + (now - seen) * self.refill_per_second) >= 1.0
+            return self._tokens(self._buckets.get(client), now) >= 1.0
 
     def allow(self, client: str, now: float | None = None) -> bool:
         """Take one token from `client`'s bucket; False when it is empty."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            tokens, seen = self._buckets.pop(client, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - seen) * self.refill_per_second)
+            tokens = self._tokens(self._buckets.pop(client, None), now)
             allowed = tokens >= 1.0
             self._buckets[client] = (tokens - 1.0 if allowed else tokens, now)
             while len(self._buckets) > MAX_CLIENTS:
                 self._buckets.popitem(last=False)
             return allowed
+
+    def _tokens(self, bucket: tuple[float, float] | None, now: float) -> float:
+        """The tokens in a bucket (None: a client not seen yet, whose bucket is full) at `now`."""
+        if bucket is None:
+            return self.capacity
+        tokens, seen = bucket
+        return min(self.capacity, tokens + (now - seen) * self.refill_per_second)
