@@ -51,7 +51,7 @@ def test_an_operator_signs_in_reads_the_overview_and_signs_out(
     )
     now = datetime.now(UTC)
     page = browser_page
-    widths = (375, 1280)  # a phone, and a desk
+    widths = (375, 800, 1280)  # a phone, a small laptop, a desk
 
     page.goto(f"{live_server.url}/admin/")
     expect(page).to_have_url(f"{live_server.url}/admin/login")
@@ -107,7 +107,7 @@ def test_an_editor_finds_a_subscriber_pauses_and_resumes_them_and_the_admin_sees
         ("ada@clinic.example", Role.ADMIN),
     )
     page = browser_page
-    widths = (375, 1280)
+    widths = (375, 800, 1280)
 
     sign_in_as(page, live_server.url, "ed@clinic.example")
     expect(page.get_by_role("link", name="Audit log")).to_have_count(0)  # admins only
