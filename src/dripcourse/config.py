@@ -71,6 +71,11 @@ class Settings:
     """How long a sign-in to the dashboard (/admin/) lasts; then the operator signs in again."""
     signin_rate_per_minute: int = 10
     """Sign-in attempts to the dashboard per minute, from one client and for one address alike."""
+    invitation_hours: int = 72
+    """How long the emailed link that lets a new operator choose a password works."""
+    dashboard_sender: str = ""
+    """The From address of the dashboard's own mail (invitations); empty: the sender of the
+    first course, or dripcourse@ the host of the base URL."""
     bounce_address: str = ""
     """Base of the VERP envelope senders (`bounces@example.com` -> `bounces+42-1a2b3c4d@...`);
     empty: `bounces@` the course sender's domain. A course's `sender.bounce_email` wins."""
@@ -146,6 +151,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "signup_rate_per_minute": (1, 100_000),
     "admin_session_hours": (1, 30 * 24),
     "signin_rate_per_minute": (1, 1_000),
+    "invitation_hours": (1, 30 * 24),
     "soft_bounce_limit": (1, 100),
 }
 """The values each number may take, checked at start-up: a negative interval would spin a core,

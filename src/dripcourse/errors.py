@@ -29,6 +29,11 @@ class Unsendable(DripcourseError, ValueError):
     one delivery and never suppresses the address."""
 
 
+class NotSent(DripcourseError):
+    """A message the operator asked for now (an invitation) was not taken by the backend; what
+    was to be recorded is recorded, and the message can be asked for again."""
+
+
 class BackendError(DripcourseError):
     """A delivery backend cannot work at all as configured (bad URL, unwritable folder)."""
 

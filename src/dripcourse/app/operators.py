@@ -86,6 +86,13 @@ def list_operators(session: Session) -> Sequence[Operator]:
     return session.scalars(select(Operator).order_by(Operator.email_key)).all()
 
 
+def get_operator(session: Session, operator_id: int) -> Operator:
+    operator = session.get(Operator, operator_id)
+    if operator is None:
+        raise NotFound(f"no operator with id {operator_id}")
+    return operator
+
+
 def find_operator(session: Session, email: str) -> Operator:
     operator = _find(session, email)
     if operator is None:

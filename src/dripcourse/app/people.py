@@ -32,6 +32,7 @@ def update_subscriber(
     *,
     name: str | None = None,
     timezone: str | None = None,
+    actor: str,
 ) -> Subscriber:
     """Change a person's name and/or time zone (None: leave as it is; an empty name clears it).
 
@@ -42,9 +43,12 @@ def update_subscriber(
     subscriber = get_subscriber(session, subscriber_id)
     clean = None if name is None else clean_name(name)
     zone = None if timezone is None else check_timezone(timezone)
-    if clean is not None:
+    changed = []
+    if clean is not None and clean != subscriber.name:
         subscriber.name = clean
+        changed.append("name")  # not the name itself: the log outlives a forgotten person's name
     if zone is not None and zone != subscriber.timezone:
+        changed.append(f"time zone {subscriber.timezone} -> {zone}")
         old, new = ZoneInfo(subscriber.timezone), ZoneInfo(zone)
         for enrollment in subscriber.enrollments:
             if enrollment.next_due_at is not None and enrollment.status in (
@@ -60,10 +64,12 @@ def update_subscriber(
                     not_before=now if enrollment.status == EnrollmentStatus.ACTIVE else None,
                 )
         subscriber.timezone = zone
+    if changed:
+        audit.record(session, now, actor, "details changed", subscriber.email, "; ".join(changed))
     return subscriber
 
 
-def delete_subscriber(session: Session, subscriber_id: int) -> str:
+def delete_subscriber(session: Session, subscriber_id: int, now: datetime, *, actor: str) -> str:
     """Erase a person: the subscriber row with their enrolments, consent evidence and delivery
     history (the foreign keys cascade). A suppression of their address stays: it is what keeps the
     promise never to mail them again, should the address come back. Returns the address."""
@@ -72,6 +78,7 @@ def delete_subscriber(session: Session, subscriber_id: int) -> str:
     # Enrolments and deliveries not loaded go with the database's ON DELETE CASCADE.
     session.delete(subscriber)
     audit.forget(session, address)
+    audit.record(session, now, actor, "deleted", audit.FORGOTTEN, "with their delivery history")
     session.flush()
     return address
 
@@ -84,7 +91,7 @@ class Forgotten:
     """What is kept: the suppression's SHA-256 of the address (`validation.address_hash`)."""
 
 
-def forget(session: Session, email: str, now: datetime) -> Forgotten:
+def forget(session: Session, email: str, now: datetime, *, actor: str) -> Forgotten:
     """Erase a person (the right to erasure): their subscriber row, enrolments, consent evidence
     and delivery history, and the address and details of their suppression. What stays is a
     suppression holding only the hash of the address, so that it is never mailed again: a new
@@ -109,6 +116,9 @@ def forget(session: Session, email: str, now: datetime) -> Forgotten:
     suppression.email = None
     suppression.detail = ""  # a bounce's detail may quote the address
     suppression.created_at = now
+    audit.record(
+        session, now, actor, "forgotten", audit.FORGOTTEN, "only a hash of the address kept"
+    )
     session.flush()
     return Forgotten(had_data=subscriber is not None, address_hash=hashed)
 

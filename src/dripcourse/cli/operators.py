@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from dripcourse.app import operators
+from dripcourse.app import invitations, operators
 from dripcourse.cli.main import App, command_line_actor, now_option, pass_app
 from dripcourse.domain.roles import Role
 
@@ -26,12 +26,32 @@ def group() -> None:
 @group.command("add")
 @click.argument("email")
 @click.option("--role", type=ROLES, required=True, help="What the operator may do.")
+@click.option(
+    "--invite",
+    is_flag=True,
+    help="Mail them a one-time link to choose their own password, instead of typing one.",
+)
 @now_option
 @pass_app
-def add(app: App, email: str, role: str, now: str | None) -> None:
+def add(app: App, email: str, role: str, invite: bool, now: str | None) -> None:
     """Add an operator. The password is typed twice at a terminal; from a pipe or a file it is
-    the first line of standard input (`printf '%s\\n' "$PASSWORD" | dripcourse operators add ...`)."""
+    the first line of standard input (`printf '%s\\n' "$PASSWORD" | dripcourse operators add ...`).
+    With --invite, no password is asked: they get a link by email to choose it."""
     app.at(now)
+    if invite:
+        sent = invitations.invite(
+            app.database(),
+            app.settings,
+            email,
+            Role(role.lower()),
+            app.clock.now(),
+            command_line_actor(),
+        )
+        click.echo(
+            f"added {sent.email} as {sent.role}; an invitation was mailed, "
+            f"valid until {sent.expires_at:%Y-%m-%d %H:%M} UTC"
+        )
+        return
     password = operators.check_password(_read_password())
     with app.database().transaction() as session:
         added = operators.add_operator(
@@ -39,6 +59,21 @@ def add(app: App, email: str, role: str, now: str | None) -> None:
         )
         said = f"added {added.email} as {added.role}"
     click.echo(said)
+
+
+@group.command("invite")
+@click.argument("email")
+@now_option
+@pass_app
+def invite_again(app: App, email: str, now: str | None) -> None:
+    """Mail a new link to an operator who has not chosen a password yet."""
+    app.at(now)
+    sent = invitations.send_invitation(
+        app.database(), app.settings, email, app.clock.now(), command_line_actor()
+    )
+    click.echo(
+        f"invitation mailed to {sent.email}, valid until {sent.expires_at:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 @group.command("list")

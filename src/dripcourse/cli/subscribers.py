@@ -257,7 +257,7 @@ def forget(app: App, email: str, now: str | None) -> None:
     hash of the address is kept, so that it is never mailed again."""
     app.at(now)
     with app.database().transaction() as session:
-        result = people.forget(session, email, app.clock.now())
+        result = people.forget(session, email, app.clock.now(), actor=command_line_actor())
     suppressed = f"suppressed by hash sha256:{result.address_hash[:12]}..."
     if not result.had_data:
         # Probably a typo: said on stderr with exit 1, though the address stays suppressed (the

@@ -28,9 +28,11 @@ class Purpose(enum.StrEnum):
     VIEW = "view"
     CLICK = "click"
     """A tracked link (`clicks.py`): signed together with its target URL."""
+    INVITE = "invite"
+    """An operator's link to choose a password (`app/invitations.py`)."""
 
 
-EXPIRING = frozenset({Purpose.CONFIRM})
+EXPIRING = frozenset({Purpose.CONFIRM, Purpose.INVITE})
 
 
 class Signer:

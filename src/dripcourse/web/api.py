@@ -236,7 +236,12 @@ def change_subscriber(
     day in the new zone."""
     with context.database.transaction() as session:
         subscriber = people.update_subscriber(
-            session, subscriber_id, context.clock.now(), name=body.name, timezone=body.timezone
+            session,
+            subscriber_id,
+            context.clock.now(),
+            name=body.name,
+            timezone=body.timezone,
+            actor=audit.API_ACTOR,
         )
         return SubscriberOut.model_validate(subscriber)
 
@@ -251,7 +256,7 @@ def delete_subscriber(subscriber_id: SubscriberId, context: Context) -> Response
     """Erase a person and all their data: enrolments, consent evidence, delivery history. A
     suppression of the address stays, so it is never mailed again."""
     with context.database.transaction() as session:
-        people.delete_subscriber(session, subscriber_id)
+        people.delete_subscriber(session, subscriber_id, context.clock.now(), actor=audit.API_ACTOR)
     return Response(status_code=204)
 
 

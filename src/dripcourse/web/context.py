@@ -11,7 +11,7 @@ from fastapi import Request
 
 from dripcourse.clock import Clock
 from dripcourse.config import Settings
-from dripcourse.errors import BadInput, Conflict, DripcourseError, NotFound
+from dripcourse.errors import BadInput, Conflict, DripcourseError, NotFound, NotSent
 from dripcourse.mail.tokens import Signer
 from dripcourse.store.db import Database
 from dripcourse.store.queries import secret_key
@@ -78,11 +78,12 @@ class SignInLimits:
         self.by_account.allow(account)
 
 
-STATUS = {BadInput: 400, NotFound: 404, Conflict: 409}
+STATUS = {BadInput: 400, NotFound: 404, Conflict: 409, NotSent: 502}
 
 
 def status_of(error: DripcourseError) -> int:
-    """The HTTP status of an operation's error: 400 bad input, 404 not found, 409 conflict."""
+    """The HTTP status of an operation's error: 400 bad input, 404 not found, 409 conflict;
+    502 when the mail server would not take a message asked for now (nobody's input was bad)."""
     return next((code for kind, code in STATUS.items() if isinstance(error, kind)), 400)
 
 

@@ -86,10 +86,7 @@ def login(
     password: Annotated[str, Form(max_length=MAX_FIELD)] = "",
     csrf: Annotated[str, Form(max_length=MAX_FIELD)] = "",
 ) -> Response:
-    cookie = request.cookies.get(LOGIN_COOKIE, "")
-    if not _valid_login_token(context, cookie) or not hmac.compare_digest(
-        cookie.encode(), csrf.encode()
-    ):
+    if not anonymous_form_valid(request, context, csrf):
         return _login_page(
             request, context, 400, "The form had expired. Please sign in again.", email
         )
@@ -174,23 +171,45 @@ def render(
 
 
 def _login_page(
-    request: Request, context: Context, status: int = 200, error: str = "", email: str = ""
+    request: Request,
+    context: Context,
+    status: int = 200,
+    error: str = "",
+    email: str = "",
+    notice: str = "",
 ) -> HTMLResponse:
-    nonce = secrets.token_urlsafe(18)
-    token = f"{nonce}.{_login_signature(context, nonce)}"
-    response = page(
+    return anonymous_page(
         request,
+        context,
         "admin_login.html",
-        status_code=status,
+        status,
         title="Sign in",
         error=error,
+        notice=notice,
         email=email[:320],
-        csrf=token,
     )
+
+
+def anonymous_page(
+    request: Request, context: Context, template: str, status: int = 200, **values: Any
+) -> HTMLResponse:
+    """A page whose form is sent before anyone is signed in (sign-in, choosing a password): its
+    CSRF token is a double-submit one, signed by the server, in a cookie and in the form."""
+    nonce = secrets.token_urlsafe(18)
+    token = f"{nonce}.{_login_signature(context, nonce)}"
+    response = page(request, template, status_code=status, csrf=token, **values)
     response.set_cookie(
         LOGIN_COOKIE, token, path="/admin", secure=_secure(context), httponly=True, samesite="lax"
     )
     return response
+
+
+def anonymous_form_valid(request: Request, context: Context, csrf: str) -> bool:
+    """Whether a form of an `anonymous_page` came back with the token its cookie holds."""
+    cookie = request.cookies.get(LOGIN_COOKIE, "")
+    return _valid_login_token(context, cookie) and hmac.compare_digest(
+        cookie.encode(), csrf.encode()
+    )
 
 
 def _login_signature(context: WebContext, nonce: str) -> str:

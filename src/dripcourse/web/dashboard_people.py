@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session
 from dripcourse.app import audit, lessons, overview, people, subscriptions, timeline
 from dripcourse.domain.enrolment import Change
 from dripcourse.domain.roles import Permission, Role, may
-from dripcourse.domain.validation import parse_local_instant
+from dripcourse.domain.validation import (
+    MAX_NAME,
+    check_timezone,
+    clean_name,
+    mailbox_key,
+    parse_local_instant,
+)
 from dripcourse.errors import BadInput, DripcourseError
 from dripcourse.store.models import EnrollmentStatus, Operator
 from dripcourse.web.context import status_of
@@ -34,6 +40,7 @@ router = APIRouter(prefix="/admin", include_in_schema=False)
 
 PAGE_SIZE = 50
 MAX_ID = 2**62
+ZONES = sorted(available_timezones())
 STATUSES = [status.value for status in EnrollmentStatus]
 Action = Literal["pause", "resume", "unsubscribe"]
 CHANGES = {"pause": Change.PAUSE, "resume": Change.RESUME, "unsubscribe": Change.LEAVE}
@@ -53,6 +60,7 @@ def subscribers(
     course: Annotated[str, Query(max_length=64)] = "",
     status: Annotated[str, Query(max_length=32)] = "",
     after: Annotated[str, Query(max_length=320)] = "",
+    done: Annotated[str, Query(max_length=32)] = "",
 ) -> Response:
     allowed(operator, Permission.VIEW)
     error = ""
@@ -84,6 +92,7 @@ def subscribers(
         status=status,
         courses=courses,
         statuses=STATUSES,
+        done=done,
     )
 
 
@@ -146,6 +155,78 @@ def change_enrollment(
     return _change(request, context, operator, subscriber_id, course, change)
 
 
+@router.post("/subscribers/{subscriber_id}/details", response_class=HTMLResponse)
+def change_details(
+    request: Request,
+    context: Context,
+    operator: Signed,
+    subscriber_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    name: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+    timezone: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+    csrf: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+) -> Response:
+    """A new name or time zone, through the operation the API's PATCH calls."""
+    check_csrf(request, csrf)
+    allowed(operator, Permission.CHANGE_SUBSCRIBERS)
+    # Each value is checked alone first only to say beside which field a refusal belongs.
+    fields = {"name": (clean_name, name), "timezone": (check_timezone, timezone)}
+    for field, (check, value) in fields.items():
+        try:
+            check(value)
+        except BadInput as exc:
+            typed = {"name": name[:MAX_NAME], "timezone": timezone[:64]}
+            return _subscriber_page(
+                request, context, operator, subscriber_id, fields={field: str(exc)}, typed=typed
+            )
+    try:
+        with context.database.transaction() as session:
+            people.update_subscriber(
+                session,
+                subscriber_id,
+                context.clock.now(),
+                name=name,
+                timezone=timezone,
+                actor=audit.operator_actor(operator.email),
+            )
+    except DripcourseError as exc:
+        return _subscriber_page(
+            request, context, operator, subscriber_id, error=("", str(exc)), status=status_of(exc)
+        )
+    return RedirectResponse(f"/admin/subscribers/{subscriber_id}", status_code=303)
+
+
+@router.post("/subscribers/{subscriber_id}/forget", response_class=HTMLResponse)
+def forget(
+    request: Request,
+    context: Context,
+    operator: Signed,
+    subscriber_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    confirm: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+    csrf: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+) -> Response:
+    """Erase the person (`dripcourse subscribers forget`), once their address is typed again."""
+    check_csrf(request, csrf)
+    allowed(operator, Permission.CHANGE_SUBSCRIBERS)
+    try:
+        with context.database.transaction() as session:
+            address = people.get_subscriber(session, subscriber_id).email
+            if mailbox_key(confirm.strip()) != mailbox_key(address):
+                raise BadInput(f"type {address} exactly to confirm; nothing was erased")
+            people.forget(
+                session, address, context.clock.now(), actor=audit.operator_actor(operator.email)
+            )
+    except DripcourseError as exc:
+        return _subscriber_page(
+            request,
+            context,
+            operator,
+            subscriber_id,
+            fields={"confirm": str(exc)},
+            status=status_of(exc),
+        )
+    return RedirectResponse("/admin/subscribers?done=forgotten", status_code=303)
+
+
 @router.get("/audit", response_class=HTMLResponse)
 def audit_log(request: Request, context: Context, operator: Signed) -> Response:
     allowed(operator, Permission.MANAGE_OPERATORS)
@@ -189,7 +270,11 @@ def _subscriber_page(
     subscriber_id: int,
     error: tuple[str, str] | None = None,
     status: int = 200,
+    fields: dict[str, str] | None = None,
+    typed: dict[str, str] | None = None,
 ) -> HTMLResponse:
+    """The person's page; `error` is (course, reason) of a refused enrolment action, `fields`
+    the reasons beside the fields of the details and forget forms (400 when there are any)."""
     with context.database.read() as session:
         found = timeline.timeline_by_id(session, subscriber_id, context.clock.now())
         history = audit.entries(
@@ -206,7 +291,7 @@ def _subscriber_page(
         request,
         operator,
         "admin_subscriber.html",
-        status_code=status,
+        status_code=400 if fields and status == 200 else status,
         title=found.email,
         found=found,
         zone=ZoneInfo(found.timezone),
@@ -223,4 +308,7 @@ def _subscriber_page(
         error=error,
         error_placed=error is not None and error[0] in enrollments,
         may_change=may(Role(operator.role), Permission.CHANGE_SUBSCRIBERS),
+        fields=fields or {},
+        typed=typed or {"name": found.name, "timezone": found.timezone},
+        zones=ZONES,
     )
