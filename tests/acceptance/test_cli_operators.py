@@ -101,3 +101,38 @@ def test_the_last_admin_stays_and_every_change_is_audited(upgraded, monkeypatch,
         ("command line", "operator added", "ada@clinic.example"),
     ]
     assert first.isoformat() == "2026-03-02T09:00:00+00:00"
+
+
+def test_an_invited_operator_gets_a_link_and_no_password_is_asked(upgraded, monkeypatch, smtpd):
+    typed(monkeypatch, "")  # nothing to read: --invite asks for no password
+    added = upgraded(
+        "operators", "add", "cy@clinic.example", "--role", "editor", "--invite",
+        "--now", "2026-03-02T09:00Z",
+    )  # fmt: skip
+    assert added.code == 0, added.err
+    assert added.out == (
+        "added cy@clinic.example as editor; an invitation was mailed, "
+        "valid until 2026-03-05 09:00 UTC\n"
+    )
+    (received,) = smtpd.messages
+    assert received.rcpt_tos == ("cy@clinic.example",)
+    text = received.message.get_body(("plain",)).get_content()
+    assert "https://courses.example.org/admin/invitation?token=" in text
+    assert upgraded("operators", "list").out == (
+        "cy@clinic.example  editor  (has not chosen a password yet)\n"
+    )
+
+    again = upgraded("operators", "invite", "CY@clinic.example")
+    assert again.code == 0 and again.out.startswith("invitation mailed to cy@clinic.example")
+    assert len(smtpd.messages) == 2
+
+
+def test_a_refused_invitation_is_one_line_that_says_how_to_try_again(upgraded, smtpd):
+    smtpd.fail_recipient("cy@clinic.example", 550, "5.1.1 no such mailbox")
+    result = upgraded("operators", "add", "cy@clinic.example", "--role", "viewer", "--invite")
+    assert result.code == 2 and len(result.err.splitlines()) == 1
+    assert "was added, but the invitation was not sent" in result.err
+    assert "dripcourse operators invite cy@clinic.example" in result.err
+    unknown = upgraded("operators", "invite", "nobody@clinic.example")
+    assert unknown.code == 2
+    assert "no operator 'nobody@clinic.example'" in unknown.err

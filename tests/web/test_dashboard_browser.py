@@ -100,14 +100,35 @@ def test_an_editor_finds_a_subscriber_pauses_and_resumes_them_and_the_admin_sees
     live_server, browser_page, inbox, screenshot
 ):
     three_runners_had_lesson_1(
-        live_server,
-        inbox,
-        "America/Toronto",
-        ("ed@clinic.example", Role.EDITOR),
-        ("ada@clinic.example", Role.ADMIN),
+        live_server, inbox, "America/Toronto", ("ada@clinic.example", Role.ADMIN)
     )
     page = browser_page
     widths = (375, 800, 1280)
+
+    # The admin invites the editor, who chooses a password from the emailed link.
+    sign_in_as(page, live_server.url, "ada@clinic.example")
+    page.get_by_role("link", name="Operators").click()
+    page.get_by_label("Email").fill("ed@clinic.example")
+    page.get_by_label("Role", exact=True).select_option("editor")
+    page.get_by_role("button", name="Send the invitation").click()
+    expect(page.get_by_role("status")).to_contain_text("Invited ed@clinic.example as editor")
+    screenshot(page, "0-operators", widths)
+    assert serious_accessibility_problems(page) == []
+    page.get_by_role("button", name="Sign out").click()
+    invitation = inbox.wait_for("ed@clinic.example", "Your dripcourse dashboard account")
+    link = re.search(r"http://\S+/admin/invitation\?token=\S+", inbox.text_of(invitation))
+    page.goto(link.group(0))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Choose your password")
+    page.locator("#password").fill(PASSWORD)
+    page.get_by_label("The same password again").fill(PASSWORD + "?")
+    page.get_by_role("button", name="Set my password").click()
+    expect(page.locator("#repeat-error")).to_have_text("The two passwords are not the same.")
+    screenshot(page, "0-choose-password", widths)
+    assert serious_accessibility_problems(page) == []
+    page.locator("#password").fill(PASSWORD)
+    page.get_by_label("The same password again").fill(PASSWORD)
+    page.get_by_role("button", name="Set my password").click()
+    expect(page.get_by_role("status")).to_have_text("Your password is set. Sign in with it.")
 
     sign_in_as(page, live_server.url, "ed@clinic.example")
     expect(page.get_by_role("link", name="Audit log")).to_have_count(0)  # admins only
@@ -159,5 +180,8 @@ def test_an_editor_finds_a_subscriber_pauses_and_resumes_them_and_the_admin_sees
     expect(rows.nth(2)).to_contain_text("resumed")
     expect(rows.nth(3)).to_contain_text("paused")
     expect(rows.nth(1)).to_contain_text("runner1@example.com")
+    expect(rows.nth(4)).to_contain_text("password chosen")
+    expect(rows.nth(5)).to_contain_text("operator added")
+    expect(rows.nth(5)).to_contain_text("ed@clinic.example")
     screenshot(page, "4-audit-log", widths)
     assert serious_accessibility_problems(page) == []
