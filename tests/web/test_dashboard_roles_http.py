@@ -1,0 +1,89 @@
+"""The roles matrix, over every form the dashboard has: each POST under /admin/, sent by hand with
+a valid token by a viewer, an editor and an admin. A viewer changes nothing, an editor runs
+subscribers and lessons, an admin also manages operators. A new form that is not in the matrix
+fails this test until someone says who may use it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.routing import APIRoute
+from sqlalchemy import select
+from test_dashboard_people_http import people, signed_in, token_of
+
+from dripcourse.app import operators
+from dripcourse.clock import FixedClock
+from dripcourse.domain.roles import Role
+from dripcourse.store.models import Subscriber
+from dripcourse.web.app import create_app
+
+VIEWER, EDITOR, ADMIN = Role.VIEWER, Role.EDITOR, Role.ADMIN
+ANYONE = None
+"""Forms sent before or without a role: signing in and out, choosing a password."""
+
+MATRIX: dict[str, tuple[Role | None, dict[str, str]]] = {
+    "/admin/login": (ANYONE, {}),
+    "/admin/logout": (ANYONE, {}),
+    "/admin/invitation": (ANYONE, {}),
+    "/admin/subscribers/{subscriber_id}/enrollments/{course}/{action}": (EDITOR, {}),
+    "/admin/subscribers/{subscriber_id}/enrollments/{course}/queue": (EDITOR, {"lesson": "2"}),
+    "/admin/subscribers/{subscriber_id}/details": (EDITOR, {"name": "N", "timezone": "UTC"}),
+    "/admin/subscribers/{subscriber_id}/forget": (EDITOR, {"confirm": "p000@example.com"}),
+    "/admin/operators": (ADMIN, {"email": "new@clinic.example", "role": "viewer"}),
+    "/admin/operators/{operator_id}/{action}": (ADMIN, {"role": "viewer"}),
+}
+"""Each form: the least role that may send it, and fields that make a sensible request."""
+
+SAMPLE_PATH = {
+    "/admin/subscribers/{subscriber_id}/enrollments/{course}/{action}": ["pause", "resume"],
+    "/admin/operators/{operator_id}/{action}": ["invite"],
+}
+RANK = {VIEWER: 0, EDITOR: 1, ADMIN: 2}
+
+
+def admin_forms(settings, database) -> set[str]:
+    app = create_app(settings, database, FixedClock(datetime.now(UTC)))
+    return {
+        route.path
+        for route in _routes(app.routes)
+        if "POST" in route.methods and route.path.startswith("/admin")
+    }
+
+
+def _routes(routes) -> Iterator[APIRoute]:
+    """Every route, also those of included routers (which FastAPI may keep as one entry)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _routes(included.routes)
+
+
+def test_every_form_of_the_dashboard_is_in_the_matrix(settings, synced):
+    assert admin_forms(settings, synced) == set(MATRIX)
+
+
+@pytest.mark.parametrize("role", [VIEWER, EDITOR, ADMIN])
+def test_each_role_may_send_exactly_the_forms_of_its_rank(live_server, role):
+    people(live_server, 1)
+    with live_server.database.transaction() as session:
+        person = session.scalar(select(Subscriber.id))
+        other = operators.add_operator(
+            session, "other@clinic.example", VIEWER, None, datetime.now(UTC), "set-up"
+        ).id
+    values = {"subscriber_id": str(person), "course": "runners", "operator_id": str(other)}
+    with signed_in(live_server, role) as browser:
+        token = token_of(browser)
+        for template, (least, fields) in MATRIX.items():
+            if least is ANYONE:
+                continue
+            for action in SAMPLE_PATH.get(template, [""]):
+                path = template.format(**values, action=action)
+                answer = browser.post(path, data={**fields, "csrf": token})
+                if RANK[role] < RANK[least]:
+                    assert answer.status_code == 403, (role, path)
+                else:
+                    assert answer.status_code != 403 and answer.status_code < 500, (role, path)
