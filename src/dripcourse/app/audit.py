@@ -31,7 +31,18 @@ def command_line_actor(user: str) -> str:
 
 API_ACTOR = "API"
 
-SUBSCRIBER_ACTIONS = ("paused", "resumed", "unsubscribed", "lesson queued")
+BOUNCE_ACTOR = "bounce mailbox"
+"""Who the audit log says acted when a bounce or complaint read from the mailbox changed a person."""
+
+SUBSCRIBER_ACTIONS = (
+    "paused",
+    "resumed",
+    "unsubscribed",
+    "lesson queued",
+    "delivery retried",
+    "bounced",
+    "complained",
+)
 """What operators do to subscribers: the entries a subscriber's page shows (others, such as changes
 to operators, are for admins only)."""
 FORGOTTEN = "a forgotten person"
