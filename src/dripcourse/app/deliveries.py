@@ -82,6 +82,14 @@ class Trouble:
     next_attempt_at: datetime | None
     """When it is tried next; None for a failed one (never, unless retried)."""
 
+    @property
+    def answer(self) -> str:
+        """The server's last answer in one line, its code once (the reason often quotes it)."""
+        reason = " ".join(self.last_error.split())
+        if self.smtp_code is None or str(self.smtp_code) in reason:
+            return reason
+        return f"{self.smtp_code} {reason}".strip()
+
 
 @dataclass(frozen=True)
 class TroublePage:

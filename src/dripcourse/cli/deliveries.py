@@ -28,7 +28,6 @@ def failed(app: App, limit: int, before: int | None) -> None:
         click.echo("no failed or retrying deliveries")
         return
     for row in page.rows:
-        code = f"{row.smtp_code} " if row.smtp_code is not None else ""
         when = (
             f"next {utc_time(row.next_attempt_at)} ({local_time(row.next_attempt_at, row.timezone)})"
             if row.next_attempt_at is not None
@@ -36,7 +35,7 @@ def failed(app: App, limit: int, before: int | None) -> None:
         )
         click.echo(
             f"{row.delivery_id:>8}  {row.status:<8} {row.attempts:>3} attempt(s)  {row.email}  "
-            f"{row.course} {row.lesson}  {when}  {code}{' '.join(row.last_error.split())}"
+            f"{row.course} {row.lesson}  {when}  {row.answer}"
         )
     if page.after is not None:
         click.echo(f"more: dripcourse deliveries failed --before {page.after}", err=True)
