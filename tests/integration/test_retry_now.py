@@ -238,3 +238,18 @@ def test_paging_goes_through_every_failure_once_newest_first(synced, settings, c
             break
         before = page.after
     assert seen == sorted(seen, reverse=True) and len(seen) == len(set(seen)) == 7
+
+
+def test_an_old_failure_retried_after_the_next_lesson_went_out_sends_nothing_twice(
+    synced, quick, clock, smtpd
+):
+    failed = gave_up(synced, quick, clock, smtpd)
+    tick(synced, quick, clock, LESSON_TWO)
+    assert [s.split(":")[0] for s in subjects(smtpd)] == ["Lesson 2"]
+    now = LESSON_TWO + timedelta(days=1)
+    retry(synced, failed.id, now)
+    for day in range(0, 22):
+        tick(synced, quick, clock, now + timedelta(days=day, minutes=1))
+    # Each lesson once, and the rhythm goes on weekly: no burst after the late lesson 1.
+    got = [s.split(":")[0] for s in subjects(smtpd)]
+    assert got == ["Lesson 2", "Lesson 1", "Lesson 3", "Lesson 4", "Lesson 5"]
