@@ -96,3 +96,36 @@ def test_an_editor_retries_a_refused_lesson_and_it_arrives_once(
     changes = page.locator("section", has_text="Changes made by operators")
     expect(changes.get_by_role("row").nth(1)).to_contain_text("operator ed@clinic.example")
     expect(changes.get_by_role("row").nth(1)).to_contain_text("delivery retried")
+
+
+def test_a_viewer_sees_when_a_lesson_is_tried_next_in_the_persons_zone_and_no_button(
+    live_server, browser_page, inbox, smtpd, screenshot
+):
+    now = datetime.now(UTC)
+    with live_server.database.transaction() as session:
+        operators.add_operator(session, "vi@clinic.example", Role.VIEWER, PASSWORD, now, "set-up")
+        subscriptions.subscribe(
+            session,
+            email=BUSY,
+            course_slug="runners",
+            name="Runner 1",
+            timezone="Asia/Kolkata",  # UTC+05:30: the two times differ in their minutes
+            confirmed=True,
+            now=now - timedelta(days=7),
+        )
+    smtpd.fail_recipient(BUSY, 451, "4.2.1 <runner1@example.com>: mailbox busy, try later")
+    live_server.dispatch_as_of(now)
+    page = browser_page
+
+    sign_in_as(page, live_server.url, "vi@clinic.example")
+    page.get_by_role("link", name="Deliveries").click()
+    busy = page.get_by_role("row").filter(has=page.get_by_role("link", name=BUSY))
+    expect(busy).to_contain_text("retrying")
+    expect(busy).to_contain_text("1 attempt")
+    next_try = now + timedelta(minutes=5)  # the first retry comes five minutes later
+    kolkata = next_try + timedelta(hours=5, minutes=30)
+    expect(busy).to_contain_text(f"{kolkata:%Y-%m-%d %H:%M} Asia/Kolkata")
+    expect(busy).to_contain_text(f"{next_try:%Y-%m-%d %H:%M} UTC")
+    expect(page.get_by_role("button", name="Retry now")).to_have_count(0)
+    screenshot(page, "deliveries-as-viewer", WIDTHS)
+    assert serious_accessibility_problems(page) == []

@@ -196,3 +196,45 @@ def test_paging_goes_through_every_delivery_in_trouble_once(live_server):
             found = re.search(r'href="(/admin/deliveries\?before=\d+)">Older deliveries', page.text)
             url = found.group(1) if found else ""
     assert seen == sorted(made, reverse=True)
+
+
+def test_recent_bounces_and_suppressions_are_listed_newest_first(live_server):
+    people(live_server, 3)
+    now = datetime.now(UTC)
+    for number, (kind, hours_ago) in enumerate([("soft", 3), ("hard", 1)]):
+        delivery = owe_lesson_one(live_server, f"p00{number}@example.com", "sent", 1)
+        with live_server.database.transaction() as session:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id == delivery)
+                .values(bounce=kind, bounced_at=now - timedelta(hours=hours_ago))
+            )
+    with live_server.database.transaction() as session:
+        session.add_all(
+            [
+                Suppression(
+                    email="p002@example.com",
+                    reason="complaint",
+                    detail="complaint (abuse)",
+                    created_at=now - timedelta(hours=2),
+                ),
+                Suppression(
+                    email=None,
+                    email_hash="0" * 64,
+                    reason="hard_bounce",
+                    created_at=now - timedelta(hours=1),
+                ),
+                Suppression(email="left@example.com", reason="unsubscribed", created_at=now),
+            ]
+        )
+    with signed_in(live_server, Role.VIEWER) as browser:
+        page = browser.get("/admin/deliveries").text
+    bounces = page[page.index("Recent bounces") : page.index("Suppressed after")]
+    assert re.findall(r">(p\d{3}@example\.com)</a>", bounces) == [
+        "p001@example.com",
+        "p000@example.com",
+    ]
+    assert '<td data-label="Kind">hard</td>' in bounces
+    suppressed = page[page.index("Suppressed after") :]
+    assert suppressed.index("a forgotten person") < suppressed.index("p002@example.com")
+    assert "complaint" in suppressed and "left@example.com" not in suppressed
