@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from test_bounces import arf, dsn, maildir
 
 from dripcourse.app import audit, bounces, lessons, subscriptions
@@ -20,7 +20,7 @@ from dripcourse.errors import Conflict, NotFound
 from dripcourse.sending.dispatch import Dispatcher
 from dripcourse.sending.ledger import claim
 from dripcourse.store.db import Database
-from dripcourse.store.models import Delivery, Enrollment
+from dripcourse.store.models import Delivery, Enrollment, Lesson
 
 pytestmark = pytest.mark.both_databases
 
@@ -253,3 +253,13 @@ def test_an_old_failure_retried_after_the_next_lesson_went_out_sends_nothing_twi
     # Each lesson once, and the rhythm goes on weekly: no burst after the late lesson 1.
     got = [s.split(":")[0] for s in subjects(smtpd)]
     assert got == ["Lesson 2", "Lesson 1", "Lesson 3", "Lesson 4", "Lesson 5"]
+
+
+def test_a_lesson_retired_from_the_course_is_not_retried(synced, quick, clock, smtpd):
+    failed = gave_up(synced, quick, clock, smtpd)
+    with synced.transaction() as session:
+        session.execute(
+            update(Lesson).where(Lesson.id == failed.lesson_id).values(retired_at=clock.now())
+        )
+    with pytest.raises(Conflict, match="that lesson was retired from the course"):
+        retry(synced, failed.id, clock.now())

@@ -43,8 +43,8 @@ SUBSCRIBER_ACTIONS = (
     "bounced",
     "complained",
 )
-"""What operators do to subscribers: the entries a subscriber's page shows (others, such as changes
-to operators, are for admins only)."""
+"""What was done to subscribers, by operators and by the bounce mailbox: the entries a subscriber's
+page shows (others, such as changes to operators, are for admins only)."""
 FORGOTTEN = "a forgotten person"
 
 

@@ -212,6 +212,8 @@ def retry_now(session: Session, delivery_id: int, now: datetime, *, actor: str) 
     lesson = _lesson_words(delivery)
     what = f"{lesson} of {course.slug} to {person.email}"
     _check_not_accepted(delivery, what)
+    if delivery.lesson is not None and delivery.lesson.retired_at is not None:
+        raise Conflict(f"{what}: that lesson was retired from the course; it is not sent any more")
     if enrollment.status not in SENDABLE_WHILE[DeliveryKind(delivery.kind)]:
         hint = HINTS.get(EnrollmentStatus(enrollment.status), "")
         raise Conflict(
@@ -228,7 +230,7 @@ def retry_now(session: Session, delivery_id: int, now: datetime, *, actor: str) 
     delivery.next_attempt_at = now
     delivery.lease_owner = delivery.lease_expires_at = None
     detail = (
-        f"{lesson} of {course.slug}, delivery {delivery.id}, after {delivery.attempts} attempts"
+        f"{lesson} of {course.slug}, delivery {delivery.id}, after {delivery.attempts} attempt(s)"
     )
     audit.record(session, now, actor, RETRIED, person.email, detail)
     session.flush()
