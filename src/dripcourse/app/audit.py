@@ -31,9 +31,21 @@ def command_line_actor(user: str) -> str:
 
 API_ACTOR = "API"
 
-SUBSCRIBER_ACTIONS = ("paused", "resumed", "unsubscribed", "lesson queued", "details changed")
-"""What operators do to subscribers: the entries a subscriber's page shows (others, such as changes
-to operators, are for admins only)."""
+BOUNCE_ACTOR = "bounce mailbox"
+"""Who the audit log says acted when a bounce or complaint read from the mailbox changed a person."""
+
+SUBSCRIBER_ACTIONS = (
+    "paused",
+    "resumed",
+    "unsubscribed",
+    "lesson queued",
+    "details changed",
+    "delivery retried",
+    "bounced",
+    "complained",
+)
+"""What was done to subscribers, by operators and by the bounce mailbox: the entries a subscriber's
+page shows (others, such as changes to operators, are for admins only)."""
 FORGOTTEN = "a forgotten person"
 
 

@@ -37,6 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from dripcourse.app import audit
 from dripcourse.app.bouncereports import (
     DEFAULT_LIMITS,
     Kind,
@@ -255,8 +256,24 @@ def _outcome(
     else:
         result.complaints += 1
     _record_on(delivery, report.kind, now)
+    _audit(session, delivery, report, now)
     _apply(session, delivery.enrollment.subscriber, report, now, soft_limit, result)
     return str(report.kind)
+
+
+def _audit(session: Session, delivery: Delivery, report: Report, now: datetime) -> None:
+    """The bounce or complaint in the audit log, so that the person's page shows it; in the
+    message's own transaction, like every other change."""
+    lesson = (
+        f"lesson {delivery.lesson.position} ({delivery.lesson.key})"
+        if delivery.lesson
+        else delivery.kind
+    )
+    what = "complaint" if report.kind == Kind.COMPLAINT else f"{report.kind} bounce"
+    detail = f"{what} about {lesson} of {delivery.enrollment.course.slug}: {report.detail}"
+    action = "complained" if report.kind == Kind.COMPLAINT else "bounced"
+    person = delivery.enrollment.subscriber.email
+    audit.record(session, now, audit.BOUNCE_ACTOR, action, person, detail)
 
 
 def _record_on(delivery: Delivery, kind: Kind, now: datetime) -> None:

@@ -131,6 +131,7 @@ def register() -> click.Group:
             bounces,
             courses,
             database,
+            deliveries,
             demo,
             lessons,
             operators,
@@ -155,6 +156,7 @@ def register() -> click.Group:
             demo,
             bounces,
             operators,
+            deliveries,
         ):
             module.register(cli)
         _registered = True

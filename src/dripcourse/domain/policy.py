@@ -10,7 +10,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from dripcourse.domain.states import DeliveryStatus, EnrollmentStatus, SuppressionReason
+from dripcourse.domain.states import (
+    DeliveryKind,
+    DeliveryStatus,
+    EnrollmentStatus,
+    SuppressionReason,
+)
 
 OPEN_DELIVERY = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 # A lesson an enrolment has had, in the rhythm: sent, or given up on (it is not owed again, and
@@ -50,6 +55,23 @@ WAITING_FOR_CONSENT = (
 )
 # Suppressions that only the person's own new, explicit sign-up may lift.
 SELF_LIFTED = (SuppressionReason.UNSUBSCRIBED,)
+
+# Which enrolments a delivery of each kind may go to: the claim (`sending/ledger.SENDABLE`) picks
+# up nothing else, and an operator's "retry now" (`app/deliveries`) refuses what it would not.
+# Paused and ended enrolments keep their deliveries, but nobody sends them.
+SENDABLE_WHILE: dict[DeliveryKind, tuple[EnrollmentStatus, ...]] = {
+    DeliveryKind.CONFIRMATION: WAITING_FOR_CONSENT,
+    DeliveryKind.LESSON: (EnrollmentStatus.ACTIVE,),
+    DeliveryKind.EXTRA: (EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED),
+}
+
+
+def blocked_by(kind: str, suppression: str | None) -> bool:
+    """Whether a suppression of the address stops a delivery of `kind`: every one does, but a
+    confirmation was asked for by the person, even after an earlier unsubscribe."""
+    if suppression is None:
+        return False
+    return not (kind == DeliveryKind.CONFIRMATION and suppression in SELF_LIFTED)
 
 
 # However often a form names an address, until that mailbox confirms it gets at most one

@@ -17,7 +17,7 @@ from sqlalchemy import Table, and_, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
 from dripcourse.domain.delivery import Job
-from dripcourse.domain.policy import SELF_LIFTED, WAITING_FOR_CONSENT, owed_delivery
+from dripcourse.domain.policy import SENDABLE_WHILE, blocked_by, owed_delivery
 from dripcourse.domain.schedule import (
     next_lesson,
 )
@@ -44,19 +44,15 @@ from dripcourse.store.queries import (
     values_params,
 )
 
-# What may be claimed at all: paused and ended enrolments keep their deliveries, but nobody
-# picks them up.
+# What may be claimed at all (`policy.SENDABLE_WHILE`): paused and ended enrolments keep their
+# deliveries, but nobody picks them up.
 SENDABLE = and_(
     Delivery.enrollment_id == Enrollment.id,
     or_(
-        and_(
-            Delivery.kind == DeliveryKind.CONFIRMATION, Enrollment.status.in_(WAITING_FOR_CONSENT)
-        ),
-        and_(Delivery.kind == DeliveryKind.LESSON, Enrollment.status == EnrollmentStatus.ACTIVE),
-        and_(
-            Delivery.kind == DeliveryKind.EXTRA,
-            Enrollment.status.in_([EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED]),
-        ),
+        *(
+            and_(Delivery.kind == kind, Enrollment.status.in_(statuses))
+            for kind, statuses in SENDABLE_WHILE.items()
+        )
     ),
 )
 
@@ -228,11 +224,7 @@ def still_wanted(session: Session, jobs: Sequence[Job]) -> set[int]:
     )
     wanted = set()
     for job in jobs:
-        reason = suppressed.get(hashes[job.email])
-        # A confirmation was asked for by the person, even after an earlier unsubscribe.
-        blocked = reason is not None and not (
-            job.kind == DeliveryKind.CONFIRMATION and reason in SELF_LIFTED
-        )
+        blocked = blocked_by(job.kind, suppressed.get(hashes[job.email]))
         if job.delivery_id in open_ids and not blocked:
             wanted.add(job.delivery_id)
     return wanted

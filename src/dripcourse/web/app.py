@@ -24,6 +24,7 @@ from dripcourse.web import (
     api,
     apidocs,
     dashboard,
+    dashboard_deliveries,
     dashboard_operators,
     dashboard_people,
     public,
@@ -64,6 +65,7 @@ def create_app(
     app.include_router(dashboard.router)
     app.include_router(dashboard_people.router)
     app.include_router(dashboard_operators.router)
+    app.include_router(dashboard_deliveries.router)
     _install_error_handlers(app)
     # Added first, so it sits inside the one below, next to the handlers that read the body.
     app.add_middleware(LimitStreamedBody, limit=MAX_BODY_BYTES)
