@@ -163,7 +163,7 @@ def test_an_editor_finds_a_subscriber_pauses_and_resumes_them_and_the_admin_sees
     assert len([m for m in inbox.of("runner1@example.com") if "Lesson 3" in str(m["Subject"])]) == 1
     page.reload()
     expect(page.get_by_role("row", name=re.compile(r"^3 calves-achilles sent"))).to_be_visible()
-    changes = page.locator("section", has_text="Changes made by operators")
+    changes = page.locator("section", has_text="Changes and bounces")
     expect(changes.get_by_role("row")).to_have_count(4)  # the heading row and three changes
     expect(changes.get_by_role("row").nth(1)).to_contain_text("operator ed@clinic.example")
     expect(changes.get_by_role("row").nth(1)).to_contain_text("lesson queued")

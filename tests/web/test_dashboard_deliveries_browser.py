@@ -93,7 +93,7 @@ def test_an_editor_retries_a_refused_lesson_and_it_arrives_once(
     assert inbox.of(GONE) == []
 
     page.goto(f"{live_server.url}{person}")
-    changes = page.locator("section", has_text="Changes made by operators")
+    changes = page.locator("section", has_text="Changes and bounces")
     expect(changes.get_by_role("row").nth(1)).to_contain_text("operator ed@clinic.example")
     expect(changes.get_by_role("row").nth(1)).to_contain_text("delivery retried")
 

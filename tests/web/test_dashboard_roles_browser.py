@@ -138,7 +138,7 @@ def test_an_editor_moves_a_person_to_another_zone_and_forgets_another(
     after = page.locator("section", has_text="Still to come").first.get_by_role("row").nth(1)
     # Same send time, now on Vancouver's clock: the lesson moved in UTC.
     expect(after).not_to_have_text(before)
-    changes = page.locator("section", has_text="Changes made by operators")
+    changes = page.locator("section", has_text="Changes and bounces")
     expect(changes.get_by_role("row").nth(1)).to_contain_text(
         "details changed (name; time zone Europe/Berlin -> America/Vancouver)"
     )

@@ -31,6 +31,7 @@ MATRIX: dict[str, tuple[Role | None, dict[str, str]]] = {
     "/admin/subscribers/{subscriber_id}/enrollments/{course}/queue": (EDITOR, {"lesson": "2"}),
     "/admin/subscribers/{subscriber_id}/details": (EDITOR, {"name": "N", "timezone": "UTC"}),
     "/admin/subscribers/{subscriber_id}/forget": (EDITOR, {"confirm": "p000@example.com"}),
+    "/admin/deliveries/{delivery_id}/retry": (EDITOR, {}),
     "/admin/operators": (ADMIN, {"email": "new@clinic.example", "role": "viewer"}),
     "/admin/operators/{operator_id}/{action}": (ADMIN, {"role": "viewer"}),
 }
@@ -74,7 +75,12 @@ def test_each_role_may_send_exactly_the_forms_of_its_rank(live_server, role):
         other = operators.add_operator(
             session, "other@clinic.example", VIEWER, None, datetime.now(UTC), "set-up"
         ).id
-    values = {"subscriber_id": str(person), "course": "runners", "operator_id": str(other)}
+    values = {
+        "subscriber_id": str(person),
+        "course": "runners",
+        "operator_id": str(other),
+        "delivery_id": "1",
+    }
     with signed_in(live_server, role) as browser:
         token = token_of(browser)
         for template, (least, fields) in MATRIX.items():
