@@ -12,7 +12,14 @@ class DripcourseError(Exception):
 
 
 class BadInput(DripcourseError, ValueError):
-    """The input was malformed or invalid: a bad address, an unknown time zone, a broken course file."""
+    """The input was malformed or invalid: a bad address, an unknown time zone, a broken course file.
+
+    `field` names the value that was refused (`email`, `name`, `timezone`, `password`) where one
+    value was, so that a form can show the reason beside it."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class NotFound(DripcourseError, LookupError):

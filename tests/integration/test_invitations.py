@@ -3,7 +3,9 @@ its link sets a password once, and forged, used, expired or borrowed links open 
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 from datetime import timedelta
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -60,6 +62,7 @@ def test_the_invited_operator_chooses_a_password_once_and_signs_in(
         said = [(e.actor, e.action, e.target) for e in audit.entries(session)]
     assert said == [
         ("operator Bo@clinic.example", "password chosen", "Bo@clinic.example"),
+        (ADMIN, "invitation sent", "Bo@clinic.example"),
         (ADMIN, "operator added", "Bo@clinic.example"),
     ]
 
@@ -80,19 +83,78 @@ def test_a_link_runs_out_on_the_injected_clock(database, settings, smtpd, clock)
     )
 
 
-def test_a_new_link_for_the_same_person_and_the_old_one_dies_with_the_first_use(
-    database, settings, smtpd, clock
-):
+def test_a_new_link_for_the_same_person_ends_the_old_one(database, settings, smtpd, clock):
     now = clock.now()
     first = invitations.invite(database, settings, "bo@clinic.example", Role.VIEWER, now, ADMIN)
     later = now + timedelta(hours=2)
     second = invitations.send_invitation(database, settings, "BO@clinic.example", later, ADMIN)
     assert len(smtpd.messages) == 2 and first.link != second.link
-    invitations.accept(database, settings, token_of(second.link), PASSWORD, now)
+    with pytest.raises(BadInput, match="a newer one was sent"):
+        invitations.accept(database, settings, token_of(first.link), PASSWORD, later)
+    invitations.accept(database, settings, token_of(second.link), PASSWORD, later)
     with pytest.raises(BadInput, match="used already"):
-        invitations.accept(database, settings, token_of(first.link), "another password!", now)
+        invitations.accept(database, settings, token_of(second.link), "another password!", later)
     with pytest.raises(Conflict, match="has a password already"):
-        invitations.send_invitation(database, settings, "bo@clinic.example", now, ADMIN)
+        invitations.send_invitation(database, settings, "bo@clinic.example", later, ADMIN)
+
+
+@pytest.mark.both_databases
+def test_the_link_of_a_removed_account_never_opens_the_next_one(database, settings, smtpd, clock):
+    """SQLite gives a new row the id of a removed last one: the link must name more than an id."""
+    now = clock.now()
+    typo = invitations.invite(database, settings, "bob@clinlc.example", Role.VIEWER, now, ADMIN)
+    with database.transaction() as session:
+        operators.remove_operator(session, "bob@clinlc.example", now, ADMIN)
+    invitations.invite(database, settings, "bob@clinic.example", Role.ADMIN, now, ADMIN)
+    if database.engine.dialect.name == "sqlite":
+        with database.read() as session:  # the id came back (PostgreSQL's sequence moves on)
+            assert operators.find_operator(session, "bob@clinic.example").id == 1
+    with pytest.raises(BadInput, match="used already, or a newer one was sent"):
+        invitations.invited_operator(database, settings, token_of(typo.link), now)
+    with pytest.raises(BadInput):
+        invitations.accept(database, settings, token_of(typo.link), PASSWORD, now)
+    with database.read() as session:
+        assert operators.find_operator(session, "bob@clinic.example").password_hash is None
+
+
+@pytest.mark.both_databases
+def test_two_forms_sent_with_one_link_set_one_password(
+    database, settings, smtpd, clock, monkeypatch
+):
+    """Each form, once it has checked the link inside its transaction, waits (up to a second) for
+    the other to get that far too. Without the row lock both would, and both would store their
+    password; with it the second waits for the first to commit, and finds the link used."""
+    now = clock.now()
+    sent = invitations.invite(database, settings, "bo@clinic.example", Role.EDITOR, now, ADMIN)
+    token, outcomes = token_of(sent.link), []
+    rendezvous, set_password = threading.Barrier(2), operators.set_password
+
+    def set_password_when_both_got_here(*args, **kwargs) -> None:
+        # Broken when the other form is kept waiting by the lock: as it should be.
+        with contextlib.suppress(threading.BrokenBarrierError):
+            rendezvous.wait(timeout=1)
+        set_password(*args, **kwargs)
+
+    monkeypatch.setattr(operators, "set_password", set_password_when_both_got_here)
+
+    def choose(password: str) -> None:
+        try:
+            invitations.accept(database, settings, token, password, now)
+            outcomes.append(password)
+        except BadInput:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=choose, args=(f"password of person {n}",)) for n in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (chosen,) = [outcome for outcome in outcomes if outcome != "refused"]
+    assert sorted(outcomes) == sorted([chosen, "refused"])
+    hours = timedelta(hours=1)
+    assert operators.sign_in(database, "bo@clinic.example", chosen, now, hours) is not None
+    with database.read() as session:
+        assert [e.action for e in audit.entries(session)].count("password chosen") == 1
 
 
 def test_a_refused_invitation_keeps_the_account_and_says_how_to_send_it_again(
@@ -110,7 +172,9 @@ def test_tokens_of_other_purposes_and_other_keys_open_nothing(database, settings
     invitations.invite(database, settings, "bo@clinic.example", Role.ADMIN, now, ADMIN)
     with database.read() as session:
         operator_id = session.scalar(select(Operator.id))
-    payload = {"o": operator_id, "p": invitations._fingerprint(None), "e": 2**40}
+    with database.read() as session:
+        nonce = session.scalar(select(Operator.invitation_nonce))
+    payload = {"o": operator_id, "n": nonce, "e": 2**40}
     borrowed = Signer(settings.secret_key).make(Purpose.CONFIRM, payload)
     foreign = Signer("another-secret").make(Purpose.INVITE, payload)
     for token in (borrowed, foreign, "", "x" * 5000, "a.b.c"):

@@ -33,13 +33,14 @@ MATRIX: dict[str, tuple[Role | None, dict[str, str]]] = {
     "/admin/subscribers/{subscriber_id}/forget": (EDITOR, {"confirm": "p000@example.com"}),
     "/admin/deliveries/{delivery_id}/retry": (EDITOR, {}),
     "/admin/operators": (ADMIN, {"email": "new@clinic.example", "role": "viewer"}),
-    "/admin/operators/{operator_id}/{action}": (ADMIN, {"role": "viewer"}),
+    "/admin/operators/{operator_id}/role": (ADMIN, {"role": "editor"}),
+    "/admin/operators/{operator_id}/remove": (ADMIN, {}),
+    "/admin/operators/{operator_id}/invite": (ADMIN, {}),
 }
 """Each form: the least role that may send it, and fields that make a sensible request."""
 
 SAMPLE_PATH = {
     "/admin/subscribers/{subscriber_id}/enrollments/{course}/{action}": ["pause", "resume"],
-    "/admin/operators/{operator_id}/{action}": ["invite"],
 }
 RANK = {VIEWER: 0, EDITOR: 1, ADMIN: 2}
 

@@ -1,9 +1,10 @@
 """Invitations: an operator is added without a password and mailed a link to choose one.
 
-The link carries a signed token (`mail/tokens.py`, purpose "invite") that expires, and that is
-bound to the account's password as it was when the link was made: once a password is chosen the
-fingerprint no longer matches, so each link works once, and every older link dies with it. Nothing
-about a link is stored, so there is nothing in the database to steal that would open an account.
+The link carries a signed token (`mail/tokens.py`, purpose "invite") holding the operator's id,
+the expiry (on the injectable clock) and a random number drawn when the link was mailed and kept
+on the account (`Operator.invitation_nonce`). Mailing a new link draws a new number, and choosing
+a password clears it: a link works once, only the newest one works, and a link of a removed
+account never opens another that happens to get its id.
 
 The mail is sent through the configured backend after the account is committed, outside any
 transaction, as the dispatcher sends; a send that fails leaves the account waiting, and
@@ -12,14 +13,13 @@ transaction, as the dispatcher sends; a send that fails leaves the account waiti
 
 from __future__ import annotations
 
-import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import make_msgid
 from html import escape
 from urllib.parse import quote, urlsplit
 
-from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -34,10 +34,10 @@ from dripcourse.mail import mime
 from dripcourse.mail.tokens import Purpose, Signer
 from dripcourse.store.db import Database
 from dripcourse.store.models import Course, Operator
-from dripcourse.store.queries import secret_key
+from dripcourse.store.queries import known_secret_key, secret_key
 
 ACCEPT_PATH = "/admin/invitation"
-_hasher = PasswordHasher()
+MAX_TOKEN = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +55,7 @@ def invite(
     with database.transaction() as session:
         operator = operators.add_operator(session, email, role, None, now, actor)
         invitation = _invitation(session, settings, operator, now)
+        audit.record(session, now, actor, "invitation sent", operator.email)
     _mail(database, settings, invitation, now)
     return invitation
 
@@ -63,7 +64,7 @@ def send_invitation(
     database: Database, settings: Settings, email: str, now: datetime, actor: str
 ) -> Invitation:
     """A new link for an operator who has not chosen a password yet (the first was lost, or ran
-    out); the earlier links keep working until they expire or one of them is used."""
+    out); the links mailed before it stop working."""
     with database.transaction() as session:
         operator = operators.find_operator(session, email)
         if operator.password_hash is not None:
@@ -75,42 +76,38 @@ def send_invitation(
 
 
 def invited_operator(database: Database, settings: Settings, token: str, now: datetime) -> str:
-    """The address a valid link was made for; `BadInput` for a forged, used or expired one."""
-    with database.transaction() as session:
-        operator = _operator_of(session, settings, token, now)
-        return operator.email
+    """The address a valid link was made for; `BadInput` for a forged, used or expired one.
+    Only reads: a stranger's forged link never waits for (or holds up) a writer."""
+    with database.read() as session:
+        return _operator_of(session, settings, token, now).email
 
 
 def accept(database: Database, settings: Settings, token: str, password: str, now: datetime) -> str:
     """Set the password the link's operator chose; the link is used up. Returns the address.
 
     The hash is made outside any transaction (argon2 takes a tenth of a second that must not hold
-    SQLite's write lock); the link is checked again when the hash is stored, so that two forms
-    sent with one link set one password.
+    SQLite's write lock); the link is checked again, with the account's row locked, when the hash
+    is stored, so that two forms sent with one link set one password on any database.
     """
-    operators.check_password(password)
     invited_operator(database, settings, token, now)
-    hashed = _hasher.hash(password)
+    hashed = operators.hash_password(password)
     with database.transaction() as session:
-        operator = _operator_of(session, settings, token, now)
-        operator.password_hash = hashed
+        operator = _operator_of(session, settings, token, now, lock=True)
+        operator.invitation_nonce = None
         actor = audit.operator_actor(operator.email)
-        audit.record(session, now, actor, "password chosen", operator.email, "with an emailed link")
+        operators.set_password(session, operator, hashed, now, actor, "with an emailed link")
         return operator.email
 
 
 def _invitation(
     session: Session, settings: Settings, operator: Operator, now: datetime
 ) -> Invitation:
+    operator.invitation_nonce = secrets.randbits(48)
     # The expiry is in the signed payload, measured on the injectable clock (not the signing
     # library's wall clock), so that `--now` and the server agree on when a link runs out.
     expires_at = now + timedelta(hours=settings.invitation_hours)
-    payload = {
-        "o": operator.id,
-        "p": _fingerprint(operator.password_hash),
-        "e": int(expires_at.timestamp()),
-    }
-    token = _signer(session, settings).make(Purpose.INVITE, payload)
+    payload = {"o": operator.id, "n": operator.invitation_nonce, "e": int(expires_at.timestamp())}
+    token = Signer(secret_key(session, settings.secret_key)).make(Purpose.INVITE, payload)
     base = settings.base_url.rstrip("/")
     return Invitation(
         email=operator.email,
@@ -120,28 +117,21 @@ def _invitation(
     )
 
 
-def _operator_of(session: Session, settings: Settings, token: str, now: datetime) -> Operator:
-    if len(token) > 400:
+def _operator_of(
+    session: Session, settings: Settings, token: str, now: datetime, *, lock: bool = False
+) -> Operator:
+    key = known_secret_key(session, settings.secret_key)
+    if key is None or len(token) > MAX_TOKEN:
         raise BadInput("this link is not valid")
-    payload = _signer(session, settings).read(Purpose.INVITE, token)
-    if not all(isinstance(payload.get(key), int) for key in ("o", "p", "e")):
+    payload = Signer(key).read(Purpose.INVITE, token)
+    if not all(type(payload.get(name)) is int for name in ("o", "n", "e")):
         raise BadInput("this link is not valid")
     if now.timestamp() > payload["e"]:
         raise BadInput("this link has expired; ask an admin for a new one")
-    operator = session.get(Operator, payload["o"])
-    if operator is None or _fingerprint(operator.password_hash) != payload["p"]:
-        raise BadInput("this link has been used already, or its account is gone")
+    operator = session.get(Operator, payload["o"], with_for_update=lock)
+    if operator is None or operator.invitation_nonce != payload["n"]:
+        raise BadInput("this link has been used already, or a newer one was sent")
     return operator
-
-
-def _fingerprint(password_hash: str | None) -> int:
-    """A number that changes whenever the password does (none, or its argon2 hash)."""
-    digest = hashlib.sha256((password_hash or "no password").encode()).digest()
-    return int.from_bytes(digest[:6], "big")
-
-
-def _signer(session: Session, settings: Settings) -> Signer:
-    return Signer(secret_key(session, settings.secret_key))
 
 
 def _mail(database: Database, settings: Settings, invitation: Invitation, now: datetime) -> None:
@@ -150,8 +140,7 @@ def _mail(database: Database, settings: Settings, invitation: Invitation, now: d
     hours = settings.invitation_hours
     text = (
         "Hello,\n\n"
-        f"You have been given a {invitation.role} account on the dripcourse dashboard at "
-        f"{settings.base_url.rstrip('/')}/admin/.\n\n"
+        f"You have been given a {invitation.role} account on the dripcourse dashboard.\n\n"
         "Choose your password here:\n\n"
         f"{invitation.link}\n\n"
         f"The link works once, for {hours} hours. If you did not expect it, ignore this "

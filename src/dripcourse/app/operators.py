@@ -46,11 +46,15 @@ def _nobody() -> str:
 def check_password(password: str) -> str:
     """`password` if it may be one, else `BadInput` saying why (never echoing it)."""
     if len(password) < MIN_PASSWORD:
-        raise BadInput(f"the password is too short: at least {MIN_PASSWORD} characters")
+        raise BadInput(
+            f"the password is too short: at least {MIN_PASSWORD} characters", field="password"
+        )
     if len(password) > MAX_PASSWORD:
-        raise BadInput(f"the password is too long: at most {MAX_PASSWORD} characters")
+        raise BadInput(
+            f"the password is too long: at most {MAX_PASSWORD} characters", field="password"
+        )
     if has_control_characters(password):
-        raise BadInput("the password may not contain control characters")
+        raise BadInput("the password may not contain control characters", field="password")
     return password
 
 
@@ -58,7 +62,13 @@ def role_of(text: str) -> Role:
     try:
         return parse_role(text)
     except ValueError as exc:
-        raise BadInput(str(exc)) from None
+        raise BadInput(str(exc), field="role") from None
+
+
+def hash_password(password: str) -> str:
+    """The argon2id hash of an acceptable password (`check_password`). Slow on purpose: made
+    outside any transaction."""
+    return _hasher.hash(check_password(password))
 
 
 def add_operator(
@@ -68,7 +78,7 @@ def add_operator(
     address = normalise_email(email)
     if _find(session, address) is not None:
         raise Conflict(f"{address} is an operator already")
-    hashed = _hasher.hash(check_password(password)) if password is not None else None
+    hashed = hash_password(password) if password is not None else None
     operator = Operator(
         email=address,
         email_key=mailbox_key(address),
@@ -80,6 +90,15 @@ def add_operator(
     session.flush()
     audit.record(session, now, actor, "operator added", address, f"role {role.value}")
     return operator
+
+
+def set_password(
+    session: Session, operator: Operator, hashed: str, now: datetime, actor: str, how: str
+) -> None:
+    """Store a password's hash (`hash_password`) and end the sessions opened with the old one."""
+    operator.password_hash = hashed
+    session.execute(delete(OperatorSession).where(OperatorSession.operator_id == operator.id))
+    audit.record(session, now, actor, "password chosen", operator.email, how)
 
 
 def list_operators(session: Session) -> Sequence[Operator]:

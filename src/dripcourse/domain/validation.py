@@ -34,16 +34,18 @@ def normalise_email(address: str) -> str:
     """
     address = address.strip()
     if not address:
-        raise BadInput("an email address is required")
+        raise BadInput("an email address is required", field="email")
     if len(address) > MAX_EMAIL or has_control_characters(address):
-        raise BadInput(f"not a valid email address: {_shown(address)}")
+        raise BadInput(f"not a valid email address: {_shown(address)}", field="email")
     try:
         valid = validate_email(address, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        raise BadInput(f"not a valid email address: {_shown(address)} ({exc})") from None
+        raise BadInput(
+            f"not a valid email address: {_shown(address)} ({exc})", field="email"
+        ) from None
     ascii_form = valid.ascii_email
     if ascii_form is None or len(ascii_form) > MAX_EMAIL:
-        raise BadInput(f"not a valid email address: {_shown(address)}")
+        raise BadInput(f"not a valid email address: {_shown(address)}", field="email")
     return ascii_form
 
 
@@ -81,11 +83,12 @@ def clean_name(name: str | None) -> str:
     if name is None:
         return ""
     if has_control_characters(name):
-        raise BadInput("a name may not contain line breaks or control characters")
+        raise BadInput("a name may not contain line breaks or control characters", field="name")
     name = " ".join(name.split())
     if len(name) > MAX_NAME or len(name.encode("utf-8")) > MAX_NAME_BYTES:
         raise BadInput(
-            f"a name may be at most {MAX_NAME} characters ({MAX_NAME_BYTES} bytes of UTF-8) long"
+            f"a name may be at most {MAX_NAME} characters ({MAX_NAME_BYTES} bytes of UTF-8) long",
+            field="name",
         )
     return name
 
@@ -96,16 +99,18 @@ def check_timezone(zone: str) -> str:
     if zone not in _zone_names():
         raise BadInput(
             f"unknown time zone {_shown(zone)}: use an IANA name such as "
-            "'Europe/Berlin' or 'America/Toronto'"
+            "'Europe/Berlin' or 'America/Toronto'",
+            field="timezone",
         )
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise BadInput(f"unknown time zone {_shown(zone)}") from None
+        raise BadInput(f"unknown time zone {_shown(zone)}", field="timezone") from None
     if zone in _FIXED_LEGACY:
         raise BadInput(
             f"{zone} is a fixed offset that never follows daylight saving time; use the zone "
-            f"of a place, such as {_FIXED_LEGACY[zone]}"
+            f"of a place, such as {_FIXED_LEGACY[zone]}",
+            field="timezone",
         )
     return zone
 

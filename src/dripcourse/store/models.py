@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     ForeignKey,
     Index,
@@ -319,6 +320,8 @@ class Operator(Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     """argon2id, as a PHC string; None while an invited operator has not chosen a password."""
+    invitation_nonce: Mapped[int | None] = mapped_column(BigInteger)
+    """The number the newest emailed link must carry (`app/invitations.py`); None: no link is out."""
     created_at: Mapped[datetime]
     sessions: Mapped[list[OperatorSession]] = relationship(
         back_populates="operator", cascade="all, delete-orphan", passive_deletes=True

@@ -220,13 +220,19 @@ SECRET_KEY_META = "secret_key"
 """The `app_meta` row of the key that signs links and bounce addresses, when none is configured."""
 
 
-def secret_key(session: Session, configured: str | None) -> str:
-    """The configured key, else the one kept in the database (made now if there is none)."""
+def known_secret_key(session: Session, configured: str | None) -> str | None:
+    """The configured key, else the one kept in the database; None before one was made (no link
+    can have been signed yet). Only reads, so that checking a link never waits for a writer."""
     if configured:
         return configured
-    stored = session.scalar(select(AppMeta.value).where(AppMeta.key == SECRET_KEY_META))
-    if stored is not None:
-        return stored
+    return session.scalar(select(AppMeta.value).where(AppMeta.key == SECRET_KEY_META))
+
+
+def secret_key(session: Session, configured: str | None) -> str:
+    """The configured key, else the one kept in the database (made now if there is none)."""
+    known = known_secret_key(session, configured)
+    if known is not None:
+        return known
     candidate = secrets.token_urlsafe(32)
     # Two processes starting at once must agree on one key: insert if absent, then read back.
     insert = upsert_insert(session)

@@ -14,6 +14,7 @@ import hmac
 import secrets
 from datetime import timedelta
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -33,6 +34,8 @@ SESSION_COOKIE = "dripcourse_admin"
 LOGIN_COOKIE = "dripcourse_signin"
 """The double-submit token of the sign-in form (there is no session to bind it to yet)."""
 MAX_FIELD = 1024
+MAX_ID = 2**62
+"""The largest id a URL may name: beyond it, a number is no row of ours (and no SQLite integer)."""
 
 
 class SignInRequired(Exception):
@@ -205,11 +208,23 @@ def anonymous_page(
 
 
 def anonymous_form_valid(request: Request, context: Context, csrf: str) -> bool:
-    """Whether a form of an `anonymous_page` came back with the token its cookie holds."""
+    """Whether a form of an `anonymous_page` came back with the token its cookie holds, from a
+    page of ours. A token pair is bound to no one (there is nobody yet), so a sibling subdomain
+    could fetch one and plant its cookie; the browser's Origin header says where the form was."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin not in _own_origins(request, context):
+        return False
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     return _valid_login_token(context, cookie) and hmac.compare_digest(
         cookie.encode(), csrf.encode()
     )
+
+
+def _own_origins(request: Request, context: Context) -> set[str]:
+    """Where our own pages are: the public base URL, and the address the request came to (the
+    same, unless a proxy stands in front)."""
+    public = urlsplit(context.settings.base_url)
+    return {f"{public.scheme}://{public.netloc}", str(request.base_url).rstrip("/")}
 
 
 def _login_signature(context: WebContext, nonce: str) -> str:

@@ -20,13 +20,20 @@ from dripcourse.domain.roles import Permission, Role, may
 from dripcourse.errors import DripcourseError
 from dripcourse.store.models import Operator
 from dripcourse.web.context import status_of
-from dripcourse.web.dashboard import MAX_FIELD, Context, Signed, allowed, check_csrf, render
+from dripcourse.web.dashboard import (
+    MAX_FIELD,
+    MAX_ID,
+    Context,
+    Signed,
+    allowed,
+    check_csrf,
+    render,
+)
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
 PAGE_SIZE = 50
 RECENT = 20
-MAX_ID = 2**62
 
 
 @router.get("/deliveries", response_class=HTMLResponse)

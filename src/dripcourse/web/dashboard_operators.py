@@ -6,6 +6,7 @@ new link; and the page where an invited operator chooses a password. Thin shells
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Query, Request
@@ -14,11 +15,12 @@ from sqlalchemy.orm import Session
 
 from dripcourse.app import audit, invitations, operators
 from dripcourse.domain.roles import Permission, Role
-from dripcourse.errors import BadInput, DripcourseError, NotSent
+from dripcourse.errors import DripcourseError, NotSent
 from dripcourse.store.models import Operator
 from dripcourse.web.context import status_of
 from dripcourse.web.dashboard import (
     MAX_FIELD,
+    MAX_ID,
     Context,
     Signed,
     allowed,
@@ -30,9 +32,7 @@ from dripcourse.web.dashboard import (
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
-MAX_ID = 2**62
 ROLES = [role.value for role in Role]
-MAX_TOKEN = 400
 
 
 @router.get("/operators", response_class=HTMLResponse)
@@ -55,22 +55,20 @@ def invite(
     allowed(operator, Permission.MANAGE_OPERATORS)
     typed = {"email": email[:320], "role": role[:32]}
     try:
-        chosen = operators.role_of(role)
-    except BadInput as exc:
-        return _page(request, context, operator, {"role": str(exc)}, typed, 400)
-    try:
         sent = invitations.invite(
             context.database,
             context.settings,
             email,
-            chosen,
+            operators.role_of(role),
             context.clock.now(),
             audit.operator_actor(operator.email),
         )
     except NotSent as exc:
         return _page(request, context, operator, {"sent": str(exc)}, status=status_of(exc))
     except DripcourseError as exc:
-        return _page(request, context, operator, {"email": str(exc)}, typed, status_of(exc))
+        # A refusal without a field of its own (the address is taken) is about the address.
+        field = getattr(exc, "field", None) or "email"
+        return _page(request, context, operator, {field: str(exc)}, typed, status_of(exc))
     notice = (
         f"Invited {sent.email} as {sent.role}: "
         f"the link works until {sent.expires_at:%Y-%m-%d %H:%M} UTC."
@@ -78,45 +76,86 @@ def invite(
     return _page(request, context, operator, notice=notice)
 
 
-@router.post("/operators/{operator_id}/{action}", response_class=HTMLResponse)
-def change_operator(
+OperatorId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Csrf = Annotated[str, Form(max_length=MAX_FIELD)]
+
+
+@router.post("/operators/{operator_id}/role", response_class=HTMLResponse)
+def set_role(
     request: Request,
     context: Context,
     operator: Signed,
-    operator_id: Annotated[int, Path(ge=1, le=MAX_ID)],
-    action: Annotated[str, Path(pattern="^(role|remove|invite)$")],
+    operator_id: OperatorId,
     role: Annotated[str, Form(max_length=32)] = "",
-    csrf: Annotated[str, Form(max_length=MAX_FIELD)] = "",
+    csrf: Csrf = "",
 ) -> Response:
-    check_csrf(request, csrf)
-    allowed(operator, Permission.MANAGE_OPERATORS)
-    now, actor = context.clock.now(), audit.operator_actor(operator.email)
-
-    def set_role(session: Session, other: Operator) -> str:
+    def change(session: Session, other: Operator, now: datetime, actor: str) -> str:
         changed = operators.set_role(session, other.email, operators.role_of(role), now, actor)
         return f"{changed.email} is now {changed.role}."
 
-    def remove(session: Session, other: Operator) -> str:
+    answer = _change(request, context, operator, operator_id, csrf, change)
+    if operator_id == operator.id and answer.status_code == 200:
+        return RedirectResponse("/admin/", status_code=303)  # this page may no longer be theirs
+    return answer
+
+
+@router.post("/operators/{operator_id}/remove", response_class=HTMLResponse)
+def remove(
+    request: Request, context: Context, operator: Signed, operator_id: OperatorId, csrf: Csrf = ""
+) -> Response:
+    def change(session: Session, other: Operator, now: datetime, actor: str) -> str:
         operators.remove_operator(session, other.email, now, actor)
         return f"Removed {other.email}."
 
-    changes: dict[str, Callable[[Session, Operator], str]] = {"role": set_role, "remove": remove}
+    answer = _change(request, context, operator, operator_id, csrf, change)
+    if operator_id == operator.id and answer.status_code == 200:
+        return RedirectResponse("/admin/login", status_code=303)  # their session went with them
+    return answer
+
+
+@router.post("/operators/{operator_id}/invite", response_class=HTMLResponse)
+def send_new_link(
+    request: Request, context: Context, operator: Signed, operator_id: OperatorId, csrf: Csrf = ""
+) -> Response:
+    check_csrf(request, csrf)
+    allowed(operator, Permission.MANAGE_OPERATORS)
     try:
-        if action == "invite":
-            with context.database.read() as session:
-                address = operators.get_operator(session, operator_id).email
-            sent = invitations.send_invitation(
-                context.database, context.settings, address, now, actor
-            )
-            notice = f"A new link went to {sent.email}."
-        else:
-            with context.database.transaction() as session:
-                notice = changes[action](session, operators.get_operator(session, operator_id))
+        with context.database.read() as session:
+            address = operators.get_operator(session, operator_id).email
+        sent = invitations.send_invitation(
+            context.database,
+            context.settings,
+            address,
+            context.clock.now(),
+            audit.operator_actor(operator.email),
+        )
     except DripcourseError as exc:
         errors = {f"row-{operator_id}": str(exc)}
         return _page(request, context, operator, errors, status=status_of(exc))
-    if action == "remove" and operator_id == operator.id:
-        return RedirectResponse("/admin/login", status_code=303)
+    return _page(request, context, operator, notice=f"A new link went to {sent.email}.")
+
+
+def _change(
+    request: Request,
+    context: Context,
+    operator: Operator,
+    operator_id: int,
+    csrf: str,
+    change: Callable[[Session, Operator, datetime, str], str],
+) -> HTMLResponse:
+    """One change to another account in one transaction; the Operators page again, saying what
+    was done, or the refusal beside that account's row."""
+    check_csrf(request, csrf)
+    allowed(operator, Permission.MANAGE_OPERATORS)
+    try:
+        with context.database.transaction() as session:
+            other = operators.get_operator(session, operator_id)
+            notice = change(
+                session, other, context.clock.now(), audit.operator_actor(operator.email)
+            )
+    except DripcourseError as exc:
+        errors = {f"row-{operator_id}": str(exc)}
+        return _page(request, context, operator, errors, status=status_of(exc))
     return _page(request, context, operator, notice=notice)
 
 
@@ -124,7 +163,7 @@ def change_operator(
 def choose_password_form(
     request: Request,
     context: Context,
-    token: Annotated[str, Query(max_length=MAX_TOKEN)] = "",
+    token: Annotated[str, Query(max_length=invitations.MAX_TOKEN)] = "",
 ) -> Response:
     try:
         email = invitations.invited_operator(
@@ -139,7 +178,7 @@ def choose_password_form(
 def choose_password(
     request: Request,
     context: Context,
-    token: Annotated[str, Form(max_length=MAX_TOKEN)] = "",
+    token: Annotated[str, Form(max_length=invitations.MAX_TOKEN)] = "",
     password: Annotated[str, Form(max_length=MAX_FIELD)] = "",
     repeat: Annotated[str, Form(max_length=MAX_FIELD)] = "",
     csrf: Annotated[str, Form(max_length=MAX_FIELD)] = "",
@@ -158,7 +197,7 @@ def choose_password(
     try:
         invitations.accept(context.database, context.settings, token, password, now)
     except DripcourseError as exc:
-        field = "password" if "password" in str(exc) else "link"
+        field = getattr(exc, "field", None) or "link"
         return _choose_page(request, context, token, email, {field: str(exc)}, status_of(exc))
     return anonymous_page(
         request,
@@ -213,7 +252,7 @@ def _choose_page(
         "admin_choose_password.html",
         status,
         title="Choose your password",
-        token=token[:MAX_TOKEN],
+        token=token[: invitations.MAX_TOKEN],
         email=email,
         errors=errors or {},
         min_length=operators.MIN_PASSWORD,

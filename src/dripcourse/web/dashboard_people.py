@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -17,18 +17,14 @@ from sqlalchemy.orm import Session
 from dripcourse.app import audit, lessons, overview, people, subscriptions, timeline
 from dripcourse.domain.enrolment import Change
 from dripcourse.domain.roles import Permission, Role, may
-from dripcourse.domain.validation import (
-    MAX_NAME,
-    check_timezone,
-    clean_name,
-    mailbox_key,
-    parse_local_instant,
-)
+from dripcourse.domain.validation import MAX_NAME, mailbox_key, parse_local_instant
 from dripcourse.errors import BadInput, DripcourseError
 from dripcourse.store.models import EnrollmentStatus, Operator
+from dripcourse.web import public
 from dripcourse.web.context import status_of
 from dripcourse.web.dashboard import (
     MAX_FIELD,
+    MAX_ID,
     Context,
     Signed,
     allowed,
@@ -39,8 +35,6 @@ from dripcourse.web.dashboard import (
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
 PAGE_SIZE = 50
-MAX_ID = 2**62
-ZONES = sorted(available_timezones())
 STATUSES = [status.value for status in EnrollmentStatus]
 Action = Literal["pause", "resume", "unsubscribe"]
 CHANGES = {"pause": Change.PAUSE, "resume": Change.RESUME, "unsubscribe": Change.LEAVE}
@@ -168,16 +162,6 @@ def change_details(
     """A new name or time zone, through the operation the API's PATCH calls."""
     check_csrf(request, csrf)
     allowed(operator, Permission.CHANGE_SUBSCRIBERS)
-    # Each value is checked alone first only to say beside which field a refusal belongs.
-    fields = {"name": (clean_name, name), "timezone": (check_timezone, timezone)}
-    for field, (check, value) in fields.items():
-        try:
-            check(value)
-        except BadInput as exc:
-            typed = {"name": name[:MAX_NAME], "timezone": timezone[:64]}
-            return _subscriber_page(
-                request, context, operator, subscriber_id, fields={field: str(exc)}, typed=typed
-            )
     try:
         with context.database.transaction() as session:
             people.update_subscriber(
@@ -189,8 +173,14 @@ def change_details(
                 actor=audit.operator_actor(operator.email),
             )
     except DripcourseError as exc:
+        field = getattr(exc, "field", None)
+        if field is None:
+            return _subscriber_page(
+                request, context, operator, subscriber_id, ("", str(exc)), status_of(exc)
+            )
+        typed = {"name": name[:MAX_NAME], "timezone": timezone[:64]}
         return _subscriber_page(
-            request, context, operator, subscriber_id, error=("", str(exc)), status=status_of(exc)
+            request, context, operator, subscriber_id, fields={field: str(exc)}, typed=typed
         )
     return RedirectResponse(f"/admin/subscribers/{subscriber_id}", status_code=303)
 
@@ -310,5 +300,5 @@ def _subscriber_page(
         may_change=may(Role(operator.role), Permission.CHANGE_SUBSCRIBERS),
         fields=fields or {},
         typed=typed or {"name": found.name, "timezone": found.timezone},
-        zones=ZONES,
+        zones=public.ZONES,
     )
