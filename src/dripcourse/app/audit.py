@@ -31,7 +31,7 @@ def command_line_actor(user: str) -> str:
 
 API_ACTOR = "API"
 
-SUBSCRIBER_ACTIONS = ("paused", "resumed", "unsubscribed", "lesson queued")
+SUBSCRIBER_ACTIONS = ("subscribed", "paused", "resumed", "unsubscribed", "lesson queued")
 """What operators do to subscribers: the entries a subscriber's page shows (others, such as changes
 to operators, are for admins only)."""
 FORGOTTEN = "a forgotten person"
