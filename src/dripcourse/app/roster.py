@@ -84,6 +84,7 @@ def read_rows(stream: TextIO) -> Iterator[Row | tuple[int, str]]:
         for record in reader:
             if None in record:
                 yield line, "more fields than the header has"
+                line = reader.line_num + 1
                 continue
             # Undo the export's escape before validation (csvcells.py): an export imports unchanged.
             record = {key: unescape_cell(value or "") for key, value in record.items()}

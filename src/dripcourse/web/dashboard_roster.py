@@ -256,12 +256,9 @@ def export(
 ) -> Response:
     allowed(operator, Permission.CHANGE_SUBSCRIBERS)
     with context.database.transaction() as session:
-        try:
-            # The filters are checked, and the export recorded, before the first byte goes: an
-            # error is still a page of its own.
-            roster.export_rows(session, course or None, status or None)
-        except DripcourseError as exc:
-            raise BadInput(f"cannot export: {exc}") from None
+        # The filters are checked (an unknown course is a 404 page) and the export recorded
+        # before the first byte goes.
+        roster.export_rows(session, course or None, status or None)
         roster.record_export(
             session,
             context.clock.now(),
