@@ -79,8 +79,10 @@ def finished(browser: httpx.Client, answer: httpx.Response) -> httpx.Response:
     while True:
         page = browser.get(location)
         assert page.status_code == 200
-        if 'http-equiv="refresh"' not in page.text:
+        if "refresh" not in page.headers:
+            assert "Importing" not in page.text
             return page
+        assert page.headers["refresh"] == "1" and "rows read" in page.text
         assert time.monotonic() < deadline, "the import did not finish"
         time.sleep(0.1)
 

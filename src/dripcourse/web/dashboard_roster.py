@@ -207,12 +207,28 @@ def import_status(
     request: Request,
     operator: Signed,
     job_id: Annotated[str, Path(max_length=64)],
+    refresh: Annotated[str, Query(max_length=8)] = "",
 ) -> Response:
+    """How far the import is, then its report. While it runs, the page asks the browser to load
+    it again every second (the `Refresh` header, which every browser follows, no JavaScript),
+    unless the operator turned that off: WCAG 2.2.1 wants a page that changes by itself to let
+    them stop it."""
     allowed(operator, Permission.VIEW)
     job = jobs_of(request).get(job_id)
     if job is None:
         raise NotFound("no such import: it finished more than an hour ago, or never was")
-    return render(request, operator, "admin_import_status.html", title="Import", job=job)
+    refreshing = job.running and refresh != "off"
+    response = render(
+        request,
+        operator,
+        "admin_import_status.html",
+        title="Import",
+        job=job,
+        refreshing=refreshing,
+    )
+    if refreshing:
+        response.headers["Refresh"] = "1"
+    return response
 
 
 def _import_form(
