@@ -57,7 +57,9 @@ def test_an_editor_adds_one_imports_a_file_and_exports_the_list(
     page.get_by_role("button", name="Add subscriber").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("walt@example.com")
     expect(page.locator("section .status").first).to_have_text("pending")
-    expect(page.get_by_role("cell", name="subscribed (course runners, confirmation email)")).to_be_visible()
+    expect(
+        page.get_by_role("cell", name="subscribed (course runners, confirmation email)")
+    ).to_be_visible()
     screenshot(page, "4-added-person", WIDTHS)
     confirmation = inbox.wait_for("walt@example.com", "onfirm")
     assert "/confirm/" in inbox.text_of(confirmation)

@@ -430,3 +430,22 @@ def test_an_exported_file_imports_unchanged(live_server):
     with live_server.database.read() as session:
         person = session.scalars(select(Subscriber)).one()
     assert (person.email, person.name, person.timezone) == ("ann@example.com", "-Ann", "Asia/Tokyo")
+
+
+def test_while_an_import_waits_its_page_refreshes_itself_unless_asked_not_to(live_server):
+    with signed_in(live_server, Role.EDITOR) as browser:
+        # Holding the write lock keeps the import waiting, however fast the machine is.
+        with live_server.database.transaction():
+            answer = upload(browser, b"email\r\nann@example.com\r\n")
+            location = answer.headers["location"]
+            running = browser.get(location)
+            still = browser.get(location, params={"refresh": "off"})
+            second = upload(browser, b"email\r\nbob@example.com\r\n")
+        done = finished(browser, answer)
+    assert running.headers["refresh"] == "1" and "0 rows read" in running.text
+    assert "Stop refreshing" in running.text
+    assert "refresh" not in still.headers and "Refresh by itself again" in still.text
+    assert second.status_code == 409
+    assert "another import is still running" in error_beside(second, "file")
+    assert "imported 1, already enrolled 0, skipped 0" in done.text
+    assert count_subscribers(live_server) == 1
