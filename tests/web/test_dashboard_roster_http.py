@@ -230,6 +230,7 @@ def test_subscribing_is_audited_from_the_dashboard_the_api_and_the_command_line(
 # -- import -----------------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_an_import_keeps_the_good_rows_and_lists_the_bad_ones_as_the_command_line_does(
     live_server, private_temp, tmp_path, monkeypatch, capsys
 ):
@@ -274,6 +275,7 @@ def test_an_import_keeps_the_good_rows_and_lists_the_bad_ones_as_the_command_lin
     assert list(private_temp.iterdir()) == []
 
 
+@pytest.mark.both_databases
 def test_a_file_refused_on_its_last_line_of_twenty_thousand_leaves_nothing_written(
     live_server, private_temp
 ):
@@ -287,6 +289,7 @@ def test_a_file_refused_on_its_last_line_of_twenty_thousand_leaves_nothing_writt
     assert list(private_temp.iterdir()) == []
 
 
+@pytest.mark.both_databases
 def test_twenty_thousand_rows_go_through_with_their_count(live_server, private_temp):
     rows = "".join(f"p{n:05d}@example.com,Person {n},\r\n" for n in range(20_000))
     with signed_in(live_server, Role.EDITOR) as browser:
@@ -392,6 +395,7 @@ def test_an_import_status_page_is_for_signed_in_operators_and_its_id_unguessable
 # -- export -----------------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_an_export_has_everyone_escaped_against_formulas_and_is_audited(live_server):
     with signed_in(live_server, Role.EDITOR) as browser:
         add(browser, email="ann@example.com", name='=HYPERLINK("https://evil.example")')
