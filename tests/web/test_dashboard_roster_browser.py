@@ -37,6 +37,7 @@ def test_an_editor_adds_one_imports_a_file_and_exports_the_list(
     sign_in_as(page, live_server.url, "ed@clinic.example")
     page.get_by_role("link", name="Subscribers").click()
     screenshot(page, "1-subscribers-with-actions", WIDTHS)
+    assert serious_accessibility_problems(page) == []
 
     # Add one person; a typo first, named beside its field.
     page.get_by_role("link", name="Add a subscriber").click()
@@ -61,6 +62,7 @@ def test_an_editor_adds_one_imports_a_file_and_exports_the_list(
         page.get_by_role("cell", name="subscribed (course runners, confirmation email)")
     ).to_be_visible()
     screenshot(page, "4-added-person", WIDTHS)
+    assert serious_accessibility_problems(page) == []
     confirmation = inbox.wait_for("walt@example.com", "onfirm")
     assert "/confirm/" in inbox.text_of(confirmation)
 

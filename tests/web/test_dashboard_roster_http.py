@@ -422,6 +422,22 @@ def test_an_export_has_everyone_escaped_against_formulas_and_is_audited(live_ser
     ]
 
 
+def test_an_export_from_the_command_line_is_audited_too(live_server, monkeypatch, capsys):
+    with signed_in(live_server, Role.EDITOR) as browser:
+        add(browser, email="ann@example.com")
+    from dripcourse.cli.main import main
+
+    monkeypatch.setenv("DRIPCOURSE_DATABASE_URL", live_server.settings.database_url)
+    with pytest.raises(SystemExit) as ended:
+        main(["subscribers", "export", "--course", "runners", "--status", "active"])
+    assert ended.value.code == 0
+    assert "ann@example.com,,America/Toronto,runners,active," in capsys.readouterr().out
+    with live_server.database.read() as session:
+        [entry] = audit.entries(session, actions=["exported"])
+    assert entry.actor.startswith("command line (")
+    assert entry.detail == "course runners, status active"
+
+
 def test_an_exported_file_imports_unchanged(live_server):
     with signed_in(live_server, Role.EDITOR) as browser:
         add(browser, email="ann@example.com", name="-Ann", timezone="Asia/Tokyo")
