@@ -18,7 +18,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Path, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from dripcourse.app import audit, overview, roster, subscriptions
+from dripcourse.app import audit, roster, subscriptions
+from dripcourse.courses.catalog import course_slugs
 from dripcourse.domain.roles import Permission
 from dripcourse.domain.validation import check_timezone, clean_name, normalise_email
 from dripcourse.errors import BadInput, Conflict, DripcourseError, NotFound
@@ -150,7 +151,7 @@ def _new_form(
 
 def _course_slugs(context: WebContext) -> list[str]:
     with context.database.read() as session:
-        return [summary.course.slug for summary in overview.courses(session)]
+        return course_slugs(session)
 
 
 # -- import -----------------------------------------------------------------------------------
