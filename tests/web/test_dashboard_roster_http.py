@@ -24,6 +24,8 @@ from dripcourse.app import audit, subscriptions
 from dripcourse.domain.roles import Role
 from dripcourse.store.models import Enrollment, Subscriber, SuppressionReason
 from dripcourse.store.queries import suppress
+from dripcourse.web.dashboard_roster import MAX_UPLOAD_BODY
+from dripcourse.web.importjobs import MAX_UPLOAD_BYTES
 
 JOB_TIMEOUT = 60.0
 
@@ -341,8 +343,18 @@ def test_a_file_larger_than_the_limit_is_refused_with_a_message(live_server, pri
     with signed_in(live_server, Role.EDITOR) as browser:
         page = upload(browser, one_line)
     assert page.status_code == 413
-    assert "larger than" in page.text
+    assert "The file is larger than 5 MB, the most one import takes" in page.text
     assert count_subscribers(live_server) == 0
+    assert list(private_temp.iterdir()) == []
+
+
+def test_a_file_just_over_the_limit_is_named_beside_the_file_field(live_server, private_temp):
+    rows = b"a@example.com,Ann\r\n" * (MAX_UPLOAD_BYTES // 19 + 100)
+    with signed_in(live_server, Role.EDITOR) as browser:
+        page = upload(browser, b"email,name\r\n" + rows)
+    assert MAX_UPLOAD_BYTES < len(rows) < MAX_UPLOAD_BODY
+    assert page.status_code == 413
+    assert "larger than 5 MB" in error_beside(page, "file")
     assert list(private_temp.iterdir()) == []
 
 

@@ -23,7 +23,7 @@ from dripcourse.store.db import Database
 from dripcourse.web import api, apidocs, dashboard, dashboard_people, dashboard_roster, public
 from dripcourse.web.accesslog import AccessLog
 from dripcourse.web.context import SignInLimits, WebContext, status_of
-from dripcourse.web.importjobs import ImportJobs
+from dripcourse.web.importjobs import TOO_LARGE, ImportJobs
 from dripcourse.web.ratelimit import RateLimiter
 
 MAX_BODY_BYTES = 64 * 1024
@@ -70,6 +70,8 @@ def create_app(
         length = request.headers.get("content-length", "0")
         limit = body_limit(request.url.path)
         if not length.isdigit() or int(length) > limit:
+            if request.url.path == dashboard_roster.IMPORT_PATH:
+                return _error(request, 413, TOO_LARGE)
             return _error(request, 413, f"the request body is larger than {limit} bytes")
         return await call_next(request)
 

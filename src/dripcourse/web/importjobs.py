@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 """About 100,000 rows of address, name and zone: a file larger than that is cut up first."""
+TOO_LARGE = (
+    f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB, the most one import takes; "
+    "split it into smaller files and import them one by one"
+)
 KEPT_FOR = timedelta(hours=1)
 COPY_CHUNK = 64 * 1024
 
@@ -150,11 +154,7 @@ def _copy_checked(upload: BinaryIO, path: Path) -> int:
         while chunk := upload.read(COPY_CHUNK):
             size += len(chunk)
             if size > MAX_UPLOAD_BYTES:
-                raise UploadRefused(
-                    f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB; "
-                    "split it into smaller files and import them one by one",
-                    413,
-                )
+                raise UploadRefused(TOO_LARGE, 413)
             if b"\0" in chunk:
                 raise UploadRefused("the file has NUL bytes: it is not a CSV text file")
             try:
