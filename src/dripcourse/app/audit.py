@@ -35,6 +35,7 @@ BOUNCE_ACTOR = "bounce mailbox"
 """Who the audit log says acted when a bounce or complaint read from the mailbox changed a person."""
 
 SUBSCRIBER_ACTIONS = (
+    "subscribed",
     "paused",
     "resumed",
     "unsubscribed",

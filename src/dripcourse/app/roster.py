@@ -7,15 +7,17 @@ usable CSV at all is refused before anything is written. The whole import is one
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
+from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session
 
+from dripcourse.app import audit
 from dripcourse.app.csvcells import escape_cell, unescape_cell
 from dripcourse.app.subscriptions import subscribe
 from dripcourse.courses.catalog import get_course
@@ -82,6 +84,7 @@ def read_rows(stream: TextIO) -> Iterator[Row | tuple[int, str]]:
         for record in reader:
             if None in record:
                 yield line, "more fields than the header has"
+                line = reader.line_num + 1
                 continue
             # Undo the export's escape before validation (csvcells.py): an export imports unchanged.
             record = {key: unescape_cell(value or "") for key, value in record.items()}
@@ -114,7 +117,13 @@ def import_subscribers(
     *,
     confirmed: bool,
     progress: Callable[[int], None] | None = None,
+    actor: str | None = None,
+    file_name: str = "",
 ) -> ImportReport:
+    """Enrol the good rows in one course; each bad row is reported with its line and skipped. A
+    file that turns out not to be a usable CSV (`BadInput` from `read_rows`, even on its last
+    line) raises, and the caller's transaction then keeps nothing. `actor` and `file_name` are
+    for the audit entry of the import (one entry for the whole file)."""
     course = get_course(session, course_slug)
     report = ImportReport()
     seen: dict[str, int] = {}
@@ -135,6 +144,17 @@ def import_subscribers(
     if chunk:
         _import_chunk(session, course, chunk, now, confirmed, report)
     report.rejected.sort()
+    if actor is not None:
+        audit.record(
+            session,
+            now,
+            actor,
+            "imported",
+            course.slug,
+            f"{file_name or 'a CSV file'}: imported {report.imported}, already enrolled "
+            f"{report.already_enrolled}, skipped {len(report.rejected)}"
+            + ("" if confirmed else "; confirmation emails queued"),
+        )
     return report
 
 
@@ -285,8 +305,12 @@ def _readmit_through_subscribe(
     )
 
 
-def export_rows(session: Session) -> Iterator[dict[str, str]]:
-    """One row per enrolment (a subscriber without any gets one row with an empty course)."""
+def export_rows(
+    session: Session, course_slug: str | None = None, status: str | None = None
+) -> Iterator[dict[str, str]]:
+    """One row per enrolment (a subscriber without any gets one row with an empty course); only
+    the enrolments in `course_slug` and of `status` when given. The filters are checked at once
+    (`NotFound`: no such course; `BadInput`: no such status), before the first row is read."""
     query = (
         select(Subscriber, Enrollment, Course.slug)
         .outerjoin(Enrollment, Enrollment.subscriber_id == Subscriber.id)
@@ -294,6 +318,19 @@ def export_rows(session: Session) -> Iterator[dict[str, str]]:
         .order_by(Subscriber.email, Course.slug)
         .execution_options(yield_per=CHUNK)
     )
+    if course_slug is not None:
+        query = query.where(Enrollment.course_id == get_course(session, course_slug).id)
+    if status is not None:
+        known = [state.value for state in EnrollmentStatus]
+        if status not in known:
+            raise BadInput(f"unknown status {status[:32]!r}; known: {', '.join(known)}")
+        query = query.where(Enrollment.status == EnrollmentStatus(status))
+    return _exported(session, query)
+
+
+def _exported(
+    session: Session, query: Select[Subscriber, Enrollment, str]
+) -> Iterator[dict[str, str]]:
     for subscriber, enrollment, slug in session.execute(query):
         yield {
             "email": subscriber.email,
@@ -306,16 +343,47 @@ def export_rows(session: Session) -> Iterator[dict[str, str]]:
         }
 
 
+def record_export(
+    session: Session,
+    now: datetime,
+    actor: str,
+    course_slug: str | None = None,
+    status: str | None = None,
+) -> None:
+    """An export changes nothing but hands personal data out of the system: the audit log says who
+    took which part of the list, and when."""
+    which = ", ".join(
+        part
+        for part in (
+            f"course {course_slug}" if course_slug else "",
+            f"status {status}" if status else "",
+        )
+        if part
+    )
+    audit.record(session, now, actor, "exported", "subscribers", which or "everyone")
+
+
 def write_csv(rows: Iterable[dict[str, str]], stream: TextIO) -> int:
-    # CRLF (RFC 4180): the csv module quotes only the characters of its line terminator, and a CR
-    # left unquoted would end the row early when the file is read back.
-    writer = csv.DictWriter(stream, fieldnames=EXPORT_FIELDS, lineterminator="\r\n")
-    writer.writeheader()
-    count = 0
-    for row in rows:
-        writer.writerow({key: escape_cell(value) for key, value in row.items()})
+    count = -1  # the header is not a row
+    for line in csv_lines(rows):
+        stream.write(line)
         count += 1
     return count
+
+
+def csv_lines(rows: Iterable[dict[str, str]]) -> Iterator[str]:
+    """The export as text, the header first, one row at a time (for a download that streams)."""
+    # CRLF (RFC 4180): the csv module quotes only the characters of its line terminator, and a CR
+    # left unquoted would end the row early when the file is read back.
+    line = io.StringIO(newline="")
+    writer = csv.DictWriter(line, fieldnames=EXPORT_FIELDS, lineterminator="\r\n")
+    writer.writeheader()
+    for row in rows:
+        yield line.getvalue()
+        line.seek(0)
+        line.truncate()
+        writer.writerow({key: escape_cell(value) for key, value in row.items()})
+    yield line.getvalue()
 
 
 def _iso(instant: datetime | None) -> str:

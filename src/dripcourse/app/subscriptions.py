@@ -90,13 +90,16 @@ def subscribe(
     source: str = "cli",
     evidence: Evidence | None = None,
     own_sign_up: bool = False,
+    actor: str | None = None,
 ) -> SubscribeResult:
     """Enrol a person. Confirmed: lesson 1 is owed at the next send slot; else a confirmation email.
 
     Without `confirmed` nothing about an existing person changes until they confirm: a stranger
     who types someone's address into a form can only cause one confirmation email an hour.
     Who may come back, and how, is `domain.enrolment.admission`; `own_sign_up` says the person
-    asked themselves (a course without double opt-in), not an operator.
+    asked themselves (a course without double opt-in), not an operator. `actor`: the operator
+    who did it, for the audit log (None: the person themselves, or an import, which is audited
+    whole).
     """
     address = normalise_email(email)
     clean = clean_name(name)
@@ -155,13 +158,19 @@ def subscribe(
         session.add(enrollment)
         session.flush()
     if decision is Admission.ALREADY_IN:
+        if created:
+            _audit(session, now, actor, "subscribed", subscriber, course.slug)
         return SubscribeResult(enrollment=enrollment, created=created)
     if decision is Admission.START:
         activate(session, enrollment, now)
+        _audit(session, now, actor, "subscribed", subscriber, f"{course.slug}, confirmed")
         return SubscribeResult(enrollment=enrollment, created=created, started=True)
     due, held = _confirmation_due(session, enrollment, now)
     if due is None:
+        if created:
+            _audit(session, now, actor, "subscribed", subscriber, course.slug)
         return SubscribeResult(enrollment=enrollment, created=created, confirmation_held=held)
+    _audit(session, now, actor, "subscribed", subscriber, f"{course.slug}, confirmation email")
     enrollment.signup_ip, enrollment.signup_user_agent = (evidence or Evidence()).clipped()
     queue_confirmation(session, enrollment, due, now)
     return SubscribeResult(

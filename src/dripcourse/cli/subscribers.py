@@ -59,6 +59,7 @@ def subscribe(
             confirmed=confirmed,
             now=now_instant,
             source="cli",
+            actor=command_line_actor(),
         )
         enrollment = result.enrollment
         address, zone = enrollment.subscriber.email, enrollment.subscriber.timezone
@@ -228,7 +229,14 @@ def import_csv(app: App, csv_file: Path, course: str, confirmed: bool, now: str 
         get_course(session, course)  # refused before the progress bar draws anything
         with click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar:
             report = roster.import_subscribers(
-                session, rows, course, app.clock.now(), confirmed=confirmed, progress=bar.update
+                session,
+                rows,
+                course,
+                app.clock.now(),
+                confirmed=confirmed,
+                progress=bar.update,
+                actor=command_line_actor(),
+                file_name=csv_file.name,
             )
     for line, problem in report.rejected:
         click.echo(f"{csv_file}:{line}: {problem}", err=True)
@@ -241,11 +249,17 @@ def import_csv(app: App, csv_file: Path, course: str, confirmed: bool, now: str 
 
 
 @subscribers_group.command("export")
+@course_option
+@click.option(
+    "--status", type=click.Choice(["pending", "active", "paused", "completed", "unsubscribed"])
+)
 @pass_app
-def export_csv(app: App) -> None:
-    """All subscribers and enrolments as CSV on stdout."""
+def export_csv(app: App, course: str | None, status: str | None) -> None:
+    """All subscribers and enrolments (or those of one course, one status) as CSV on stdout. The
+    export is in the audit log: it hands personal data out."""
     with app.database().transaction() as session:
-        roster.write_csv(roster.export_rows(session), sys.stdout)
+        roster.record_export(session, app.clock.now(), command_line_actor(), course, status)
+        roster.write_csv(roster.export_rows(session, course, status), sys.stdout)
 
 
 @subscribers_group.command("forget")

@@ -263,5 +263,11 @@ def get_course(session: Session, slug: str) -> Course:
     return course
 
 
+def course_slugs(session: Session) -> list[str]:
+    """The synced courses' slugs, in order: what a form offers to choose from (one small query,
+    unlike the overview's counts)."""
+    return list(session.scalars(select(Course.slug).order_by(Course.slug)))
+
+
 def load_sources(courses_dir: Path, path: Path | None = None) -> list[CourseSource]:
     return [read_course(folder) for folder in find_course_dirs(courses_dir, path)]

@@ -197,6 +197,7 @@ def create_subscriber(body: NewSubscriber, context: Context) -> SubscriberOut:
             # No consent evidence: the request comes from the operator's tool, not the person.
             source="api",
             now=context.clock.now(),
+            actor=audit.API_ACTOR,
         )
         created = SubscriberOut.model_validate(result.enrollment.subscriber)
     if result.confirmation_queued:

@@ -27,10 +27,12 @@ from dripcourse.web import (
     dashboard_deliveries,
     dashboard_operators,
     dashboard_people,
+    dashboard_roster,
     public,
 )
 from dripcourse.web.accesslog import AccessLog
 from dripcourse.web.context import SignInLimits, WebContext, status_of
+from dripcourse.web.importjobs import TOO_LARGE, ImportJobs
 from dripcourse.web.ratelimit import RateLimiter
 
 MAX_BODY_BYTES = 64 * 1024
@@ -63,9 +65,11 @@ def create_app(
     app.include_router(public.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
+    app.include_router(dashboard_roster.router)  # before /admin/subscribers/{id}
     app.include_router(dashboard_people.router)
     app.include_router(dashboard_operators.router)
     app.include_router(dashboard_deliveries.router)
+    app.state.imports = ImportJobs()
     _install_error_handlers(app)
     # Added first, so it sits inside the one below, next to the handlers that read the body.
     app.add_middleware(LimitStreamedBody, limit=MAX_BODY_BYTES)
@@ -75,8 +79,11 @@ def create_app(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         length = request.headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            return _error(request, 413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
+        limit = body_limit(request.url.path)
+        if not length.isdigit() or int(length) > limit:
+            if request.url.path == dashboard_roster.IMPORT_PATH:
+                return _error(request, 413, TOO_LARGE)
+            return _error(request, 413, f"the request body is larger than {limit} bytes")
         return await call_next(request)
 
     @app.middleware("http")
@@ -91,6 +98,11 @@ def create_app(
     if access_log is not None:
         app.add_middleware(AccessLog, write=access_log)  # outermost: it sees every answer
     return app
+
+
+def body_limit(path: str, default: int = MAX_BODY_BYTES) -> int:
+    """The size cap of a request body: the dashboard's CSV upload may be larger than a form."""
+    return dashboard_roster.MAX_UPLOAD_BODY if path == dashboard_roster.IMPORT_PATH else default
 
 
 class LimitStreamedBody:
@@ -111,8 +123,8 @@ class LimitStreamedBody:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.limit:
-                raise public.RequestTooLarge(self.limit)
+            if received > body_limit(scope["path"], self.limit):
+                raise public.RequestTooLarge(body_limit(scope["path"], self.limit))
             return message
 
         await self.app(scope, counted, send)

@@ -168,6 +168,7 @@ def render(
         status_code=status_code,
         operator=operator,
         is_admin=may(Role(operator.role), Permission.MANAGE_OPERATORS),
+        permitted=lambda permission: may(Role(operator.role), Permission(permission)),
         csrf=csrf_token(request.state.session_token),
         **values,
     )
