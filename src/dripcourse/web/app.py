@@ -20,7 +20,7 @@ from dripcourse.clock import Clock
 from dripcourse.config import Settings
 from dripcourse.errors import DripcourseError
 from dripcourse.store.db import Database
-from dripcourse.web import api, apidocs, dashboard, dashboard_people, public
+from dripcourse.web import api, apidocs, dashboard, dashboard_courses, dashboard_people, public
 from dripcourse.web.accesslog import AccessLog
 from dripcourse.web.context import SignInLimits, WebContext, status_of
 from dripcourse.web.ratelimit import RateLimiter
@@ -56,6 +56,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(dashboard.router)
     app.include_router(dashboard_people.router)
+    app.include_router(dashboard_courses.router)
     _install_error_handlers(app)
     # Added first, so it sits inside the one below, next to the handlers that read the body.
     app.add_middleware(LimitStreamedBody, limit=MAX_BODY_BYTES)
