@@ -33,16 +33,24 @@ NAMES = ["ada", "bruno", "chiara", "dmitri", "emma", "farid"]
 
 
 class Tables(HTMLParser):
-    """Every table of a page, as rows of cell texts (tags dropped, spaces collapsed)."""
+    """Every table of a page, as rows of cell texts (tags dropped, spaces collapsed), as a wide
+    screen shows them, or a phone (`phone=True`): the pages' CSS hides `wide-only` parts on a
+    phone and `narrow-only` (and `narrow-block`) ones on a wide screen."""
 
-    def __init__(self, page: str) -> None:
+    def __init__(self, page: str, phone: bool = False) -> None:
         super().__init__()
+        self.hidden_class = "wide-only" if phone else "narrow-"
         self.tables: list[list[list[str]]] = []
         self._cell: list[str] | None = None
+        self._hiding: str | None = None
         self.feed(page)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "table":
+        if self._hiding:
+            return
+        if self.hidden_class in (dict(attrs).get("class") or ""):
+            self._hiding = tag
+        elif tag == "table":
             self.tables.append([])
         elif tag == "tr" and self.tables:
             self.tables[-1].append([])
@@ -50,12 +58,15 @@ class Tables(HTMLParser):
             self._cell = []
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None:
+        if self._hiding:
+            # The hidden parts are cells or spans with no element of their kind inside.
+            self._hiding = None if tag == self._hiding else self._hiding
+        elif tag in ("td", "th") and self._cell is not None:
             self.tables[-1][-1].append(" ".join("".join(self._cell).split()))
             self._cell = None
 
     def handle_data(self, data: str) -> None:
-        if self._cell is not None:
+        if self._cell is not None and not self._hiding:
             self._cell.append(data)
 
 
@@ -109,7 +120,9 @@ def test_every_synced_course_is_listed_with_its_lessons_and_active_subscribers(l
     assert page.status_code == 200
     [table] = Tables(page.text).tables
     assert table[0] == ["Course", "Slug", "Lessons", "Active subscribers"]
-    assert table[1] == ["Runners E-Course (runners)", "runners", "10", "2"]
+    assert table[1] == ["Runners E-Course", "runners", "10", "2"]
+    # A phone has no room for the slug's column: it is under the title.
+    assert Tables(page.text, phone=True).tables[0][1] == ["Runners E-Course (runners)", "10", "2"]
     assert 'href="/admin/courses/runners"' in page.text
     assert 'aria-current="page">Courses</a>' in page.text
 
@@ -182,6 +195,12 @@ def test_the_calendar_in_a_chosen_zone_gives_each_lesson_there_and_in_utc(live_s
         local = datetime.strptime(there, "%a %d %b %Y %H:%M").replace(tzinfo=zone)
         assert local.strftime("%H:%M") == "08:00"  # the course's send time, in their zone
         assert local.astimezone(UTC).strftime("%a %d %b %H:%M") == utc  # 02:30 UTC
+    # A phone has no room for a third column: UTC is said under the time there.
+    on_a_phone = Tables(page.text, phone=True).tables[1]
+    assert on_a_phone[0] == ["Lesson", "In Asia/Kolkata"]
+    assert [row[1] for row in on_a_phone[1:]] == [
+        f"{there} {utc} UTC" for _, there, utc in calendar[1:]
+    ]
     assert 'value="Asia/Kolkata"' in page.text
 
 
@@ -194,12 +213,12 @@ def test_without_a_zone_the_calendar_is_in_the_courses_zone(live_server):
 @pytest.mark.parametrize(
     ("zone", "says"),
     [
-        ("Mars/Olympus_Mons", "unknown time zone 'Mars/Olympus_Mons'"),
+        ("Mars/Olympus_Mons", "Unknown time zone 'Mars/Olympus_Mons'"),
         ("EST", "EST is a fixed offset"),
-        ('<script>alert("zone")</script>', "unknown time zone"),
-        ("Europe/Berlin\x00", "unknown time zone"),
-        ("../../../etc/passwd", "unknown time zone"),
-        ("x" * 1000, "unknown time zone"),
+        ('<script>alert("zone")</script>', "Unknown time zone"),
+        ("Europe/Berlin\x00", "Unknown time zone"),
+        ("../../../etc/passwd", "Unknown time zone"),
+        ("x" * 1000, "Unknown time zone"),
     ],
 )
 def test_a_bad_zone_gives_the_form_back_with_the_error_beside_the_field(live_server, zone, says):
@@ -220,8 +239,8 @@ def test_a_lesson_is_shown_as_the_preview_shows_it(live_server):
     assert page.status_code == 200
     assert "<h1>Lesson 2: Ankles that bend and balance</h1>" in page.text
     frame = re.search(r"<iframe [^>]*>", page.text).group(0)
-    # Sandboxed with no permission at all: the email's scripts, if any, never run.
-    assert " sandbox " in frame and "allow-scripts" not in frame
+    # Sandboxed: the email's scripts, if any, never run, and no form of it is sent.
+    assert 'sandbox="allow-same-origin"' in frame and "allow-scripts" not in frame
     assert "Hi Sam," in unescape(re.search(r'srcdoc="([^"]*)"', frame).group(1))
     text = re.search(r'<pre class="text">(.*?)</pre>', page.text, re.S).group(1)
     assert "LESSON 2 OF 10" in unescape(text) and "Hi Sam," in unescape(text)
@@ -240,8 +259,8 @@ def test_a_lesson_by_its_number_is_the_same_lesson(live_server):
 @pytest.mark.parametrize(
     ("path", "says"),
     [
-        ("/admin/courses/no-such-course", "unknown course 'no-such-course'"),
-        ("/admin/courses/no-such-course/lessons/feet", "unknown course 'no-such-course'"),
+        ("/admin/courses/no-such-course", "Unknown course 'no-such-course'"),
+        ("/admin/courses/no-such-course/lessons/feet", "Unknown course 'no-such-course'"),
         ("/admin/courses/runners/lessons/no-such-lesson", "has no lesson 'no-such-lesson'"),
         ("/admin/courses/runners/lessons/11", "has lessons 1 to 10, not 11"),
     ],

@@ -124,13 +124,13 @@ def _course_page(
             summary = overview.course_summary(session, slug)
             report = course_report(session, slug)
     except NotFound as exc:
-        return _courses_page(request, context, operator, missing=str(exc))
+        return _courses_page(request, context, operator, missing=_sentence(str(exc)))
     course = summary.course
     zone_error, calendar, calendar_problem = "", None, ""
     try:
         chosen = check_timezone(zone) if zone.strip() else None
     except BadInput as exc:
-        zone_error = str(exc)
+        zone_error = _sentence(str(exc))
     else:
         try:
             # From the course files, as `dripcourse courses calendar` reads them.
@@ -138,7 +138,7 @@ def _course_page(
                 context.settings.courses_dir, slug, context.clock.now(), chosen
             )
         except DripcourseError as exc:
-            calendar_problem = str(exc)
+            calendar_problem = _sentence(str(exc))
     return render(
         request,
         operator,
@@ -183,7 +183,7 @@ def _lesson_page(
             neighbours = [(n, lesson.key) for n, lesson in enumerate(found.current_lessons, 1)]
             title, course_slug = found.title, found.slug
     except NotFound as exc:
-        return _course_page(request, context, operator, slug, "", missing=str(exc))
+        return _course_page(request, context, operator, slug, "", missing=_sentence(str(exc)))
     previous = neighbours[number - 2] if number and number > 1 else None
     following = neighbours[number] if number and number < count else None
     return render(
@@ -221,3 +221,8 @@ def _rhythm_words(course: Course) -> str:
 
 def _zone_of(calendar: Calendar | None) -> ZoneInfo | None:
     return ZoneInfo(calendar.timezone) if calendar is not None else None
+
+
+def _sentence(message: str) -> str:
+    """An operation's error as the page says it: a capital first, a full stop last."""
+    return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
