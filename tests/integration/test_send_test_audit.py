@@ -13,6 +13,8 @@ from dripcourse.devtools.smtpserver import CapturingSMTPServer
 from dripcourse.errors import BadInput
 from dripcourse.store.db import Database
 
+pytestmark = pytest.mark.both_databases
+
 
 def test_a_test_send_with_an_actor_is_one_entry_in_the_audit_log(
     synced: Database, settings: Settings, smtpd: CapturingSMTPServer, clock: FixedClock

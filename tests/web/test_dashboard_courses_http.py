@@ -127,6 +127,7 @@ def test_every_synced_course_is_listed_with_its_lessons_and_active_subscribers(l
     assert 'aria-current="page">Courses</a>' in page.text
 
 
+@pytest.mark.both_databases
 def test_the_report_on_the_page_is_the_one_the_report_command_prints(live_server, smtpd, tmp_path):
     # In the future of the live server's own scheduler (it runs on the real clock), so that the
     # passes below, each as of its instant, are the only ones that send.
@@ -290,6 +291,7 @@ HOSTILE = [
 ]
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize("hostile", HOSTILE)
 def test_hostile_slugs_keys_and_zones_are_never_a_500(live_server, hostile):
     with signed_in(live_server, Role.EDITOR) as browser:
@@ -308,6 +310,7 @@ def test_hostile_slugs_keys_and_zones_are_never_a_500(live_server, hostile):
         assert "<script>alert" not in answer.text
 
 
+@pytest.mark.both_databases
 def test_an_editor_sends_a_test_to_themself_and_it_is_audited(live_server, inbox):
     with signed_in(live_server, Role.EDITOR) as browser:
         page = browser.get("/admin/courses/runners/lessons/knees")
