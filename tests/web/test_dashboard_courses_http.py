@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import mailbox
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from email.mime.base import MIMEBase
@@ -26,6 +27,7 @@ from test_dashboard_people_http import people, signed_in, token_of
 from dripcourse.app import audit, subscriptions
 from dripcourse.app.bounces import process_mailbox
 from dripcourse.app.report import course_report
+from dripcourse.courses.catalog import load_sources, sync_course
 from dripcourse.devtools.smtpserver import ReceivedMessage
 from dripcourse.domain.roles import Role
 
@@ -371,3 +373,29 @@ def test_the_course_pages_need_a_sign_in(live_server):
         assert (answer.status_code, answer.headers["location"]) == (303, "/admin/login")
     posted = httpx.post(f"{live_server.url}/admin/courses/runners/lessons/1/test", data={})
     assert posted.status_code == 303
+
+
+def test_a_course_that_tracks_clicks_has_a_clicked_column(live_server):
+    toml = live_server.settings.courses_dir / "runners" / "course.toml"
+    toml.write_text(toml.read_text() + "\n[tracking]\nclicks = true\n")
+    with live_server.database.transaction() as session:
+        for source in load_sources(live_server.settings.courses_dir):
+            sync_course(session, source, datetime.now(UTC))
+    with signed_in(live_server, Role.VIEWER) as browser:
+        page = browser.get("/admin/courses/runners")
+    report = Tables(page.text).tables[0]
+    assert report[0][-1] == "Clicked" and [row[-1] for row in report[1:]] == ["0"] * 10
+    assert "Clicks are not tracked" not in page.text
+
+
+def test_when_the_courses_files_are_gone_the_calendar_says_so_and_the_report_stays(live_server):
+    shutil.rmtree(live_server.settings.courses_dir / "runners")
+    with signed_in(live_server, Role.VIEWER) as browser:
+        page = browser.get("/admin/courses/runners", params={"zone": "Europe/Paris"})
+    assert page.status_code == 200
+    calendar = re.search(
+        r'<section class="card" aria-labelledby="calendar-title">.*?</section>', page.text, re.S
+    ).group(0)
+    # The only course folder is gone: there is no course there at all.
+    assert "cannot be used now. No courses found in " in unescape(calendar)
+    assert len(Tables(page.text).tables) == 1  # the report, still there
