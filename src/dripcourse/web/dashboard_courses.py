@@ -10,7 +10,7 @@ calendar `app/timeline.course_calendar` (`dripcourse courses calendar`), the les
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Path, Query, Request
@@ -123,6 +123,7 @@ def _course_page(
         with context.database.read() as session:
             summary = overview.course_summary(session, slug)
             report = course_report(session, slug)
+            keys = {lesson.key for lesson in summary.course.lessons}  # retired ones too
     except NotFound as exc:
         return _courses_page(request, context, operator, missing=_sentence(str(exc)))
     course = summary.course
@@ -152,7 +153,7 @@ def _course_page(
         report=report,
         chart=lesson_bars(report),
         tracks_clicks=any(row.clicked is not None for row in report),
-        keys={lesson.key for lesson in course.lessons},
+        keys=keys,
         missing=missing,
         zone=zone,
         zone_error=zone_error,
@@ -170,10 +171,11 @@ def _lesson_page(
     slug: str,
     key: str,
     status: int = 200,
-    **outcome: Any,
+    sent: lessons.SentTestCopy | None = None,
+    failure: str = "",
 ) -> HTMLResponse:
-    """The lesson as a sample reader gets it; `outcome`: `sent` (a `SentTestCopy`) or `failure`
-    (why the test did not go). An unknown lesson is said on the course's page (404)."""
+    """The lesson as a sample reader gets it; after a test send, what went (`sent`) or why it
+    did not (`failure`). An unknown lesson is said on the course's page (404)."""
     builder = MessageBuilder(context.signer, context.settings.base_url)
     try:
         with context.database.read() as session:
@@ -202,8 +204,8 @@ def _lesson_page(
         following=following,
         rendered=rendered,
         may_test=may(Role(operator.role), Permission.CHANGE_LESSONS),
-        sent=outcome.get("sent"),
-        failure=outcome.get("failure", ""),
+        sent=sent,
+        failure=failure,
     )
 
 
