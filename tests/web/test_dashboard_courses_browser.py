@@ -7,6 +7,7 @@ by axe-core, and never wider than a phone."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from playwright.sync_api import expect
 from test_dashboard_browser import (
@@ -15,6 +16,7 @@ from test_dashboard_browser import (
     three_runners_had_lesson_1,
 )
 
+from dripcourse.app import subscriptions
 from dripcourse.domain.roles import Role
 
 WIDTHS = (375, 1280)
@@ -26,6 +28,8 @@ def test_an_editor_reads_a_course_its_calendar_and_a_lesson_and_sends_a_test_to_
     three_runners_had_lesson_1(
         live_server, inbox, "America/Toronto", ("ed@clinic.example", Role.EDITOR)
     )
+    with live_server.database.transaction() as session:  # one of them leaves after lesson 1
+        subscriptions.unsubscribe(session, "runner0@example.com", datetime.now(UTC), "runners")
     page = browser_page
 
     sign_in_as(page, live_server.url, "ed@clinic.example")
@@ -33,7 +37,7 @@ def test_an_editor_reads_a_course_its_calendar_and_a_lesson_and_sends_a_test_to_
     expect(page.get_by_role("heading", level=1)).to_have_text("Courses")
     course_row = page.get_by_role("row", name=re.compile("Runners E-Course"))
     expect(course_row).to_contain_text("10")  # lessons
-    expect(course_row.get_by_role("cell").last).to_have_text("3")  # active subscribers
+    expect(course_row.get_by_role("cell").last).to_have_text("2")  # active subscribers
     screenshot(page, "1-courses", WIDTHS)
     assert serious_accessibility_problems(page) == []
 
@@ -43,7 +47,9 @@ def test_an_editor_reads_a_course_its_calendar_and_a_lesson_and_sends_a_test_to_
     first = report.get_by_role("row").nth(1)
     expect(first.get_by_role("cell").nth(0)).to_have_text("1")
     expect(first.get_by_role("cell").nth(2)).to_have_text("3")  # sent: the three runners
+    expect(first.get_by_role("cell").nth(5)).to_have_text("1")  # unsubscribed right after it
     expect(report.locator("svg.chart")).to_be_visible()
+    expect(report.locator("svg.chart rect.left")).to_have_count(1)
     expect(report.get_by_text("Still with the course at each lesson")).to_be_visible()
     # The calendar is in the course's zone until another is chosen.
     calendar = page.locator("section", has_text="Calendar of someone subscribing now")
