@@ -1,7 +1,8 @@
 """Operator actions on single lessons: find one, preview it, send a test, queue it for people.
 
 A test send is the lesson exactly as a subscriber gets it (the same builder, DKIM included), marked
-`[Test]`, mailed to one address and recorded nowhere. A queued lesson is an extra delivery outside
+`[Test]`, mailed to one address and kept out of the ledger and the report (the audit log says who
+sent it, when a shell names them). A queued lesson is an extra delivery outside
 the rhythm: the person's weekly lessons go on as before.
 """
 
@@ -106,12 +107,15 @@ def send_test(
     name: str = "Sam Sample",
     timezone: str = "UTC",
     now: datetime,
+    actor: str | None = None,
 ) -> SentTestCopy:
     """Mail lesson `which` of a course to `to` now, through the configured backend, marked
-    `[Test]`; nothing is recorded. A send the backend does not take is `BadInput`, with its reason.
+    `[Test]`; nothing goes into the ledger. A send the backend does not take is `BadInput`, with
+    its reason. `actor`: who asked, for the audit log ("test sent", to whom, which lesson).
 
     Built in one short transaction (the secret key may be made on first use and is kept), sent
-    outside any, as the dispatcher does.
+    outside any, as the dispatcher does; the audit entry is written in a short transaction of its
+    own once the backend took the message, so that only a test that went is in the log.
     """
     address, zone = normalise_email(to), check_timezone(timezone)
     with database.transaction() as session:
@@ -125,7 +129,12 @@ def send_test(
         result = backend.send([message])[0]
     if result.outcome != Outcome.SENT:
         raise BadInput(f"test send to {address} failed ({result.outcome}): {result.detail}")
-    return SentTestCopy(course_slug, lesson.position, lesson.key, address)
+    sent = SentTestCopy(course_slug, lesson.position, lesson.key, address)
+    if actor is not None:
+        with database.transaction() as session:
+            what = f"lesson {sent.number} ({sent.key}) of {sent.course}"
+            audit.record(session, now, actor, "test sent", address, what)
+    return sent
 
 
 def queue_lesson(

@@ -87,6 +87,7 @@ def send_test(
         name=name,
         timezone=timezone,
         now=app.clock.now(),
+        actor=command_line_actor(),
     )
     click.echo(
         f"sent lesson {sent.number} ({sent.key}) of {sent.course} to {sent.to} "

@@ -24,6 +24,7 @@ from dripcourse.web import (
     api,
     apidocs,
     dashboard,
+    dashboard_courses,
     dashboard_deliveries,
     dashboard_operators,
     dashboard_people,
@@ -69,6 +70,7 @@ def create_app(
     app.include_router(dashboard_people.router)
     app.include_router(dashboard_operators.router)
     app.include_router(dashboard_deliveries.router)
+    app.include_router(dashboard_courses.router)
     app.state.imports = ImportJobs()
     _install_error_handlers(app)
     # Added first, so it sits inside the one below, next to the handlers that read the body.

@@ -141,6 +141,7 @@ def _new_form(
         "admin_subscriber_new.html",
         status_code=status,
         title="Add a subscriber",
+        section="subscribers",
         values=values,
         errors=errors or {},
         courses=_course_slugs(context),
@@ -224,6 +225,7 @@ def import_status(
         operator,
         "admin_import_status.html",
         title="Import",
+        section="subscribers",
         job=job,
         refreshing=refreshing,
     )
@@ -246,6 +248,7 @@ def _import_form(
         "admin_import.html",
         status_code=status,
         title="Import subscribers",
+        section="subscribers",
         values=values,
         errors=errors or {},
         courses=_course_slugs(context),
