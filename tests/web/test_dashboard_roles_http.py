@@ -32,6 +32,12 @@ MATRIX: dict[str, tuple[Role | None, dict[str, str]]] = {
     "/admin/subscribers/{subscriber_id}/details": (EDITOR, {"name": "N", "timezone": "UTC"}),
     "/admin/subscribers/{subscriber_id}/forget": (EDITOR, {"confirm": "p000@example.com"}),
     "/admin/deliveries/{delivery_id}/retry": (EDITOR, {}),
+    "/admin/subscribers/new": (
+        EDITOR,
+        {"email": "new@example.com", "timezone": "UTC", "course": "runners", "confirmed": "yes"},
+    ),
+    "/admin/subscribers/import": (EDITOR, {}),
+    "/admin/courses/{slug}/lessons/{key}/test": (EDITOR, {}),
     "/admin/operators": (ADMIN, {"email": "new@clinic.example", "role": "viewer"}),
     "/admin/operators/{operator_id}/role": (ADMIN, {"role": "editor"}),
     "/admin/operators/{operator_id}/remove": (ADMIN, {}),
@@ -39,18 +45,38 @@ MATRIX: dict[str, tuple[Role | None, dict[str, str]]] = {
 }
 """Each form: the least role that may send it, and fields that make a sensible request."""
 
+PAGES: dict[str, Role | None] = {
+    "/admin/login": ANYONE,
+    "/admin/invitation": ANYONE,
+    "/admin/": VIEWER,
+    "/admin/courses": VIEWER,
+    "/admin/courses/{slug}": VIEWER,
+    "/admin/courses/{slug}/lessons/{key}": VIEWER,
+    "/admin/subscribers": VIEWER,
+    "/admin/subscribers/{subscriber_id}": VIEWER,
+    "/admin/deliveries": VIEWER,
+    "/admin/imports/{job_id}": VIEWER,
+    "/admin/subscribers/new": EDITOR,
+    "/admin/subscribers/import": EDITOR,
+    "/admin/subscribers/export": EDITOR,
+    "/admin/operators": ADMIN,
+    "/admin/audit": ADMIN,
+}
+"""Each page: the least role that may see it. A viewer sees everything but what only serves a
+change, and the file of everyone's address (an export leaves the system)."""
+
 SAMPLE_PATH = {
     "/admin/subscribers/{subscriber_id}/enrollments/{course}/{action}": ["pause", "resume"],
 }
 RANK = {VIEWER: 0, EDITOR: 1, ADMIN: 2}
 
 
-def admin_forms(settings, database) -> set[str]:
+def admin_routes(settings, database, method: str) -> set[str]:
     app = create_app(settings, database, FixedClock(datetime.now(UTC)))
     return {
         route.path
         for route in _routes(app.routes)
-        if "POST" in route.methods and route.path.startswith("/admin")
+        if method in route.methods and route.path.startswith("/admin")
     }
 
 
@@ -64,8 +90,9 @@ def _routes(routes) -> Iterator[APIRoute]:
             yield from _routes(included.routes)
 
 
-def test_every_form_of_the_dashboard_is_in_the_matrix(settings, synced):
-    assert admin_forms(settings, synced) == set(MATRIX)
+def test_every_form_and_page_of_the_dashboard_is_in_the_matrix(settings, synced):
+    assert admin_routes(settings, synced, "POST") == set(MATRIX)
+    assert admin_routes(settings, synced, "GET") == set(PAGES)
 
 
 @pytest.mark.parametrize("role", [VIEWER, EDITOR, ADMIN])
@@ -81,6 +108,9 @@ def test_each_role_may_send_exactly_the_forms_of_its_rank(live_server, role):
         "course": "runners",
         "operator_id": str(other),
         "delivery_id": "1",
+        "slug": "runners",
+        "key": "2",
+        "job_id": "no-such-import",
     }
     with signed_in(live_server, role) as browser:
         token = token_of(browser)
@@ -94,3 +124,12 @@ def test_each_role_may_send_exactly_the_forms_of_its_rank(live_server, role):
                     assert answer.status_code == 403, (role, path)
                 else:
                     assert answer.status_code != 403 and answer.status_code < 500, (role, path)
+        for template, least in PAGES.items():
+            if least is ANYONE:
+                continue
+            path = template.format(**values)
+            answer = browser.get(path)
+            if RANK[role] < RANK[least]:
+                assert answer.status_code == 403, (role, path)
+            else:
+                assert answer.status_code in (200, 404), (role, path)
