@@ -181,7 +181,8 @@ def test_an_editor_finds_a_subscriber_pauses_and_resumes_them_and_the_admin_sees
     expect(rows.nth(3)).to_contain_text("paused")
     expect(rows.nth(1)).to_contain_text("runner1@example.com")
     expect(rows.nth(4)).to_contain_text("password chosen")
-    expect(rows.nth(5)).to_contain_text("operator added")
-    expect(rows.nth(5)).to_contain_text("ed@clinic.example")
+    expect(rows.nth(5)).to_contain_text("invitation sent")
+    expect(rows.nth(6)).to_contain_text("operator added")
+    expect(rows.nth(6)).to_contain_text("ed@clinic.example")
     screenshot(page, "4-audit-log", widths)
     assert serious_accessibility_problems(page) == []
