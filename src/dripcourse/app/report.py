@@ -22,12 +22,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from dripcourse.app.bouncereports import Kind
 from dripcourse.courses.catalog import get_course
 from dripcourse.mail.links import tracks_clicks
+from dripcourse.store import tallies
 from dripcourse.store.models import (
     Click,
     Delivery,
@@ -90,22 +90,9 @@ def course_report(session: Session, slug: str) -> list[LessonReport]:
 
 
 def _outcomes(session: Session, lesson_ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:
-    """Sent, failed and hard-bounced deliveries of each lesson that has any."""
-
-    def number_of(condition: ColumnElement[bool]) -> ColumnElement[int]:
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-    rows = session.execute(
-        select(
-            Delivery.lesson_id,
-            number_of(Delivery.status == DeliveryStatus.SENT),
-            number_of(Delivery.status == DeliveryStatus.FAILED),
-            number_of(Delivery.bounce == Kind.HARD),
-        )
-        .where(Delivery.lesson_id.in_(list(lesson_ids)), Delivery.kind.in_(LESSON_KINDS))
-        .group_by(Delivery.lesson_id)
-    ).all()
-    return {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in rows if row[0] is not None}
+    """Sent, failed and hard-bounced deliveries of each lesson that has any: counts the database
+    keeps as deliveries change (`store/tallies.py`), not a count over the whole ledger."""
+    return tallies.lesson_outcomes(session, lesson_ids)
 
 
 def _left_after(session: Session, course_id: int) -> dict[int, int]:
