@@ -130,7 +130,8 @@ def _left_after(session: Session, course_id: int) -> dict[int, int]:
             Suppression.reason == SuppressionReason.HARD_BOUNCE, Suppression.email.is_not(None)
         )
     ):
-        bounced.setdefault(email.lower(), []).append(created_at)
+        if email is not None:  # (the query leaves out the forgotten: this is for the types)
+            bounced.setdefault(email.lower(), []).append(created_at)
     counts: dict[int, int] = {}
     for email_key, ended_at, lesson_id in left:
         if lesson_id is None or ended_at is None:
