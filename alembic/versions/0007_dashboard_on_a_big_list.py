@@ -8,7 +8,7 @@ Create Date: 2026-12-05 22:00:00.000000
   indexed, so that a search by the start of a name walks an index; filled in for every subscriber.
 - indexes for the failures of the last day and the latest ones, the latest bounces, and who left
   a course after which lesson.
-- `lesson_tallies`, `day_tallies`, `enrollment_tallies`: counts kept by triggers
+- `lesson_tallies`, `day_tallies`, `due_tallies`, `enrollment_tallies`: counts kept by triggers
   (`store/tallies.py`), computed here from the rows as they stand.
 """
 from collections.abc import Sequence
@@ -63,6 +63,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_day_tallies'))
     )
     op.create_index(op.f('ix_day_tallies_day'), 'day_tallies', ['day'], unique=False)
+    op.create_table('due_tallies',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('owed', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_due_tallies'))
+    )
+    op.create_index(op.f('ix_due_tallies_day'), 'due_tallies', ['day'], unique=False)
     op.create_table('enrollment_tallies',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('course_id', sa.Integer(), nullable=False),
@@ -112,6 +119,8 @@ def downgrade() -> None:
     tallies.uninstall(op.get_bind())
     op.drop_index(op.f('ix_enrollment_tallies_course_id'), table_name='enrollment_tallies')
     op.drop_table('enrollment_tallies')
+    op.drop_index(op.f('ix_due_tallies_day'), table_name='due_tallies')
+    op.drop_table('due_tallies')
     op.drop_index(op.f('ix_day_tallies_day'), table_name='day_tallies')
     op.drop_table('day_tallies')
     op.drop_index(op.f('ix_lesson_tallies_lesson_id'), table_name='lesson_tallies')

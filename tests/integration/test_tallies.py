@@ -29,7 +29,7 @@ from dripcourse.store.models import Delivery, Enrollment, LessonTally, Subscribe
 pytestmark = pytest.mark.both_databases
 
 
-def counted_from_rows(session: Session) -> tuple[object, object, object]:
+def counted_from_rows(session: Session) -> tuple[object, ...]:
     """The three counts as plain GROUP BYs over every row: the definitions the tallies keep."""
 
     def number_of(condition):
@@ -63,15 +63,25 @@ def counted_from_rows(session: Session) -> tuple[object, object, object]:
         )
     ):
         enrolments.setdefault(course, {})[status] = count
-    return lessons, days, enrolments
+    owed_day = func.date(Enrollment.next_due_at)
+    owed = {
+        date.fromisoformat(str(value)[:10]): count
+        for value, count in session.execute(
+            select(owed_day, func.count())
+            .where(Enrollment.status == "active", Enrollment.next_due_at.is_not(None))
+            .group_by(owed_day)
+        )
+    }
+    return lessons, days, enrolments, owed
 
 
-def kept(session: Session) -> tuple[object, object, object]:
+def kept(session: Session) -> tuple[object, ...]:
     lesson_ids = session.scalars(select(LessonTally.lesson_id).distinct()).all()
     return (
         tallies.lesson_outcomes(session, lesson_ids),
         tallies.sent_per_day(session, date(2000, 1, 1)),
         tallies.enrollment_counts(session),
+        tallies.owed_per_day(session, date(3000, 1, 1)),
     )
 
 
@@ -88,9 +98,10 @@ def test_the_counts_follow_every_change_of_the_rows(tracked, settings, clock, sm
     tick(tracked, settings, clock, LESSON_ONE)
     assert_exact(tracked)
     with tracked.read() as session:
-        lessons, days, _ = kept(session)
+        lessons, days, _, owed = kept(session)
     assert sorted(lessons.values()) == [(5, 1, 0)]
     assert days == {LESSON_ONE.date(): 5}
+    assert owed == {LESSON_TWO.date(): 6}  # lesson 2, by all six: a refusal ends no course
 
     # A hard bounce of bruno's message: counted as bounced, and his enrolment ends.
     clock.set(LESSON_ONE + timedelta(days=1))

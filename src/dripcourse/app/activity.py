@@ -56,12 +56,7 @@ def activity(session: Session, now: datetime) -> Activity:
     # Counted as outcomes are recorded (`store/tallies.py`): a month holds a million messages.
     sent = tallies.sent_per_day(session, first_sent_day)
     horizon = _midnight(today + timedelta(days=DUE_DAYS), now)
-    owed = _per_day(
-        session,
-        Enrollment.next_due_at,
-        Enrollment.status == EnrollmentStatus.ACTIVE,
-        Enrollment.next_due_at < horizon,
-    )
+    owed = tallies.owed_per_day(session, horizon.date())
     waiting = _per_day(
         session,
         Delivery.next_attempt_at,

@@ -407,6 +407,16 @@ class DayTally(Base):
     sent: Mapped[int] = mapped_column(default=0)
 
 
+class DueTally(Base):
+    """Deltas of the active enrolments whose next lesson is owed on a UTC day, kept by triggers
+    (`store/tallies.py`)."""
+
+    __tablename__ = "due_tallies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(index=True)
+    owed: Mapped[int] = mapped_column(default=0)
+
+
 class EnrollmentTally(Base):
     """Deltas of the enrolments of a course in a status, kept by triggers (`store/tallies.py`)."""
 

@@ -17,7 +17,7 @@ and a bulk load that ran without the triggers).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 
 from sqlalchemy import ColumnElement, Connection, case, delete, func, insert, select, text
@@ -28,7 +28,9 @@ from dripcourse.store.models import (
     Delivery,
     DeliveryKind,
     DeliveryStatus,
+    DueTally,
     Enrollment,
+    EnrollmentStatus,
     EnrollmentTally,
     LessonTally,
 )
@@ -42,7 +44,7 @@ HARD = "hard"
 # --- the triggers, one text per dialect ---------------------------------------------------------
 
 
-def _delivery_deltas(row: str, sign: str, postgres: bool) -> list[str]:
+def _outcome_deltas(row: str, sign: str, postgres: bool) -> list[str]:
     """INSERTs of what the delivery `row` (NEW or OLD) adds to the counts, times `sign`."""
 
     def flag(condition: str) -> str:
@@ -64,15 +66,32 @@ def _delivery_deltas(row: str, sign: str, postgres: bool) -> list[str]:
     ]
 
 
-def _enrollment_deltas(row: str, sign: str) -> list[str]:
+def _state_deltas(row: str, sign: str, postgres: bool) -> list[str]:
     return [
         "INSERT INTO enrollment_tallies (course_id, status, count) "
         f"VALUES ({row}.course_id, {row}.status, {sign}1);"
     ]
 
 
-DELIVERY_COLUMNS = ("status", "bounce", "sent_at", "lesson_id", "kind")
-ENROLLMENT_COLUMNS = ("status", "course_id")
+def _owed_deltas(row: str, sign: str, postgres: bool) -> list[str]:
+    day = f"{row}.next_due_at::date" if postgres else f"date({row}.next_due_at)"
+    return [
+        f"INSERT INTO due_tallies (day, owed) SELECT {day}, {sign}1 "
+        f"WHERE {row}.status = 'active' AND {row}.next_due_at IS NOT NULL;"
+    ]
+
+
+TALLIES: list[tuple[str, str, tuple[str, ...], Callable[[str, str, bool], list[str]]]] = [
+    # (name, table watched, the columns that move the counts, the delta rows of one row)
+    (
+        "outcomes",
+        "deliveries",
+        ("status", "bounce", "sent_at", "lesson_id", "kind"),
+        _outcome_deltas,
+    ),
+    ("states", "enrollments", ("status", "course_id"), _state_deltas),
+    ("owed", "enrollments", ("status", "next_due_at"), _owed_deltas),
+]
 
 
 def _changed(columns: Iterable[str], postgres: bool) -> str:
@@ -82,14 +101,11 @@ def _changed(columns: Iterable[str], postgres: bool) -> str:
 
 def _sqlite_triggers() -> list[str]:
     made = []
-    for table, deltas, columns in (
-        ("deliveries", lambda row, sign: _delivery_deltas(row, sign, False), DELIVERY_COLUMNS),
-        ("enrollments", _enrollment_deltas, ENROLLMENT_COLUMNS),
-    ):
+    for name, table, columns, deltas in TALLIES:
         body = {
-            "insert": deltas("NEW", "+"),
-            "delete": deltas("OLD", "-"),
-            "update": deltas("OLD", "-") + deltas("NEW", "+"),
+            "insert": deltas("NEW", "+", False),
+            "delete": deltas("OLD", "-", False),
+            "update": deltas("OLD", "-", False) + deltas("NEW", "+", False),
         }
         for event, statements in body.items():
             when = ""
@@ -98,7 +114,7 @@ def _sqlite_triggers() -> list[str]:
                 on = f"UPDATE OF {', '.join(columns)}"
                 when = f" WHEN {_changed(columns, False)}"
             made.append(
-                f"CREATE TRIGGER tally_{table}_{event} AFTER {on} ON {table}{when} "
+                f"CREATE TRIGGER tally_{name}_{event} AFTER {on} ON {table}{when} "
                 f"BEGIN {' '.join(statements)} END"
             )
     return made
@@ -106,21 +122,18 @@ def _sqlite_triggers() -> list[str]:
 
 def _postgres_triggers() -> list[str]:
     made = []
-    for table, deltas, columns in (
-        ("deliveries", lambda row, sign: _delivery_deltas(row, sign, True), DELIVERY_COLUMNS),
-        ("enrollments", _enrollment_deltas, ENROLLMENT_COLUMNS),
-    ):
+    for name, table, columns, deltas in TALLIES:
         made.append(
-            f"CREATE FUNCTION tally_{table}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            f"CREATE FUNCTION tally_{name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
             "IF TG_OP = 'UPDATE' AND NOT (" + _changed(columns, True) + ") THEN RETURN NULL; "
             "END IF; "
-            f"IF TG_OP IN ('UPDATE', 'DELETE') THEN {' '.join(deltas('OLD', '-'))} END IF; "
-            f"IF TG_OP IN ('UPDATE', 'INSERT') THEN {' '.join(deltas('NEW', '+'))} END IF; "
+            f"IF TG_OP IN ('UPDATE', 'DELETE') THEN {' '.join(deltas('OLD', '-', True))} END IF; "
+            f"IF TG_OP IN ('UPDATE', 'INSERT') THEN {' '.join(deltas('NEW', '+', True))} END IF; "
             "RETURN NULL; END $$"
         )
         made.append(
-            f"CREATE TRIGGER tally_{table} AFTER INSERT OR DELETE OR UPDATE OF "
-            f"{', '.join(columns)} ON {table} FOR EACH ROW EXECUTE FUNCTION tally_{table}()"
+            f"CREATE TRIGGER tally_{name} AFTER INSERT OR DELETE OR UPDATE OF "
+            f"{', '.join(columns)} ON {table} FOR EACH ROW EXECUTE FUNCTION tally_{name}()"
         )
     return made
 
@@ -133,14 +146,13 @@ def install(connection: Connection) -> None:
 
 
 def uninstall(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        for table in ("deliveries", "enrollments"):
-            connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS tally_{table} ON {table}")
-            connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS tally_{table}()")
-        return
-    for table in ("deliveries", "enrollments"):
+    for name, table, _, _ in TALLIES:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS tally_{name} ON {table}")
+            connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS tally_{name}()")
+            continue
         for event in ("insert", "delete", "update"):
-            connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS tally_{table}_{event}")
+            connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS tally_{name}_{event}")
 
 
 # --- recounting and compacting ------------------------------------------------------------------
@@ -152,7 +164,7 @@ def _number_of(condition: ColumnElement[bool]) -> ColumnElement[int]:
 
 def recount(session: Session | Connection) -> None:
     """Every count computed again from the deliveries and enrolments as they stand."""
-    for table in (LessonTally, DayTally, EnrollmentTally):
+    for table in (LessonTally, DayTally, EnrollmentTally, DueTally):
         session.execute(delete(table))
     session.execute(
         insert(LessonTally).from_select(
@@ -184,12 +196,24 @@ def recount(session: Session | Connection) -> None:
             ),
         )
     )
+    owed_day = func.date(Enrollment.next_due_at)
+    session.execute(
+        insert(DueTally).from_select(
+            ["day", "owed"],
+            select(owed_day, func.count())
+            .where(
+                Enrollment.status == EnrollmentStatus.ACTIVE, Enrollment.next_due_at.is_not(None)
+            )
+            .group_by(owed_day),
+        )
+    )
 
 
 _COMPACTED = {
     "lesson_tallies": ("lesson_id", ("sent", "failed", "bounced")),
     "day_tallies": ("day", ("sent",)),
     "enrollment_tallies": ("course_id, status", ("count",)),
+    "due_tallies": ("day", ("owed",)),
 }
 
 
@@ -248,6 +272,17 @@ def sent_per_day(session: Session, first: date) -> dict[date, int]:
         select(DayTally.day, func.sum(DayTally.sent))
         .where(DayTally.day >= first)
         .group_by(DayTally.day)
+    ).all()
+    return {_as_date(day): int(count) for day, count in rows if count}
+
+
+def owed_per_day(session: Session, before: date) -> dict[date, int]:
+    """Active enrolments whose next lesson is owed on each UTC day before `before` (overdue
+    days included; days without any left out)."""
+    rows = session.execute(
+        select(DueTally.day, func.sum(DueTally.owed))
+        .where(DueTally.day < before)
+        .group_by(DueTally.day)
     ).all()
     return {_as_date(day): int(count) for day, count in rows if count}
 
