@@ -8,8 +8,8 @@ import mailbox
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import case, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, case, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 from test_report import (
     LESSON_ONE,
     LESSON_TWO,
@@ -20,11 +20,18 @@ from test_report import (
     tracked,  # noqa: F401 - the fixture
 )
 
-from dripcourse.app import people, subscriptions
+from dripcourse.app import people, report, subscriptions
 from dripcourse.app.bouncereports import Kind
 from dripcourse.app.bounces import process_mailbox
 from dripcourse.store import tallies
-from dripcourse.store.models import Delivery, Enrollment, LessonTally, Subscriber
+from dripcourse.store.models import (
+    Course,
+    Delivery,
+    Enrollment,
+    LessonTally,
+    Subscriber,
+    Suppression,
+)
 
 pytestmark = pytest.mark.both_databases
 
@@ -85,9 +92,48 @@ def kept(session: Session) -> tuple[object, ...]:
     )
 
 
+def left_by_definition(session: Session, course_id: int) -> dict[int, int]:
+    """Who left after which lesson, by the query the report ran before the column kept it."""
+    later = aliased(Delivery)
+    kinds = ["lesson", "extra"]
+    a_later_one = exists().where(
+        later.enrollment_id == Delivery.enrollment_id,
+        later.status == "sent",
+        later.kind.in_(kinds),
+        later.sent_at <= Enrollment.ended_at,
+        or_(
+            later.sent_at > Delivery.sent_at,
+            and_(later.sent_at == Delivery.sent_at, later.id > Delivery.id),
+        ),
+    )
+    bounced_out = exists().where(
+        func.lower(Suppression.email) == Subscriber.email_key,
+        Suppression.reason == "hard_bounce",
+        Suppression.created_at <= Enrollment.ended_at,
+    )
+    rows = session.execute(
+        select(Delivery.lesson_id, func.count())
+        .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
+        .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
+        .where(
+            Enrollment.course_id == course_id,
+            Enrollment.status == "unsubscribed",
+            Delivery.status == "sent",
+            Delivery.kind.in_(kinds),
+            Delivery.sent_at <= Enrollment.ended_at,
+            ~a_later_one,
+            ~bounced_out,
+        )
+        .group_by(Delivery.lesson_id)
+    ).all()
+    return {lesson: count for lesson, count in rows if lesson is not None}
+
+
 def assert_exact(database) -> None:
     with database.read() as session:
         assert kept(session) == counted_from_rows(session)
+        for course_id in session.scalars(select(Course.id)):
+            assert report._left_after(session, course_id) == left_by_definition(session, course_id)
 
 
 def test_the_counts_follow_every_change_of_the_rows(tracked, settings, clock, smtpd, tmp_path):  # noqa: F811
@@ -125,6 +171,16 @@ def test_the_counts_follow_every_change_of_the_rows(tracked, settings, clock, sm
     assert_exact(tracked)
     smtpd.fail_recipient(address("farid"))
     tick(tracked, settings, clock, LESSON_TWO)
+    assert_exact(tracked)
+    with tracked.read() as session:
+        assert sum(report._left_after(session, 1).values()) == 1  # chiara
+
+    # Emma comes back and leaves again after lesson two; farid leaves.
+    clock.set(LESSON_TWO + timedelta(hours=1))
+    with tracked.transaction() as session:
+        now = clock.now()
+        subscriptions.resume_enrollment(session, ids[address("emma")], "runners", now)
+        subscriptions.unsubscribe_enrollment(session, ids[address("farid")], "runners", now)
     assert_exact(tracked)
 
     # What a rolled-back transaction changed is not counted.

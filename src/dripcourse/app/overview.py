@@ -277,16 +277,19 @@ def subscriber_page(
 def _prefix(
     session: Session, column: InstrumentedAttribute[str], prefix: str
 ) -> list[ColumnElement[bool]]:
-    """`column` starts with `prefix`, said so that an index on it is used: SQLite does not use
-    an index for LIKE (it ignores ASCII case) but does for a range of the keys, which are lower
-    case already; PostgreSQL does for LIKE 'prefix%' with a pattern operator class. The LIKE is
-    kept on SQLite too, as the definition: the range only narrows the walk."""
+    """`column` starts with `prefix`, said so that an index on it is used. SQLite uses no index
+    for LIKE (its LIKE ignores ASCII case), but the keys are lower case already and compare as
+    UTF-8 bytes, that is by code point: the keys that start with "abc" are exactly those from
+    "abc" up to, not including, "abd". PostgreSQL uses its pattern index for LIKE 'abc%'."""
     if not prefix:
         return []
-    starts = column.startswith(prefix, autoescape=True)
     if session.get_bind().dialect.name != "sqlite":
-        return [starts]
-    return [column >= prefix, column < prefix + "\U0010ffff", starts]
+        return [column.startswith(prefix, autoescape=True)]
+    last = ord(prefix[-1])
+    if last == 0x10FFFF:  # the last code point: nothing comes after it, so no upper bound
+        return [column >= prefix]
+    following = 0xE000 if 0xD7FF <= last < 0xE000 else last + 1  # surrogates are not text
+    return [column >= prefix, column < prefix[:-1] + chr(following)]
 
 
 def subscriber_detail(session: Session, email: str) -> tuple[Subscriber, list[Delivery]]:

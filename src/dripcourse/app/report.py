@@ -31,9 +31,7 @@ from dripcourse.mail.links import tracks_clicks
 from dripcourse.store import tallies
 from dripcourse.store.models import (
     Click,
-    Delivery,
     DeliveryKind,
-    DeliveryStatus,
     Enrollment,
     EnrollmentStatus,
     Lesson,
@@ -98,32 +96,25 @@ def _outcomes(session: Session, lesson_ids: Iterable[int]) -> dict[int, tuple[in
 
 def _left_after(session: Session, course_id: int) -> dict[int, int]:
     """How many unsubscribed right after each lesson: the lesson of the last delivery sent to
-    them before they left.
+    them before they left (`Enrollment.left_after_lesson_id`, kept by the database as
+    enrolments and deliveries change), counted over an index.
 
-    One walk of the course's unsubscribed enrolments (an index), each asking its own few
-    deliveries for the last one; the addresses suppressed for bouncing are read once and matched
-    here, since no index can match an address in any case to a mailbox key."""
-    last_sent = (
-        select(Delivery.lesson_id)
-        .where(
-            Delivery.enrollment_id == Enrollment.id,
-            Delivery.status == DeliveryStatus.SENT,
-            Delivery.kind.in_(LESSON_KINDS),
-            Delivery.sent_at <= Enrollment.ended_at,
+    Those whose address was suppressed for bouncing when (or before) the enrolment ended were
+    ended by that, not by a choice: they are few, found from the suppressions (read once, since
+    no index matches an address in any case to a mailbox key) and taken off."""
+    left = {
+        lesson: count
+        for lesson, count in session.execute(
+            select(Enrollment.left_after_lesson_id, func.count())
+            .where(
+                Enrollment.course_id == course_id,
+                Enrollment.status == EnrollmentStatus.UNSUBSCRIBED,
+                Enrollment.left_after_lesson_id.is_not(None),
+            )
+            .group_by(Enrollment.left_after_lesson_id)
         )
-        .order_by(Delivery.sent_at.desc(), Delivery.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    left = session.execute(
-        select(Subscriber.email_key, Enrollment.ended_at, last_sent)
-        .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
-        .where(
-            Enrollment.course_id == course_id,
-            Enrollment.status == EnrollmentStatus.UNSUBSCRIBED,
-        )
-    ).all()
-    # An address suppressed for bouncing when (or before) the enrolment ended was ended by that.
+        if lesson is not None
+    }
     bounced: dict[str, list[datetime]] = {}
     for email, created_at in session.execute(
         select(Suppression.email, Suppression.created_at).where(
@@ -132,14 +123,22 @@ def _left_after(session: Session, course_id: int) -> dict[int, int]:
     ):
         if email is not None:  # (the query leaves out the forgotten: this is for the types)
             bounced.setdefault(email.lower(), []).append(created_at)
-    counts: dict[int, int] = {}
-    for email_key, ended_at, lesson_id in left:
-        if lesson_id is None or ended_at is None:
-            continue
-        if any(created <= ended_at for created in bounced.get(email_key, ())):
-            continue
-        counts[lesson_id] = counts.get(lesson_id, 0) + 1
-    return counts
+    keys = list(bounced)
+    for start in range(0, len(keys), 500):
+        for email_key, ended_at, lesson in session.execute(
+            select(Subscriber.email_key, Enrollment.ended_at, Enrollment.left_after_lesson_id)
+            .join(Enrollment, Enrollment.subscriber_id == Subscriber.id)
+            .where(
+                Subscriber.email_key.in_(keys[start : start + 500]),
+                Enrollment.course_id == course_id,
+                Enrollment.status == EnrollmentStatus.UNSUBSCRIBED,
+                Enrollment.left_after_lesson_id.is_not(None),
+            )
+        ):
+            bounced_out = ended_at is not None and any(c <= ended_at for c in bounced[email_key])
+            if bounced_out and lesson is not None:
+                left[lesson] -= 1
+    return {lesson: count for lesson, count in left.items() if count}
 
 
 def _clickers(session: Session, lesson_ids: Iterable[int]) -> dict[int, int]:

@@ -170,9 +170,11 @@ class Subscriber(Base):
     __table_args__ = (
         # The dashboard's search by the start of a name walks this index (on PostgreSQL with the
         # operator class that lets LIKE 'prefix%' use it whatever the database's collation).
+        # With the address beside it, the matches are put in address order from the index alone.
         Index(
-            "ix_subscribers_name_key",
+            "ix_subscribers_name_key_email_key",
             "name_key",
+            "email_key",
             postgresql_ops={"name_key": "varchar_pattern_ops"},
         ),
     )
@@ -214,7 +216,12 @@ class Enrollment(Base):
         # The dispatcher's "who is owed a lesson now" query walks only this index.
         Index("ix_enrollments_status_next_due_at", "status", "next_due_at"),
         # The course report's "who left after which lesson" reads only this index.
-        Index("ix_enrollments_course_id_status_ended_at", "course_id", "status", "ended_at"),
+        Index(
+            "ix_enrollments_course_id_status_left_after_lesson_id",
+            "course_id",
+            "status",
+            "left_after_lesson_id",
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
@@ -226,6 +233,10 @@ class Enrollment(Base):
     paused_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     """When it completed or was unsubscribed."""
+    left_after_lesson_id: Mapped[int | None]
+    """Of an unsubscribed enrolment: the lesson of the last delivery sent before it ended, kept by
+    triggers (`store/tallies.py`) for the course report. A copy of what the deliveries say, so no
+    foreign key (SQLite copies a whole table to add one)."""
     next_due_at: Mapped[datetime | None]
     """When the next lesson is owed; None while one is in the ledger or nothing is owed."""
     # Consent evidence (double opt-in): who asked, from where, and who confirmed.
@@ -247,6 +258,9 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        # An enrolment's deliveries (the foreign key's index), and the last one sent before a
+        # time without sorting them (the course report's "who left after which lesson").
+        Index("ix_deliveries_enrollment_id_status_sent_at", "enrollment_id", "status", "sent_at"),
         # Failures of the last day and the latest ones (the overview, the Deliveries page).
         Index("ix_deliveries_status_last_attempt_at", "status", "last_attempt_at"),
         # A lesson in the rhythm is owed once per enrolment: two workers materialising at once
@@ -261,9 +275,7 @@ class Delivery(Base):
         ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
-    enrollment_id: Mapped[int] = mapped_column(
-        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
-    )
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
     lesson_id: Mapped[int | None] = mapped_column(ForeignKey("lessons.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))

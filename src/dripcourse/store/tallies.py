@@ -66,6 +66,33 @@ def _outcome_deltas(row: str, sign: str, postgres: bool) -> list[str]:
     ]
 
 
+LAST_SENT = (
+    "(SELECT d.lesson_id FROM deliveries d WHERE d.enrollment_id = enrollments.id "
+    "AND d.status = 'sent' AND d.kind IN ('lesson', 'extra') AND d.sent_at <= enrollments.ended_at "
+    "ORDER BY d.sent_at DESC, d.id DESC LIMIT 1)"
+)
+"""The lesson of the last delivery sent to an enrolment before it ended."""
+
+
+def _left_after(enrollment_id: str) -> str:
+    """Who left a course after which lesson (`enrollments.left_after_lesson_id`), set again when
+    the enrolment is unsubscribed, or when a delivery of an unsubscribed one changes."""
+    return (
+        f"UPDATE enrollments SET left_after_lesson_id = {LAST_SENT} "
+        f"WHERE id = {enrollment_id} AND status = 'unsubscribed';"
+    )
+
+
+def _leaving(row: str, sign: str, postgres: bool) -> list[str]:
+    # Only the new state matters: an enrolment's row is set, not a count moved.
+    return [_left_after(f"{row}.id")] if sign == "+" else []
+
+
+def _delivery_leaving(row: str, sign: str, postgres: bool) -> list[str]:
+    # The row's enrolment is set again: after the change (NEW), or after a delete (OLD).
+    return [_left_after(f"{row}.enrollment_id")] if (sign == "+") == (row == "NEW") else []
+
+
 def _state_deltas(row: str, sign: str, postgres: bool) -> list[str]:
     return [
         "INSERT INTO enrollment_tallies (course_id, status, count) "
@@ -91,6 +118,8 @@ TALLIES: list[tuple[str, str, tuple[str, ...], Callable[[str, str, bool], list[s
     ),
     ("states", "enrollments", ("status", "course_id"), _state_deltas),
     ("owed", "enrollments", ("status", "next_due_at"), _owed_deltas),
+    ("leaving", "enrollments", ("status", "ended_at"), _leaving),
+    ("left_after", "deliveries", ("status", "sent_at", "lesson_id", "kind"), _delivery_leaving),
 ]
 
 
@@ -108,6 +137,8 @@ def _sqlite_triggers() -> list[str]:
             "update": deltas("OLD", "-", False) + deltas("NEW", "+", False),
         }
         for event, statements in body.items():
+            if not statements:
+                continue
             when = ""
             on = event.upper()
             if event == "update":
@@ -127,8 +158,10 @@ def _postgres_triggers() -> list[str]:
             f"CREATE FUNCTION tally_{name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
             "IF TG_OP = 'UPDATE' AND NOT (" + _changed(columns, True) + ") THEN RETURN NULL; "
             "END IF; "
-            f"IF TG_OP IN ('UPDATE', 'DELETE') THEN {' '.join(deltas('OLD', '-', True))} END IF; "
-            f"IF TG_OP IN ('UPDATE', 'INSERT') THEN {' '.join(deltas('NEW', '+', True))} END IF; "
+            f"IF TG_OP IN ('UPDATE', 'DELETE') THEN {' '.join(deltas('OLD', '-', True))} NULL; "
+            "END IF; "
+            f"IF TG_OP IN ('UPDATE', 'INSERT') THEN {' '.join(deltas('NEW', '+', True))} NULL; "
+            "END IF; "
             "RETURN NULL; END $$"
         )
         made.append(
@@ -163,7 +196,8 @@ def _number_of(condition: ColumnElement[bool]) -> ColumnElement[int]:
 
 
 def recount(session: Session | Connection) -> None:
-    """Every count computed again from the deliveries and enrolments as they stand."""
+    """Every count computed again from the deliveries and enrolments as they stand, and the
+    lesson each unsubscribed enrolment left after."""
     for table in (LessonTally, DayTally, EnrollmentTally, DueTally):
         session.execute(delete(table))
     session.execute(
@@ -194,6 +228,12 @@ def recount(session: Session | Connection) -> None:
             select(Enrollment.course_id, Enrollment.status, func.count()).group_by(
                 Enrollment.course_id, Enrollment.status
             ),
+        )
+    )
+    session.execute(
+        text(
+            f"UPDATE enrollments SET left_after_lesson_id = {LAST_SENT} "
+            "WHERE status = 'unsubscribed'"
         )
     )
     owed_day = func.date(Enrollment.next_due_at)
