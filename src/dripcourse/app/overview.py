@@ -222,9 +222,9 @@ def subscriber_page(
     after: str = "",
     limit: int = 50,
 ) -> SubscriberPage:
-    """People whose address or name starts with `search` (any case), by
-    address, `limit` at a time from the address `after`: keyset paging on the unique mailbox key,
-    so that a page deep into a million people costs what the first one costs.
+    """People whose address or name starts with `search` (any case), by address, `limit` at a
+    time from the address `after`: keyset paging on the unique mailbox key, so that a page deep
+    into a million people costs what the first one costs.
 
     A search is two walks of an index in address order, each stopping after `limit + 1` people: by
     the mailbox key, and by the name's `search_key` (whose matches are then put in address order);
