@@ -8,8 +8,8 @@ Create Date: 2026-12-05 22:00:00.000000
   indexed, so that a search by the start of a name walks an index; filled in for every subscriber.
 - indexes for the failures of the last day and the latest ones, the latest bounces, and who left
   a course after which lesson (`enrollments.left_after_lesson_id`, kept by triggers; the
-  deliveries' index by enrolment becomes one by enrolment,
-  status and time sent, which serves what the old one served).
+  deliveries' index by enrolment becomes one by enrolment, status and time sent, which serves what
+  the old one served).
 - `lesson_tallies`, `day_tallies`, `due_tallies`, `enrollment_tallies`: counts kept by triggers
   (`store/tallies.py`), computed here from the rows as they stand.
 """

@@ -1,7 +1,9 @@
 """Counts the dashboard reads on every visit, kept by the database as rows change, so that a page
 costs the same on a million people as on ten: per lesson the deliveries sent, failed and
-hard-bounced (the course report), messages sent per UTC day (the overview's chart), and
-enrolments per course and status (the overview, the subscriber filter).
+hard-bounced (the course report), messages sent and active enrolments owed a lesson per UTC day
+(the overview's charts), enrolments per course and status (the overview, the subscriber filter),
+and on each unsubscribed enrolment the lesson it left after (`left_after_lesson_id`, the report's
+leavers: a column set again, not a count).
 
 Triggers keep them, in the transaction of the change: every path that writes a delivery or an
 enrolment (the dispatcher recording outcomes, a bounce report, a retry, a forget's cascade, an
@@ -13,6 +15,9 @@ recording outcomes at once never wait on, or deadlock over, one hot counter row.
 deltas; `compact` (run by the daily housekeeping) folds them into one row per key, so what a read
 sums stays small. `recount` computes every count again from the rows (the migration's backfill,
 and a bulk load that ran without the triggers).
+
+A migration that rebuilds `deliveries` or `enrollments` (Alembic's batch mode on SQLite copies the
+table) drops their triggers with the old table: it must call `install` again afterwards.
 """
 
 from __future__ import annotations
