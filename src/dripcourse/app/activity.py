@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dripcourse.app.overview import courses, failures
+from dripcourse.store import tallies
 from dripcourse.store.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
 
 SENT_DAYS = 30
@@ -52,19 +53,10 @@ class Activity:
 def activity(session: Session, now: datetime) -> Activity:
     today = now.date()
     first_sent_day = today - timedelta(days=SENT_DAYS - 1)
-    sent = _per_day(
-        session,
-        Delivery.sent_at,
-        Delivery.status == DeliveryStatus.SENT,
-        Delivery.sent_at >= _midnight(first_sent_day, now),
-    )
+    # Counted as outcomes are recorded (`store/tallies.py`): a month holds a million messages.
+    sent = tallies.sent_per_day(session, first_sent_day)
     horizon = _midnight(today + timedelta(days=DUE_DAYS), now)
-    owed = _per_day(
-        session,
-        Enrollment.next_due_at,
-        Enrollment.status == EnrollmentStatus.ACTIVE,
-        Enrollment.next_due_at < horizon,
-    )
+    owed = tallies.owed_per_day(session, horizon.date())
     waiting = _per_day(
         session,
         Delivery.next_attempt_at,

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from dripcourse.clock import Clock
 from dripcourse.config import Settings
+from dripcourse.store import tallies
 from dripcourse.store.db import Database, first_to_housekeep
 from dripcourse.store.models import Enrollment, EnrollmentStatus
 
@@ -46,6 +47,8 @@ def expire_unconfirmed(database: Database, clock: Clock, max_age: timedelta) -> 
             log.info("housekeeping: another worker is doing it")
             return 0
         removed = remove_stale_sign_ups(session, clock.now(), max_age)
+        # The day's deltas of the dashboard's counts folded into one row per key.
+        tallies.compact(session)
     if removed:
         log.info("housekeeping: removed %d unconfirmed sign-up(s)", removed)
     return removed

@@ -8,13 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from dripcourse.app.people import find_subscriber, get_subscriber
 from dripcourse.courses.catalog import get_course
 from dripcourse.domain.schedule import next_lesson
-from dripcourse.domain.validation import mailbox_key
+from dripcourse.domain.validation import mailbox_key, search_key
+from dripcourse.store import tallies
 from dripcourse.store.models import (
     Course,
     Delivery,
@@ -223,35 +224,72 @@ def subscriber_page(
 ) -> SubscriberPage:
     """People whose address or name starts with `search` (any case), by address, `limit` at a
     time from the address `after`: keyset paging on the unique mailbox key, so that a page deep
-    into a million people costs what the first one costs."""
+    into a million people costs what the first one costs.
+
+    A search is two walks of an index in address order, each stopping after `limit + 1` people: by
+    the mailbox key, and by the name's `search_key` (whose matches are then put in address order);
+    a filter by course or status is asked of each person met (`EXISTS` on the enrolment), so the
+    walk stops as soon as a page is full instead of listing every enrolment first."""
     if course_slug:
         get_course(session, course_slug)
-    query = (
-        select(Subscriber)
-        .order_by(Subscriber.email_key)
-        .limit(limit + 1)
-        .options(selectinload(Subscriber.enrollments).selectinload(Enrollment.course))
-    )
-    prefix = search.strip().lower()
-    if prefix:
-        query = query.where(
-            or_(
-                Subscriber.email_key.startswith(prefix, autoescape=True),
-                func.lower(Subscriber.name).startswith(prefix, autoescape=True),
-            )
-        )
+    conditions: list[ColumnElement[bool]] = []
     if after:
-        query = query.where(Subscriber.email_key > after)
+        conditions.append(Subscriber.email_key > after)
     if course_slug or status_filter:
-        enrolled = select(Enrollment.subscriber_id).join(Course)
+        enrolled = select(Enrollment.id).where(Enrollment.subscriber_id == Subscriber.id)
         if course_slug:
-            enrolled = enrolled.where(Course.slug == course_slug)
+            enrolled = enrolled.join(Course).where(Course.slug == course_slug)
         if status_filter:
             enrolled = enrolled.where(Enrollment.status == status_filter)
-        query = query.where(Subscriber.id.in_(enrolled))
-    found = list(session.scalars(query))
+        conditions.append(enrolled.exists())
+
+    def page_of(*where: ColumnElement[bool]) -> Select[int, str]:
+        return (
+            select(Subscriber.id, Subscriber.email_key)
+            .where(*conditions, *where)
+            .order_by(Subscriber.email_key)
+            .limit(limit + 1)
+        )
+
+    search = search.strip()
+    if search:
+        by_address = page_of(*_prefix(session, Subscriber.email_key, mailbox_key(search)))
+        by_name = _prefix(session, Subscriber.name_key, search_key(search))
+        keys = {id_: key for id_, key in session.execute(by_address)}
+        if by_name:
+            keys.update({id_: key for id_, key in session.execute(page_of(*by_name))})
+    else:
+        keys = {id_: key for id_, key in session.execute(page_of())}
+    ids = [id_ for id_, _ in sorted(keys.items(), key=lambda item: item[1])[: limit + 1]]
+    people = {
+        person.id: person
+        for person in session.scalars(
+            select(Subscriber)
+            .where(Subscriber.id.in_(ids))
+            .options(selectinload(Subscriber.enrollments).selectinload(Enrollment.course))
+        )
+    }
+    found = [people[id_] for id_ in ids if id_ in people]
     rows = [(s, list(s.enrollments)) for s in found[:limit]]
     return SubscriberPage(rows, found[limit - 1].email_key if len(found) > limit else None)
+
+
+def _prefix(
+    session: Session, column: InstrumentedAttribute[str], prefix: str
+) -> list[ColumnElement[bool]]:
+    """`column` starts with `prefix`, said so that an index on it is used. SQLite uses no index
+    for LIKE (its LIKE ignores ASCII case), but the keys are lower case already and compare as
+    UTF-8 bytes, that is by code point: the keys that start with "abc" are exactly those from
+    "abc" up to, not including, "abd". PostgreSQL uses its pattern index for LIKE 'abc%'."""
+    if not prefix:
+        return []
+    if session.get_bind().dialect.name != "sqlite":
+        return [column.startswith(prefix, autoescape=True)]
+    last = ord(prefix[-1])
+    if last == 0x10FFFF:  # the last code point: nothing comes after it, so no upper bound
+        return [column >= prefix]
+    following = 0xE000 if 0xD7FF <= last < 0xE000 else last + 1  # surrogates are not text
+    return [column >= prefix, column < prefix[:-1] + chr(following)]
 
 
 def subscriber_detail(session: Session, email: str) -> tuple[Subscriber, list[Delivery]]:
@@ -323,24 +361,14 @@ def courses(session: Session) -> list[CourseSummary]:
     found = session.scalars(
         select(Course).order_by(Course.slug).options(selectinload(Course.lessons))
     ).all()
-    counts: dict[int, dict[str, int]] = {course.id: {} for course in found}
-    for course_id, state, count in session.execute(
-        select(Enrollment.course_id, Enrollment.status, func.count()).group_by(
-            Enrollment.course_id, Enrollment.status
-        )
-    ):
-        counts.setdefault(course_id, {})[state] = count
-    return [_summary(course, counts[course.id]) for course in found]
+    # Counted as enrolments change (`store/tallies.py`), not over a million rows per visit.
+    counts = tallies.enrollment_counts(session)
+    return [_summary(course, counts.get(course.id, {})) for course in found]
 
 
 def course_summary(session: Session, slug: str) -> CourseSummary:
     found = get_course(session, slug)
-    counts = session.execute(
-        select(Enrollment.status, func.count())
-        .where(Enrollment.course_id == found.id)
-        .group_by(Enrollment.status)
-    ).all()
-    return _summary(found, dict(counts))
+    return _summary(found, tallies.enrollment_counts(session).get(found.id, {}))
 
 
 def _summary(course: Course, counts: dict[str, int]) -> CourseSummary:

@@ -21,18 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from dripcourse.app.bouncereports import Kind
 from dripcourse.courses.catalog import get_course
 from dripcourse.mail.links import tracks_clicks
+from dripcourse.store import tallies
 from dripcourse.store.models import (
     Click,
-    Delivery,
     DeliveryKind,
-    DeliveryStatus,
     Enrollment,
     EnrollmentStatus,
     Lesson,
@@ -90,63 +89,65 @@ def course_report(session: Session, slug: str) -> list[LessonReport]:
 
 
 def _outcomes(session: Session, lesson_ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:
-    """Sent, failed and hard-bounced deliveries of each lesson that has any."""
-
-    def number_of(condition: ColumnElement[bool]) -> ColumnElement[int]:
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-    rows = session.execute(
-        select(
-            Delivery.lesson_id,
-            number_of(Delivery.status == DeliveryStatus.SENT),
-            number_of(Delivery.status == DeliveryStatus.FAILED),
-            number_of(Delivery.bounce == Kind.HARD),
-        )
-        .where(Delivery.lesson_id.in_(list(lesson_ids)), Delivery.kind.in_(LESSON_KINDS))
-        .group_by(Delivery.lesson_id)
-    ).all()
-    return {row[0]: (int(row[1]), int(row[2]), int(row[3])) for row in rows if row[0] is not None}
+    """Sent, failed and hard-bounced deliveries of each lesson that has any: counts the database
+    keeps as deliveries change (`store/tallies.py`), not a count over the whole ledger."""
+    return tallies.lesson_outcomes(session, lesson_ids)
 
 
 def _left_after(session: Session, course_id: int) -> dict[int, int]:
     """How many unsubscribed right after each lesson: the lesson of the last delivery sent to
-    them before they left."""
-    later = aliased(Delivery)
-    sent_before_leaving = and_(
-        Delivery.status == DeliveryStatus.SENT,
-        Delivery.kind.in_(LESSON_KINDS),
-        Delivery.sent_at <= Enrollment.ended_at,
-    )
-    a_later_one = exists().where(
-        later.enrollment_id == Delivery.enrollment_id,
-        later.status == DeliveryStatus.SENT,
-        later.kind.in_(LESSON_KINDS),
-        later.sent_at <= Enrollment.ended_at,
-        or_(
-            later.sent_at > Delivery.sent_at,
-            and_(later.sent_at == Delivery.sent_at, later.id > Delivery.id),
-        ),
-    )
-    # An address suppressed for bouncing when (or before) the enrolment ended was ended by that.
-    bounced_out = exists().where(
-        func.lower(Suppression.email) == Subscriber.email_key,
-        Suppression.reason == SuppressionReason.HARD_BOUNCE,
-        Suppression.created_at <= Enrollment.ended_at,
-    )
-    rows = session.execute(
-        select(Delivery.lesson_id, func.count())
-        .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
+    them before they left (`Enrollment.left_after_lesson_id`, kept by the database as
+    enrolments and deliveries change), counted over an index.
+
+    Those whose address was suppressed for bouncing when (or before) the enrolment ended were
+    ended by that, not by a choice: they are few, found from the suppressions (read once, since
+    no index matches an address in any case to a mailbox key) and taken off."""
+    left = {
+        lesson: count
+        for lesson, count in session.execute(
+            select(Enrollment.left_after_lesson_id, func.count())
+            .where(
+                Enrollment.course_id == course_id,
+                Enrollment.status == EnrollmentStatus.UNSUBSCRIBED,
+                Enrollment.left_after_lesson_id.is_not(None),
+            )
+            .group_by(Enrollment.left_after_lesson_id)
+        )
+        if lesson is not None
+    }
+    bounced: dict[str, list[datetime]] = {}
+    for email, created_at in session.execute(
+        select(Suppression.email, Suppression.created_at).where(
+            Suppression.reason == SuppressionReason.HARD_BOUNCE, Suppression.email.is_not(None)
+        )
+    ):
+        if email is not None:  # (the query leaves out the forgotten: this is for the types)
+            bounced.setdefault(email.lower(), []).append(created_at)
+    if not bounced:
+        return left
+    # The course's leavers by address first (no instants to read), then the few who bounced.
+    leavers = session.execute(
+        select(Enrollment.id, Subscriber.email_key)
         .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
         .where(
             Enrollment.course_id == course_id,
             Enrollment.status == EnrollmentStatus.UNSUBSCRIBED,
-            sent_before_leaving,
-            ~a_later_one,
-            ~bounced_out,
+            Enrollment.left_after_lesson_id.is_not(None),
         )
-        .group_by(Delivery.lesson_id)
     ).all()
-    return {row[0]: int(row[1]) for row in rows if row[0] is not None}
+    suspects = {enrollment: key for enrollment, key in leavers if key in bounced}
+    ids = list(suspects)
+    for start in range(0, len(ids), 500):
+        for enrollment, ended_at, lesson in session.execute(
+            select(Enrollment.id, Enrollment.ended_at, Enrollment.left_after_lesson_id).where(
+                Enrollment.id.in_(ids[start : start + 500])
+            )
+        ):
+            created = bounced[suspects[enrollment]]
+            bounced_out = ended_at is not None and any(c <= ended_at for c in created)
+            if bounced_out and lesson is not None:
+                left[lesson] -= 1
+    return {lesson: count for lesson, count in left.items() if count}
 
 
 def _clickers(session: Session, lesson_ids: Iterable[int]) -> dict[int, int]:

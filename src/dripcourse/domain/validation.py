@@ -58,6 +58,12 @@ def mailbox_key(address: str) -> str:
     return address.lower()
 
 
+def search_key(text: str) -> str:
+    """What a search by name compares: every letter in lower case, not only ASCII ones, so that
+    "émi" and "ÉMI" find "Émile". Accents stay: "Emi" is another name than "Émi"."""
+    return text.lower()
+
+
 def domain_of(address: str) -> str:
     return address.rpartition("@")[2].lower()
 

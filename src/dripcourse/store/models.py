@@ -7,7 +7,7 @@ migrations and these models agree. All instants are stored as UTC and come back 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 from sqlalchemy.sql.elements import ColumnElement
 
 from dripcourse.domain.course_settings import CourseSettings
@@ -35,7 +35,7 @@ from dripcourse.domain.states import DeliveryKind as DeliveryKind
 from dripcourse.domain.states import DeliveryStatus as DeliveryStatus
 from dripcourse.domain.states import EnrollmentStatus as EnrollmentStatus
 from dripcourse.domain.states import SuppressionReason as SuppressionReason
-from dripcourse.domain.validation import address_hash, mailbox_key
+from dripcourse.domain.validation import address_hash, mailbox_key, search_key
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -157,8 +157,28 @@ def _key_of_email(context: DefaultExecutionContext) -> str:
     return mailbox_key(parameters["email"])
 
 
+NAME_KEY_LENGTH = 200
+"""Lower case may be longer than the name (İ is i and a dot): the key is cut to the column."""
+
+
+def _search_key_of_name(context: DefaultExecutionContext) -> str:
+    parameters: dict[str, Any] = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    return search_key(parameters.get("name") or "")[:NAME_KEY_LENGTH]
+
+
 class Subscriber(Base):
     __tablename__ = "subscribers"
+    __table_args__ = (
+        # The dashboard's search by the start of a name walks this index (on PostgreSQL with the
+        # operator class that lets LIKE 'prefix%' use it whatever the database's collation).
+        # With the address beside it, the matches are put in address order from the index alone.
+        Index(
+            "ix_subscribers_name_key_email_key",
+            "name_key",
+            "email_key",
+            postgresql_ops={"name_key": "varchar_pattern_ops"},
+        ),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     """Normalised by email-validator, in the spelling the person typed: what mail is sent to."""
@@ -166,6 +186,11 @@ class Subscriber(Base):
     """`validation.mailbox_key` of `email`: who this is. Every look-up by address goes through it,
     so that `Bob@` and `bob@` are one person (filled in from `email` when not given)."""
     name: Mapped[str] = mapped_column(String(200), default="")
+    name_key: Mapped[str] = mapped_column(
+        String(NAME_KEY_LENGTH), default=_search_key_of_name, server_default=""
+    )
+    """`validation.search_key` of `name` (every letter in lower case): what a search by name
+    compares, with an index. Kept by `name`'s setter, filled in on a bulk insert."""
     timezone: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
     soft_bounces: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -174,6 +199,11 @@ class Subscriber(Base):
     enrollments: Mapped[list[Enrollment]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", passive_deletes=True
     )
+
+    @validates("name")
+    def _keep_name_key(self, _key: str, name: str) -> str:
+        self.name_key = search_key(name or "")[:NAME_KEY_LENGTH]
+        return name
 
     @property
     def first_name(self) -> str:
@@ -186,6 +216,13 @@ class Enrollment(Base):
         UniqueConstraint("subscriber_id", "course_id"),
         # The dispatcher's "who is owed a lesson now" query walks only this index.
         Index("ix_enrollments_status_next_due_at", "status", "next_due_at"),
+        # The course report's "who left after which lesson" reads only this index.
+        Index(
+            "ix_enrollments_course_id_status_left_after_lesson_id",
+            "course_id",
+            "status",
+            "left_after_lesson_id",
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"))
@@ -197,6 +234,10 @@ class Enrollment(Base):
     paused_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     """When it completed or was unsubscribed."""
+    left_after_lesson_id: Mapped[int | None]
+    """Of an unsubscribed enrolment: the lesson of the last delivery sent before it ended, kept by
+    triggers (`store/tallies.py`) for the course report. A copy of what the deliveries say, so no
+    foreign key (SQLite copies a whole table to add one)."""
     next_due_at: Mapped[datetime | None]
     """When the next lesson is owed; None while one is in the ledger or nothing is owed."""
     # Consent evidence (double opt-in): who asked, from where, and who confirmed.
@@ -218,6 +259,11 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = (
         Index("ix_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+        # An enrolment's deliveries (the foreign key's index), and the last one sent before a
+        # time without sorting them (the course report's "who left after which lesson").
+        Index("ix_deliveries_enrollment_id_status_sent_at", "enrollment_id", "status", "sent_at"),
+        # Failures of the last day and the latest ones (the overview, the Deliveries page).
+        Index("ix_deliveries_status_last_attempt_at", "status", "last_attempt_at"),
         # A lesson in the rhythm is owed once per enrolment: two workers materialising at once
         # collide here and one of them ignores the conflict.
         Index(
@@ -230,9 +276,7 @@ class Delivery(Base):
         ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
-    enrollment_id: Mapped[int] = mapped_column(
-        ForeignKey("enrollments.id", ondelete="CASCADE"), index=True
-    )
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
     lesson_id: Mapped[int | None] = mapped_column(ForeignKey("lessons.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
@@ -252,8 +296,8 @@ class Delivery(Base):
     bounce: Mapped[str | None] = mapped_column(String(16))
     """`bouncereports.Kind` of the worst bounce reported for this message (hard outranks soft); the
     status stays `sent`, since the server did accept it."""
-    bounced_at: Mapped[datetime | None]
-    """When that bounce report was read."""
+    bounced_at: Mapped[datetime | None] = mapped_column(index=True)
+    """When that bounce report was read (indexed: the Deliveries page lists the latest)."""
 
     enrollment: Mapped[Enrollment] = relationship(back_populates="deliveries")
     lesson: Mapped[Lesson | None] = relationship()
@@ -355,3 +399,44 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(400), index=True)
     """To whom: an address (of an operator or a subscriber), or a course."""
     detail: Mapped[str] = mapped_column(Text)
+
+
+class LessonTally(Base):
+    """Deltas of a lesson's delivery outcomes, kept by triggers (`store/tallies.py`): their sums
+    are the course report's sent, failed and hard-bounced."""
+
+    __tablename__ = "lesson_tallies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lesson_id: Mapped[int] = mapped_column(ForeignKey("lessons.id", ondelete="CASCADE"), index=True)
+    sent: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    bounced: Mapped[int] = mapped_column(default=0)
+
+
+class DayTally(Base):
+    """Deltas of the messages sent on a UTC day, kept by triggers (`store/tallies.py`)."""
+
+    __tablename__ = "day_tallies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(index=True)
+    sent: Mapped[int] = mapped_column(default=0)
+
+
+class DueTally(Base):
+    """Deltas of the active enrolments whose next lesson is owed on a UTC day, kept by triggers
+    (`store/tallies.py`)."""
+
+    __tablename__ = "due_tallies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(index=True)
+    owed: Mapped[int] = mapped_column(default=0)
+
+
+class EnrollmentTally(Base):
+    """Deltas of the enrolments of a course in a status, kept by triggers (`store/tallies.py`)."""
+
+    __tablename__ = "enrollment_tallies"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    count: Mapped[int] = mapped_column(default=0)

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Table, func, insert, select, text
 from sqlalchemy.exc import OperationalError
 
 from dripcourse.errors import BadInput
-from dripcourse.store import migrations
+from dripcourse.store import migrations, tallies
 from dripcourse.store.db import Database
 from dripcourse.store.models import Base
 
@@ -51,6 +51,9 @@ def migrate_to(
                 f"the target database is not empty ({', '.join(filled)} hold rows); "
                 "migrate-to only fills an empty database"
             )
+        # The counts the triggers keep are copied as they are: the triggers would count every
+        # copied row a second time, so they are off while rows land (in this one transaction).
+        tallies.uninstall(writing)
         for table in tables:
             done = Copied(table.name, _copy(reading, writing, table))
             copied.append(done)
@@ -59,6 +62,7 @@ def migrate_to(
         if writing.dialect.name == "postgresql":
             for table in tables:
                 _reset_sequence(writing, table)
+        tallies.install(writing)
     return copied
 
 
