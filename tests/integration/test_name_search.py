@@ -54,6 +54,6 @@ def test_names_are_found_by_their_start_however_the_people_came_in(database, cou
 
     with database.transaction() as session:
         emile = session.query(Subscriber).filter_by(email="emile@example.com").one()
-        people.update_subscriber(session, emile.id, clock.now(), name="Ada Lovelace")
+        people.update_subscriber(session, emile.id, clock.now(), name="Ada Lovelace", actor="test")
     assert found(database, "émi") == []
     assert found(database, "ada l") == ["emile@example.com"]

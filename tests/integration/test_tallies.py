@@ -191,7 +191,7 @@ def test_the_counts_follow_every_change_of_the_rows(tracked, settings, clock, sm
 
     # Forgetting someone takes their deliveries and enrolments, and their counts, away.
     with tracked.transaction() as session:
-        people.forget(session, address("ada"), clock.now())
+        people.forget(session, address("ada"), clock.now(), actor="test")
     assert_exact(tracked)
 
     with tracked.transaction() as session:
