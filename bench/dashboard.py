@@ -637,8 +637,11 @@ async def time_pages(app: Any, values: dict[str, str], requests: int) -> list[Ti
             ("audit log", "/admin/audit"),
             ("courses", "/admin/courses"),
             ("one course", "/admin/courses/runners"),
+            ("one lesson's preview", "/admin/courses/runners/lessons/2"),
             ("deliveries", "/admin/deliveries"),
             ("operators", "/admin/operators"),
+            ("add a subscriber (the form)", "/admin/subscribers/new"),
+            ("import (the form)", "/admin/subscribers/import"),
         ]
         timings = []
         for name, url in pages:

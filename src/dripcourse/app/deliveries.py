@@ -20,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from dripcourse.app import audit
@@ -43,7 +44,9 @@ from dripcourse.store.queries import suppression_of
 
 RETRIED = "delivery retried"
 # A delivery in trouble: refused for good, or waiting to be tried again after a failed attempt.
-IN_TROUBLE = or_(
+# Asked as two queries, each of which an index of status answers; as one OR, a database walks
+# all ten million deliveries (270 ms in bench/dashboard.py, against 1 ms each).
+IN_TROUBLE = (
     Delivery.status == DeliveryStatus.FAILED,
     and_(Delivery.status == DeliveryStatus.PENDING, Delivery.attempts > 0),
 )
@@ -102,19 +105,22 @@ def in_trouble(session: Session, *, before: int | None = None, limit: int = 50) 
     """Failed and retrying deliveries, newest first, `limit` at a time below the id `before`:
     keyset paging on the primary key, so that a page deep into the list costs what the first
     one costs."""
-    query = (
-        select(Delivery, Subscriber, Course.slug, Lesson.position, Lesson.key)
-        .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
-        .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
-        .join(Course, Enrollment.course_id == Course.id)
-        .outerjoin(Lesson, Delivery.lesson_id == Lesson.id)
-        .where(IN_TROUBLE)
-        .order_by(Delivery.id.desc())
-        .limit(limit + 1)
-    )
-    if before is not None:
-        query = query.where(Delivery.id < before)
-    found = session.execute(query).all()
+    found: list[Any] = []
+    for condition in IN_TROUBLE:
+        query = (
+            select(Delivery, Subscriber, Course.slug, Lesson.position, Lesson.key)
+            .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
+            .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
+            .join(Course, Enrollment.course_id == Course.id)
+            .outerjoin(Lesson, Delivery.lesson_id == Lesson.id)
+            .where(condition)
+            .order_by(Delivery.id.desc())
+            .limit(limit + 1)
+        )
+        if before is not None:
+            query = query.where(Delivery.id < before)
+        found += session.execute(query).all()
+    found = sorted(found, key=lambda row: row[0].id, reverse=True)[: limit + 1]
     rows = [
         Trouble(
             delivery_id=d.id,
