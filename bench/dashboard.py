@@ -15,9 +15,9 @@ a new migration's backfill runs on it.
 Then the real FastAPI app is served in-process (httpx over ASGI, signed in as an admin, the clock
 fixed at the instant the data was built for) and each page is asked for `--requests` times after
 one warm-up request; the table gives the median and the 95th percentile of the time from request
-to complete response. The operations behind the pages other branches are building (the course
-report, failed and retrying deliveries, recent bounces) are timed directly as well. A page that
-answers 404 is skipped and said so: it is not merged yet.
+to complete response. The operations behind the heavier pages (the course report, failed and
+retrying deliveries, recent bounces) are timed directly as well. A page that answers anything but
+200 is skipped and said so.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
 from dripcourse.courses.catalog import load_sources, sync_course
 from dripcourse.domain.roles import Role
-from dripcourse.store import migrations
+from dripcourse.store import migrations, tallies
 from dripcourse.store.db import Database
 from dripcourse.store.models import AppMeta, Course, Delivery, Lesson, Subscriber
 from dripcourse.web.app import create_app
@@ -290,11 +290,7 @@ def _triggers_on(loader: Loader, triggers: list[tuple[str, str]]) -> None:
 
 
 def _after_load(session: Session) -> None:
-    """Whatever the schema keeps beside the rows, recomputed from them (a no-op before 0007)."""
-    try:
-        from dripcourse.store import tallies  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return
+    """The counts the triggers keep, computed once from the rows loaded with the triggers off."""
     tallies.recount(session)
 
 
@@ -648,7 +644,7 @@ async def time_pages(app: Any, values: dict[str, str], requests: int) -> list[Ti
             answer = await client.get(url)
             label = f"{name}: `{url}`"
             if answer.status_code == 404:
-                timings.append(Timing(label, [], "404: not on this branch, skipped"))
+                timings.append(Timing(label, [], "404: no such page here, skipped"))
                 continue
             if answer.status_code != 200:
                 timings.append(Timing(label, [], f"answered {answer.status_code}, skipped"))

@@ -165,6 +165,7 @@ def test_a_refused_invitation_keeps_the_account_and_says_how_to_send_it_again(
         invitations.invite(database, settings, "bo@clinic.example", Role.VIEWER, clock.now(), ADMIN)
     with database.read() as session:
         assert operators.find_operator(session, "bo@clinic.example").password_hash is None
+        assert [e.action for e in audit.entries(session)] == ["operator added"]  # not "sent"
 
 
 def test_tokens_of_other_purposes_and_other_keys_open_nothing(database, settings, smtpd, clock):

@@ -270,7 +270,9 @@ def _audit(session: Session, delivery: Delivery, report: Report, now: datetime) 
         else delivery.kind
     )
     what = "complaint" if report.kind == Kind.COMPLAINT else f"{report.kind} bounce"
-    detail = f"{what} about {lesson} of {delivery.enrollment.course.slug}: {report.detail}"
+    # Not the server's words: they quote the address, which must go when the person is forgotten
+    # (they stay on the delivery and the suppression, which forgetting erases).
+    detail = f"{what} about {lesson} of {delivery.enrollment.course.slug}"
     action = "complained" if report.kind == Kind.COMPLAINT else "bounced"
     person = delivery.enrollment.subscriber.email
     audit.record(session, now, audit.BOUNCE_ACTOR, action, person, detail)

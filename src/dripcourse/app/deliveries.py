@@ -205,15 +205,20 @@ class Retried:
 def retry_now(session: Session, delivery_id: int, now: datetime, *, actor: str) -> Retried:
     """Make a failed or retrying delivery due now, or refuse (`Conflict`) with the reason; audited.
 
-    The row is locked first (`FOR UPDATE` on PostgreSQL; SQLite's writers hold the database's lock),
-    so a worker cannot claim it between the checks and the change.
+    The row and its enrolment are locked first (`FOR UPDATE` on PostgreSQL; SQLite's writers hold
+    the database's lock), so a worker cannot claim it between the checks and the change, and a
+    second retry of another copy of the lesson waits to see this one pending.
     """
     delivery = session.scalar(
         select(Delivery).where(Delivery.id == delivery_id).with_for_update(of=Delivery)
     )
     if delivery is None:
         raise NotFound(f"no delivery with id {delivery_id}")
-    enrollment = delivery.enrollment
+    # The enrolment too: two retries of two copies of one lesson (the rhythm's and a queued one)
+    # would each see the other still failed, and both go out.
+    enrollment = session.scalars(
+        select(Enrollment).where(Enrollment.id == delivery.enrollment_id).with_for_update()
+    ).one()
     person, course = enrollment.subscriber, enrollment.course
     lesson = _lesson_words(delivery)
     what = f"{lesson} of {course.slug} to {person.email}"

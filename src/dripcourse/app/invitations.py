@@ -55,8 +55,7 @@ def invite(
     with database.transaction() as session:
         operator = operators.add_operator(session, email, role, None, now, actor)
         invitation = _invitation(session, settings, operator, now)
-        audit.record(session, now, actor, "invitation sent", operator.email)
-    _mail(database, settings, invitation, now)
+    _mail(database, settings, invitation, now, actor)
     return invitation
 
 
@@ -70,8 +69,7 @@ def send_invitation(
         if operator.password_hash is not None:
             raise Conflict(f"{operator.email} has a password already")
         invitation = _invitation(session, settings, operator, now)
-        audit.record(session, now, actor, "invitation sent", operator.email)
-    _mail(database, settings, invitation, now)
+    _mail(database, settings, invitation, now, actor)
     return invitation
 
 
@@ -134,7 +132,10 @@ def _operator_of(
     return operator
 
 
-def _mail(database: Database, settings: Settings, invitation: Invitation, now: datetime) -> None:
+def _mail(
+    database: Database, settings: Settings, invitation: Invitation, now: datetime, actor: str
+) -> None:
+    """Send the link; once the server has taken it, the audit log says so."""
     with database.read() as session:
         sender = _sender(session, settings)
     hours = settings.invitation_hours
@@ -175,6 +176,8 @@ def _mail(database: Database, settings: Settings, invitation: Invitation, now: d
             f"({result.outcome}: {result.detail}); try again with "
             f"`dripcourse operators invite {invitation.email}`"
         )
+    with database.transaction() as session:
+        audit.record(session, now, actor, "invitation sent", invitation.email)
 
 
 def _sender(session: Session, settings: Settings) -> str:

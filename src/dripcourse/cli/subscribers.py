@@ -257,8 +257,12 @@ def import_csv(app: App, csv_file: Path, course: str, confirmed: bool, now: str 
 def export_csv(app: App, course: str | None, status: str | None) -> None:
     """All subscribers and enrolments (or those of one course, one status) as CSV on stdout. The
     export is in the audit log: it hands personal data out."""
-    with app.database().transaction() as session:
+    database = app.database()
+    with database.transaction() as session:
+        roster.export_rows(session, course, status)  # the filters checked: a typo is no export
         roster.record_export(session, app.clock.now(), command_line_actor(), course, status)
+    # Streamed in a reading transaction: a slow pipe must not hold up every writer.
+    with database.read() as session:
         roster.write_csv(roster.export_rows(session, course, status), sys.stdout)
 
 

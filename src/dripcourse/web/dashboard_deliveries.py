@@ -79,7 +79,7 @@ def retry(
         )
     context.wake()
     back = f"/admin/deliveries?before={before}" if before else "/admin/deliveries"
-    return RedirectResponse(f"{back}#retried-{delivery_id}", status_code=303)
+    return RedirectResponse(f"{back}#delivery-{delivery_id}", status_code=303)
 
 
 def _page(

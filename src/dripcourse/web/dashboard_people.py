@@ -1,7 +1,8 @@
 """The dashboard's pages about people: the subscribers (search, filters, paging), one subscriber
 (their enrolments' timelines in their zone and UTC, the audit entries about them, and the actions
-pause, resume and unsubscribe), and the audit log. Thin shells over `app/` like the rest of
-`dashboard.py`, whose sign-in, CSRF and role checks they use.
+pause, resume, unsubscribe, queue a lesson, change name or time zone, forget), and the audit log.
+Thin shells over `app/` like the rest of `dashboard.py`, whose sign-in, CSRF and role checks they
+use.
 """
 
 from __future__ import annotations
