@@ -202,13 +202,18 @@ def _run(
     wake: Callable[[], None],
 ) -> None:
     try:
-        with path.open("rb") as raw, database.transaction() as session:
+        # Read and checked before the transaction opens: checking every address is most of the
+        # work, and the server's other writers (sign-ups, unsubscribes, the dispatcher) would
+        # wait for all of it. The upload is capped, so its rows fit in memory.
+        with path.open("rb") as raw:
             text = io.TextIOWrapper(
                 io.BufferedReader(_Counted(raw, job)), encoding="utf-8-sig", newline=""
             )
+            rows = list(roster.read_rows(text))
+        with database.transaction() as session:
             report = roster.import_subscribers(
                 session,
-                roster.read_rows(text),
+                rows,
                 job.course,
                 clock.now(),
                 confirmed=job.confirmed,
