@@ -37,6 +37,7 @@ MATRIX: dict[str, tuple[Role | None, dict[str, str]]] = {
         {"email": "new@example.com", "timezone": "UTC", "course": "runners", "confirmed": "yes"},
     ),
     "/admin/subscribers/import": (EDITOR, {}),
+    "/admin/subscribers/export": (EDITOR, {}),
     "/admin/courses/{slug}/lessons/{key}/test": (EDITOR, {}),
     "/admin/operators": (ADMIN, {"email": "new@clinic.example", "role": "viewer"}),
     "/admin/operators/{operator_id}/role": (ADMIN, {"role": "editor"}),
@@ -58,7 +59,6 @@ PAGES: dict[str, Role | None] = {
     "/admin/imports/{job_id}": VIEWER,
     "/admin/subscribers/new": EDITOR,
     "/admin/subscribers/import": EDITOR,
-    "/admin/subscribers/export": EDITOR,
     "/admin/operators": ADMIN,
     "/admin/audit": ADMIN,
 }

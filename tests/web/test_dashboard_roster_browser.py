@@ -101,7 +101,7 @@ def test_an_editor_adds_one_imports_a_file_and_exports_the_list(
     # Export: the file has everyone.
     page.goto(f"{live_server.url}/admin/subscribers")
     with page.expect_download() as download:
-        page.get_by_role("link", name="Export everyone as CSV").click()
+        page.get_by_role("button", name="Export everyone as CSV").click()
     assert download.value.suggested_filename.startswith("subscribers-")
     text = Path(download.value.path()).read_text(encoding="utf-8")
     rows = list(csv.DictReader(io.StringIO(text, newline="")))

@@ -97,7 +97,7 @@ def test_a_viewer_can_neither_add_import_nor_export_even_by_hand(live_server):
         token = token_of(browser)
         for path in ("/admin/subscribers/new", "/admin/subscribers/import"):
             assert browser.get(path).status_code == 403
-        assert browser.get("/admin/subscribers/export").status_code == 403
+        assert browser.post("/admin/subscribers/export", data={"csrf": token}).status_code == 403
         by_hand = add(browser, email="ann@example.com", csrf=token)
         uploaded = upload(browser, b"email\r\nbob@example.com\r\n", csrf=token)
         subscribers_page = browser.get("/admin/subscribers").text
@@ -115,14 +115,18 @@ def test_a_post_without_the_csrf_token_is_refused(live_server):
             data={"course": "runners", "consent": "confirmed"},
             files={"file": ("a.csv", b"email\r\nbob@example.com\r\n", "text/csv")},
         )
+        exported = browser.post("/admin/subscribers/export", data={})
     assert (added.status_code, wrong.status_code, uploaded.status_code) == (403, 403, 403)
+    assert exported.status_code == 403
     assert count_subscribers(live_server) == 0
 
 
 def test_signed_out_nothing_is_shown(live_server):
     with httpx.Client(base_url=live_server.url) as stranger:
-        for path in ("/admin/subscribers/new", "/admin/subscribers/export", "/admin/imports/x"):
+        for path in ("/admin/subscribers/new", "/admin/imports/x"):
             assert stranger.get(path, follow_redirects=False).status_code == 303
+        exported = stranger.post("/admin/subscribers/export", follow_redirects=False)
+        assert exported.status_code == 303
 
 
 # -- add one ----------------------------------------------------------------------------------
@@ -412,9 +416,13 @@ def test_an_export_has_everyone_escaped_against_formulas_and_is_audited(live_ser
     with signed_in(live_server, Role.EDITOR) as browser:
         add(browser, email="ann@example.com", name='=HYPERLINK("https://evil.example")')
         add(browser, email="bob@example.com", name="Bob", consent="confirmation")
-        everyone = browser.get("/admin/subscribers/export")
-        pending = browser.get("/admin/subscribers/export", params={"status": "pending"})
-        bad = browser.get("/admin/subscribers/export", params={"course": "knitting"})
+        token = token_of(browser)
+        everyone = browser.post("/admin/subscribers/export", data={"csrf": token})
+        pending = browser.post(
+            "/admin/subscribers/export", data={"status": "pending", "csrf": token}
+        )
+        bad = browser.post("/admin/subscribers/export", data={"course": "knitting", "csrf": token})
+        by_link = browser.get("/admin/subscribers/export")
     assert everyone.status_code == 200
     assert everyone.headers["content-type"].startswith("text/csv")
     assert "attachment" in everyone.headers["content-disposition"]
@@ -426,6 +434,7 @@ def test_an_export_has_everyone_escaped_against_formulas_and_is_audited(live_ser
     assert rows[0]["name"] == '\'=HYPERLINK("https://evil.example")'
     assert [r["email"] for r in csv.DictReader(io.StringIO(pending.text))] == ["bob@example.com"]
     assert bad.status_code == 404 and "knitting" in bad.text
+    assert by_link.status_code in (400, 405)  # a link from anywhere takes no export
     with live_server.database.read() as session:
         exports = [(e.actor, e.detail) for e in audit.entries(session, actions=["exported"])]
     assert exports == [
@@ -453,7 +462,9 @@ def test_an_export_from_the_command_line_is_audited_too(live_server, monkeypatch
 def test_an_exported_file_imports_unchanged(live_server):
     with signed_in(live_server, Role.EDITOR) as browser:
         add(browser, email="ann@example.com", name="-Ann", timezone="Asia/Tokyo")
-        exported = browser.get("/admin/subscribers/export").content
+        exported = browser.post(
+            "/admin/subscribers/export", data={"csrf": token_of(browser)}
+        ).content
         with live_server.database.transaction() as session:
             session.execute(Enrollment.__table__.delete())
             session.execute(Subscriber.__table__.delete())

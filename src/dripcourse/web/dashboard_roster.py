@@ -12,7 +12,6 @@ the audit log.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Path, Query, Request, UploadFile
@@ -266,14 +265,18 @@ def _shown_name(name: str) -> str:
 # -- export -----------------------------------------------------------------------------------
 
 
-@router.get("/subscribers/export")
+@router.post("/subscribers/export")
 def export(
     request: Request,
     context: Context,
     operator: Signed,
-    course: Annotated[str, Query(max_length=64)] = "",
-    status: Annotated[str, Query(max_length=32)] = "",
+    course: Annotated[str, Form(max_length=64)] = "",
+    status: Annotated[str, Form(max_length=32)] = "",
+    csrf: Annotated[str, Form(max_length=MAX_FIELD)] = "",
 ) -> Response:
+    """A POST with the form token: an export is recorded in the audit log, and a link on another
+    site must not make a signed-in browser take one (SameSite=Lax lets a GET through)."""
+    check_csrf(request, csrf)
     allowed(operator, Permission.CHANGE_SUBSCRIBERS)
     with context.database.transaction() as session:
         # The filters are checked (an unknown course is a 404 page) and the export recorded
@@ -286,9 +289,8 @@ def export(
             course or None,
             status or None,
         )
-    name = "-".join(
-        part for part in ("subscribers", course, status, date.today().isoformat()) if part
-    )
+    today = context.clock.now().date().isoformat()
+    name = "-".join(part for part in ("subscribers", course, status, today) if part)
     return StreamingResponse(
         _csv_chunks(context, course or None, status or None),
         media_type="text/csv; charset=utf-8",
