@@ -202,6 +202,7 @@ TIMELESS = {
     ("db", "migrate-to"),
     ("db", "restore"),
     ("db", "upgrade"),
+    ("deliveries", "failed"),
     ("demo",),
     ("lessons", "list"),
     ("lessons", "preview"),
@@ -211,7 +212,6 @@ TIMELESS = {
     ("report",),
     ("run",),
     ("serve",),
-    ("subscribers", "export"),
     ("subscribers", "list"),
     ("subscribers", "show"),
 }

@@ -82,6 +82,10 @@ def test_an_editor_reads_a_course_its_calendar_and_a_lesson_and_sends_a_test_to_
     email = page.frame_locator("iframe.email")
     expect(email.get_by_text("Hi Sam,").first).to_be_visible()
     expect(page.locator("pre.text")).to_contain_text("LESSON 2 OF 10")
+    # The frame fits the email: our script file runs under the page's policy (no inline script).
+    fitted = page.locator("iframe.email")
+    expect(fitted).not_to_have_attribute("style", re.compile("^$"))
+    assert fitted.evaluate("frame => frame.style.height.endsWith('px')")
     screenshot(page, "5-lesson", WIDTHS)
     assert serious_accessibility_problems(page) == []
 

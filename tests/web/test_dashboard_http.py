@@ -175,14 +175,20 @@ def test_a_sign_in_token_made_by_someone_else_is_refused(live_server, admin):
     assert answer.status_code == 400 and "The form had expired" in answer.text
 
 
-def test_dashboard_pages_are_never_framed_nor_cached(live_server, admin):
+def test_dashboard_pages_are_never_framed_nor_cached_and_run_no_inline_script(live_server, admin):
     with client(live_server) as browser:
         pages = [browser.get("/admin/login")]
         sign_in(browser)
         pages.append(browser.get("/admin/"))
     for answer in pages:
         assert answer.headers["x-frame-options"] == "DENY"
-        assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
+        policy = dict(
+            part.strip().split(" ", 1)
+            for part in answer.headers["content-security-policy"].split(";")
+        )
+        assert policy["frame-ancestors"] == "'none'"
+        assert policy["script-src"] == "'self'"  # no inline script can run
+        assert policy["base-uri"] == "'none'" and policy["form-action"] == "'self'"
         assert answer.headers["cache-control"] == "no-store"
 
 

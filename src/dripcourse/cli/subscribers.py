@@ -253,10 +253,12 @@ def import_csv(app: App, csv_file: Path, course: str, confirmed: bool, now: str 
 @click.option(
     "--status", type=click.Choice(["pending", "active", "paused", "completed", "unsubscribed"])
 )
+@now_option
 @pass_app
-def export_csv(app: App, course: str | None, status: str | None) -> None:
+def export_csv(app: App, course: str | None, status: str | None, now: str | None) -> None:
     """All subscribers and enrolments (or those of one course, one status) as CSV on stdout. The
     export is in the audit log: it hands personal data out."""
+    app.at(now)
     database = app.database()
     with database.transaction() as session:
         roster.export_rows(session, course, status)  # the filters checked: a typo is no export

@@ -72,6 +72,7 @@ def create_app(
     app.include_router(dashboard_deliveries.router)
     app.include_router(dashboard_courses.router)
     app.state.imports = ImportJobs()
+    app.mount("/admin/static", dashboard.STATIC, name="admin-static")
     _install_error_handlers(app)
     # Added first, so it sits inside the one below, next to the handlers that read the body.
     app.add_middleware(LimitStreamedBody, limit=MAX_BODY_BYTES)
