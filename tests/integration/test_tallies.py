@@ -206,3 +206,31 @@ def test_the_counts_follow_every_change_of_the_rows(tracked, settings, clock, sm
         tallies.recount(session)
     with tracked.read() as session:
         assert kept(session) == before
+
+
+@pytest.mark.both_databases
+def test_the_schema_at_head_holds_the_triggers_the_code_describes(database):
+    """A migration that rebuilds `deliveries` or `enrollments` (batch mode on SQLite) drops their
+    triggers, and a change to `tallies.TALLIES` changes nothing in a database until a migration
+    installs it: either would leave the counts drifting, silently. On SQLite the triggers at head
+    must be these very statements."""
+    with database.engine.connect() as connection:
+        if database.dialect == "postgresql":
+            found = set(
+                connection.exec_driver_sql(
+                    "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgname LIKE 'tally_%%'"
+                ).scalars()
+            )
+            described = {
+                statement.split()[2]
+                for statement in tallies._postgres_triggers()
+                if statement.startswith("CREATE TRIGGER")
+            }
+        else:
+            found = set(
+                connection.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE type = 'trigger'"
+                ).scalars()
+            )
+            described = set(tallies._sqlite_triggers())
+    assert found == described and found

@@ -8,7 +8,10 @@ leavers: a column set again, not a count).
 Triggers keep them, in the transaction of the change: every path that writes a delivery or an
 enrolment (the dispatcher recording outcomes, a bounce report, a retry, a forget's cascade, an
 import, a migration) moves the counts with it, and a rollback takes both back. So they stay exact
-without any operation having to remember them.
+without any operation having to remember them. One approximation: on PostgreSQL (READ COMMITTED) an
+unsubscribe committed at the very moment a worker records a lesson as sent to that person may
+leave `left_after_lesson_id` at the lesson before it (neither trigger sees the other's row); the
+counts themselves are deltas and stay exact.
 
 The triggers only ever INSERT a delta row (+1 for the new state, -1 for the old one): two workers
 recording outcomes at once never wait on, or deadlock over, one hot counter row. The reads sum the
