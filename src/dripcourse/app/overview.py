@@ -14,6 +14,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 from dripcourse.app.people import find_subscriber, get_subscriber
 from dripcourse.courses.catalog import get_course
 from dripcourse.domain.schedule import next_lesson
+from dripcourse.domain.states import parse_enrollment_status
 from dripcourse.domain.validation import mailbox_key, search_key
 from dripcourse.store import tallies
 from dripcourse.store.models import (
@@ -232,6 +233,8 @@ def subscriber_page(
     walk stops as soon as a page is full instead of listing every enrolment first."""
     if course_slug:
         get_course(session, course_slug)
+    if status_filter:
+        parse_enrollment_status(status_filter)  # a typo is an error, not an empty page
     conditions: list[ColumnElement[bool]] = []
     if after:
         conditions.append(Subscriber.email_key > after)

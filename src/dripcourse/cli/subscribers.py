@@ -18,6 +18,7 @@ from dripcourse.cli.main import (
     utc_time,
 )
 from dripcourse.courses.catalog import get_course
+from dripcourse.domain.states import EnrollmentStatus
 from dripcourse.errors import BadInput
 
 course_option = click.option("--course", "course", metavar="SLUG", help="Only this course.")
@@ -155,9 +156,7 @@ def subscribers_group() -> None:
 
 @subscribers_group.command("list")
 @course_option
-@click.option(
-    "--status", type=click.Choice(["pending", "active", "paused", "completed", "unsubscribed"])
-)
+@click.option("--status", type=click.Choice([status.value for status in EnrollmentStatus]))
 @click.option("--limit", default=100, type=click.IntRange(1, 100_000))
 @click.option("--offset", default=0, type=click.IntRange(0))
 @pass_app
@@ -250,9 +249,7 @@ def import_csv(app: App, csv_file: Path, course: str, confirmed: bool, now: str 
 
 @subscribers_group.command("export")
 @course_option
-@click.option(
-    "--status", type=click.Choice(["pending", "active", "paused", "completed", "unsubscribed"])
-)
+@click.option("--status", type=click.Choice([status.value for status in EnrollmentStatus]))
 @now_option
 @pass_app
 def export_csv(app: App, course: str | None, status: str | None, now: str | None) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import enum
 
+from dripcourse.errors import BadInput
+
 
 class EnrollmentStatus(enum.StrEnum):
     PENDING = "pending"
@@ -13,6 +15,16 @@ class EnrollmentStatus(enum.StrEnum):
     PAUSED = "paused"
     COMPLETED = "completed"
     UNSUBSCRIBED = "unsubscribed"
+
+
+def parse_enrollment_status(text: str) -> EnrollmentStatus:
+    """The status named by `text`, or `BadInput` naming the ones there are (a filter typed in a
+    form, a URL or on the command line)."""
+    try:
+        return EnrollmentStatus(text)
+    except ValueError:
+        known = ", ".join(status.value for status in EnrollmentStatus)
+        raise BadInput(f"unknown status {text[:32]!r}; known: {known}", field="status") from None
 
 
 class DeliveryKind(enum.StrEnum):

@@ -22,7 +22,7 @@ from dripcourse.courses.catalog import course_slugs
 from dripcourse.domain.roles import Permission
 from dripcourse.domain.validation import check_timezone, clean_name, normalise_email
 from dripcourse.errors import BadInput, Conflict, DripcourseError, NotFound
-from dripcourse.store.models import EnrollmentStatus, Operator
+from dripcourse.store.models import Operator
 from dripcourse.web.context import WebContext, status_of
 from dripcourse.web.dashboard import MAX_FIELD, Context, Signed, allowed, check_csrf, render
 from dripcourse.web.importjobs import MAX_UPLOAD_BYTES, ImportJobs, UploadRefused
@@ -35,7 +35,6 @@ MAX_UPLOAD_BODY = MAX_UPLOAD_BYTES + 64 * 1024
 """The request body of an import: the file, the other fields and the multipart framing."""
 MAX_FILE_NAME = 200
 CHUNK_CHARS = 64 * 1024
-STATUSES = [status.value for status in EnrollmentStatus]
 Consent = Literal["confirmed", "confirmation"]
 
 
