@@ -28,6 +28,7 @@ from dripcourse.store.models import Course, Operator
 from dripcourse.web.charts import lesson_bars
 from dripcourse.web.context import status_of
 from dripcourse.web.dashboard import MAX_FIELD, Context, Signed, allowed, check_csrf, render
+from dripcourse.web.preview import sentence
 from dripcourse.web.public import ZONES
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -125,13 +126,13 @@ def _course_page(
             report = course_report(session, slug)
             keys = {lesson.key for lesson in summary.course.lessons}  # retired ones too
     except NotFound as exc:
-        return _courses_page(request, context, operator, missing=_sentence(str(exc)))
+        return _courses_page(request, context, operator, missing=sentence(str(exc)))
     course = summary.course
     zone_error, calendar, calendar_problem = "", None, ""
     try:
         chosen = check_timezone(zone) if zone.strip() else None
     except BadInput as exc:
-        zone_error = _sentence(str(exc))
+        zone_error = sentence(str(exc))
     else:
         try:
             # From the course files, as `dripcourse courses calendar` reads them.
@@ -139,7 +140,7 @@ def _course_page(
                 context.settings.courses_dir, slug, context.clock.now(), chosen
             )
         except DripcourseError as exc:
-            calendar_problem = _sentence(str(exc))
+            calendar_problem = sentence(str(exc))
     return render(
         request,
         operator,
@@ -185,7 +186,7 @@ def _lesson_page(
             neighbours = [(n, lesson.key) for n, lesson in enumerate(found.current_lessons, 1)]
             title, course_slug = found.title, found.slug
     except NotFound as exc:
-        return _course_page(request, context, operator, slug, "", missing=_sentence(str(exc)))
+        return _course_page(request, context, operator, slug, "", missing=sentence(str(exc)))
     previous = neighbours[number - 2] if number and number > 1 else None
     following = neighbours[number] if number and number < count else None
     return render(
@@ -223,8 +224,3 @@ def _rhythm_words(course: Course) -> str:
 
 def _zone_of(calendar: Calendar | None) -> ZoneInfo | None:
     return ZoneInfo(calendar.timezone) if calendar is not None else None
-
-
-def _sentence(message: str) -> str:
-    """An operation's error as the page says it: a capital first, a full stop last."""
-    return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")

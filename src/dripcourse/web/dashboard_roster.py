@@ -93,7 +93,8 @@ def add_subscriber(
             )
             person, state = result.enrollment.subscriber_id, result.enrollment.status
     except DripcourseError as exc:
-        field = "course" if isinstance(exc, NotFound) else "email"
+        # A refusal that names no field is about the course when there is none, else the person.
+        field = getattr(exc, "field", None) or ("course" if isinstance(exc, NotFound) else "email")
         return _new_form(request, context, operator, values, {field: str(exc)}, status_of(exc))
     if not (result.created or result.started or result.confirmation_queued):
         # Nothing was changed: say so beside the address rather than pretend it was added.

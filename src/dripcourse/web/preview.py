@@ -137,7 +137,7 @@ def _add_routes(app: FastAPI) -> None:
             sample = sample_of(name, timezone, draft.default_zone)
         except BadInput as exc:
             # Said beside the form; the email meanwhile shows the default sample subscriber.
-            error = _sentence(str(exc))
+            error = sentence(str(exc))
             sample = sample_of(None, None, draft.default_zone)
         preview = preview_lesson(draft, key, sample, context.builder, context.clock.now())
         return page(
@@ -227,9 +227,10 @@ def _error(request: Request, status: int, message: str) -> Response:
         "preview_message.html",
         status_code=status,
         title=_TITLES.get(status, "Sorry"),
-        text=_sentence(message),
+        text=sentence(message),
     )
 
 
-def _sentence(message: str) -> str:
+def sentence(message: str) -> str:
+    """An operation's error as a page says it: a capital first, a full stop last."""
     return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
