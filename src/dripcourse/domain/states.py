@@ -34,6 +34,8 @@ class DeliveryKind(enum.StrEnum):
     """A lesson an operator queued outside the rhythm (`lessons queue`)."""
     CONFIRMATION = "confirmation"
     """The double opt-in email."""
+    COMPLETION = "completion"
+    """The course's closing email, once the last lesson went out (at most one per enrolment)."""
 
 
 class DeliveryStatus(enum.StrEnum):

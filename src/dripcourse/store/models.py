@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -109,6 +110,9 @@ class Course(Base):
 
     lessons: Mapped[list[Lesson]] = relationship(
         back_populates="course", order_by="Lesson.position"
+    )
+    media: Mapped[list[MediaFile]] = relationship(
+        back_populates="course", cascade="all, delete-orphan", passive_deletes=True
     )
 
     @property
@@ -245,6 +249,9 @@ class Enrollment(Base):
     signup_user_agent: Mapped[str | None] = mapped_column(String(300))
     confirm_ip: Mapped[str | None] = mapped_column(String(45))
     confirm_user_agent: Mapped[str | None] = mapped_column(String(300))
+    fields: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default=text("'{}'"))
+    """The values of the course's custom fields (`[fields]` in course.toml) for this person,
+    checked against the course's declaration before they are stored."""
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="enrollments")
     course: Mapped[Course] = relationship()
@@ -274,6 +281,14 @@ class Delivery(Base):
             sqlite_where=text("kind = 'lesson'"),
             postgresql_where=text("kind = 'lesson'"),
         ),
+        # A course's completion email goes once per enrolment, whoever notices the end first.
+        Index(
+            "uq_deliveries_completion_once",
+            "enrollment_id",
+            unique=True,
+            sqlite_where=text("kind = 'completion'"),
+            postgresql_where=text("kind = 'completion'"),
+        ),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"))
@@ -301,6 +316,28 @@ class Delivery(Base):
 
     enrollment: Mapped[Enrollment] = relationship(back_populates="deliveries")
     lesson: Mapped[Lesson | None] = relationship()
+
+
+class MediaFile(Base):
+    """An image of a course folder as processed at sync (resized, metadata stripped), served at
+    `/media/<course>/<name>`. Rows are never replaced: an email already sent keeps pointing at the
+    version it was sent with, and a changed image gets a new name (its content hash)."""
+
+    __tablename__ = "media_files"
+    __table_args__ = (UniqueConstraint("course_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    """As served: `<content hash>-<file name>`."""
+    source: Mapped[str] = mapped_column(String(255))
+    """The path the course folder gives it (`images/dead-bug.png`)."""
+    content_type: Mapped[str] = mapped_column(String(32))
+    width: Mapped[int]
+    height: Mapped[int]
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+
+    course: Mapped[Course] = relationship(back_populates="media")
 
 
 def _hash_of_email(context: DefaultExecutionContext) -> str:
