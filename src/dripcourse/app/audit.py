@@ -44,6 +44,7 @@ SUBSCRIBER_ACTIONS = (
     "delivery retried",
     "bounced",
     "complained",
+    "early lesson asked",
 )
 """What was done to subscribers, by operators and by the bounce mailbox: the entries a subscriber's
 page shows (others, such as changes to operators, are for admins only)."""

@@ -69,6 +69,8 @@ def sync(app: App, path: Path | None, now: str | None) -> None:
             click.echo(f"dripcourse: error: {exc}", err=True)
             refused = True
             continue
+        for warning in report.warnings:
+            click.echo(warning, err=True)
         click.echo(_summary(report))
     if refused:
         raise SystemExit(1)

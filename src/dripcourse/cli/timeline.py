@@ -79,7 +79,8 @@ def _label(number: int | None, key: str) -> str:
 
 
 def _row_label(row: LedgerRow) -> str:
-    return "confirmation" if row.key is None else _label(row.number, row.key)
+    # A confirmation or a completion email has no lesson: its kind names it.
+    return row.kind if row.key is None else _label(row.number, row.key)
 
 
 def _state(row: LedgerRow) -> str:

@@ -24,6 +24,7 @@ from dripcourse.courses.files import (
     discover,
     read_course,
 )
+from dripcourse.domain.completion import COMPLETION_FILE, COMPLETION_KEY
 from dripcourse.domain.enrolment import Change, apply
 from dripcourse.domain.policy import OPEN_DELIVERY
 from dripcourse.domain.schedule import first_slot_at_or_after, next_lesson_due
@@ -50,6 +51,7 @@ SAMPLE_RECIPIENT = Recipient(
 SAMPLE_LINKS = Links(
     unsubscribe="https://example.com/unsubscribe/sample-token",
     view_online="https://example.com/view/sample-token",
+    early="https://example.com/early/sample-token",
 )
 
 
@@ -62,6 +64,8 @@ class SyncReport:
     reordered: bool = False
     reopened: int = 0
     """Enrolments that had finished and are owed a newly added lesson."""
+    warnings: list[str] = field(default_factory=list)
+    """Said but not refused: a `[next] course` that is neither synced nor a folder beside it."""
 
 
 def find_course_dirs(courses_dir: Path, path: Path | None = None) -> list[Path]:
@@ -81,27 +85,40 @@ def check_course(source: CourseSource) -> list[Problem]:
     if problems:
         return problems
     renderer = renderer_for_source(source)
-    for lesson in source.lessons:
+    closing = [] if source.completion is None else [source.completion]
+    for lesson in [*source.lessons, *closing]:
         lesson_problems = _check_lesson_templates(lesson, renderer)
         problems.extend(lesson_problems)
         if lesson_problems:
             continue
+        key = rendered_key(source, lesson)
         try:
-            renderer.render(lesson.key, SAMPLE_RECIPIENT, SAMPLE_LINKS)
+            renderer.render(key, SAMPLE_RECIPIENT, SAMPLE_LINKS)
         except Exception as exc:  # a course's own layout runs here: anything may go wrong
-            variables = list(renderer.context(lesson.key, SAMPLE_RECIPIENT, SAMPLE_LINKS))
+            variables = list(renderer.context(key, SAMPLE_RECIPIENT, SAMPLE_LINKS))
             problems.append(_layout_problem(source, exc, variables))
     return problems
 
 
 def renderer_for_source(source: CourseSource) -> CourseRenderer:
-    """The renderer of a course read from its files; BadInput if its course.toml has problems."""
+    """The renderer of a course read from its files; BadInput if its course.toml has problems.
+    The completion email, if any, is rendered under `COMPLETION_KEY`, numbered as the last lesson."""
+    settings = source.checked_settings
+    lessons = [LessonContent.of(lesson, n) for n, lesson in enumerate(source.lessons, 1)]
+    if settings.completion is not None:
+        lessons.append(LessonContent.of(settings.completion, len(source.lessons)))
     return CourseRenderer(
-        settings=source.checked_settings,
-        lessons=[LessonContent.of(lesson, n) for n, lesson in enumerate(source.lessons, 1)],
+        settings=settings,
+        lessons=lessons,
         layout_html=source.layout_html,
         layout_text=source.layout_text,
+        total=len(source.lessons),
     )
+
+
+def rendered_key(source: CourseSource, lesson: LessonSource) -> str:
+    """The renderer's name of a lesson of `source`, or of its completion email."""
+    return COMPLETION_KEY if lesson is source.completion else lesson.key
 
 
 def view_of_source(source: CourseSource) -> CourseView:
@@ -114,7 +131,11 @@ def _check_lesson_templates(lesson: LessonSource, renderer: CourseRenderer) -> l
     sources = {"subject": lesson.subject, "body": lesson.body}
     first_line = {"subject": lesson.front_matter_lines.get("subject", 1), "body": lesson.body_line}
     env = course_environment(named_sources(sources), autoescape=False)
-    context = renderer.context(lesson.key, SAMPLE_RECIPIENT, SAMPLE_LINKS)
+    context = renderer.context(
+        COMPLETION_KEY if lesson.file.name == COMPLETION_FILE else lesson.key,
+        SAMPLE_RECIPIENT,
+        SAMPLE_LINKS,
+    )
     problems = []
     for part in ("subject", "body"):
         try:
@@ -203,7 +224,25 @@ def sync_course(session: Session, source: CourseSource, now: datetime) -> SyncRe
     _cancel_retired(session, course, now)
     if report.added or report.retired or report.reordered:
         report.reopened = _reopen_finished(session, course, new_order, now)
+    following = settings.next_course
+    if following is not None and not _course_known(session, source.path.parent, following):
+        report.warnings.append(f"{source.path / 'course.toml'}:1: {unknown_next_course(following)}")
     return report
+
+
+def _course_known(session: Session, courses_dir: Path, slug: str) -> bool:
+    synced = session.scalar(select(Course.id).where(Course.slug == slug))
+    return synced is not None or (courses_dir / slug / "course.toml").is_file()
+
+
+def unknown_next_course(slug: str) -> str:
+    """The warning about a `[next] course` nobody can be enrolled in (yet): at the finish, such
+    a course is skipped and logged (`sending/sequels.py`)."""
+    return (
+        f"warning: next.course {slug!r} is not a course "
+        "(no folder of that name beside this one, and none synced): "
+        "nobody will be enrolled in it when they finish"
+    )
 
 
 def _cancel_retired(session: Session, course: Course, now: datetime) -> None:

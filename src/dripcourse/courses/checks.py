@@ -29,7 +29,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from dripcourse.courses.catalog import SAMPLE_LINKS, SAMPLE_RECIPIENT, renderer_for_source
+from dripcourse.courses.catalog import (
+    SAMPLE_LINKS,
+    SAMPLE_RECIPIENT,
+    rendered_key,
+    renderer_for_source,
+    unknown_next_course,
+)
 from dripcourse.courses.files import CourseSource, LessonSource, Problem
 from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.mail.mime import encode_body
@@ -107,13 +113,18 @@ def course_warnings(source: CourseSource) -> list[Problem]:
         return misnamed
     renderer = renderer_for_source(source)
     warnings: list[Problem] = []
-    for lesson in source.lessons:
+    closing = [] if source.completion is None else [source.completion]
+    for lesson in [*source.lessons, *closing]:
         try:
-            rendered = renderer.render(lesson.key, SAMPLE_RECIPIENT, SAMPLE_LINKS)
+            key = rendered_key(source, lesson)
+            rendered = renderer.render(key, SAMPLE_RECIPIENT, SAMPLE_LINKS)
         except Exception:  # a lesson that does not render is a problem, which check_course reports
             continue
         warnings.extend(lesson_warnings(source, lesson, rendered))
     course_toml = source.path / "course.toml"
+    following = source.checked_settings.next_course
+    if following is not None and not (source.path.parent / following / "course.toml").is_file():
+        warnings.append(Problem(course_toml, 1, unknown_next_course(following)))
     lines = _file_lines(course_toml)
     for url in _settings_urls(source.checked_settings):
         message = _url_message("link", url)

@@ -12,11 +12,12 @@ import hashlib
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dripcourse.domain.completion import COMPLETION_FILE, CompletionEmail
 from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.domain.schedule import parse_send_days, parse_send_time
 from dripcourse.domain.validation import has_control_characters, normalise_email
@@ -75,6 +76,8 @@ class CourseSource:
     problems: list[Problem] = field(default_factory=list)
     misnamed: list[Path] = field(default_factory=list)
     """Markdown files that open with front matter, like a lesson, but are not named like one."""
+    completion: LessonSource | None = None
+    """`completion.md` as read (for its lines); the settings carry it as `CompletionEmail`."""
 
     @property
     def checked_settings(self) -> CourseSettings:
@@ -106,6 +109,7 @@ COURSE_SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "send_time": (_STR, False),
         "send_days": (_LIST, False),
         "timezone": (_STR, False),
+        "allow_early": (bool, False),
     },
     "contact": {"email": (_STR, False), "phone": (_STR, False)},
     "footer": {"postal_address": (_STR, True)},
@@ -118,6 +122,7 @@ COURSE_SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "links": {},
     "theme": {"accent": (_STR, False)},
     "tracking": {"clicks": (bool, False)},
+    "next": {"course": (_STR, False)},
 }
 LESSON_KEYS: dict[str, tuple[type, bool]] = {
     "subject": (_STR, True),
@@ -162,7 +167,11 @@ def read_course(path: Path) -> CourseSource:
             setattr(source, attr, _read_text(path / name, source.problems))
     markdown = sorted(p for p in path.glob("*.md") if p.is_file())
     files = [p for p in markdown if LESSON_NAME.match(p.name)]
-    source.misnamed = [p for p in markdown if p not in files and _opens_with_front_matter(p)]
+    source.misnamed = [
+        p
+        for p in markdown
+        if p not in files and p.name != COMPLETION_FILE and _opens_with_front_matter(p)
+    ]
     if not files:
         source.problems.append(
             Problem(
@@ -185,7 +194,30 @@ def read_course(path: Path) -> CourseSource:
             continue
         seen[lesson.key] = file
         source.lessons.append(lesson)
+    _read_completion(source)
     return source
+
+
+def _read_completion(source: CourseSource) -> None:
+    """`completion.md`, read and checked like a lesson (file:line problems), kept with the
+    settings: it is not a lesson and takes no place in the course's order."""
+    file = source.path / COMPLETION_FILE
+    if not file.is_file():
+        return
+    read = _read_lesson(file, 0, source.problems)
+    if read is None:
+        return
+    source.completion = read
+    if source.settings is not None:
+        email = CompletionEmail(
+            subject=read.subject,
+            title=read.title,
+            body=read.body,
+            data=read.data,
+            body_line=read.body_line,
+            source_file=COMPLETION_FILE,
+        )
+        source.settings = replace(source.settings, completion=email)
 
 
 def _opens_with_front_matter(file: Path) -> bool:
@@ -298,11 +330,25 @@ def _normalise_settings(
     settings["theme"] = {"accent": settings.get("theme", {}).get("accent", "#0f766e")}
     # Off unless asked for: who reads what is the subscriber's business (see clicks.py).
     settings["tracking"] = {"clicks": settings.get("tracking", {}).get("clicks", False)}
+    settings["allow_early"] = bool(schedule.get("allow_early", False))
+    _check_next(settings, file, lines, problems)
     if not re.fullmatch(r"#[0-9a-fA-F]{6}", settings["theme"]["accent"]):
         problems.append(
             Problem(file, lines.get("theme", 1), "theme.accent must be a colour like #0f766e")
         )
     return settings
+
+
+def _check_next(
+    settings: dict[str, Any], file: Path, lines: dict[str, int], problems: list[Problem]
+) -> None:
+    """`[next] course` names a course by its slug; whether that course exists is a warning
+    (`checks.py`, `catalog.sync_course`), since it may be synced after this one."""
+    slug = settings.get("next", {}).get("course")
+    if slug is not None and not SLUG.match(slug):
+        problems.append(
+            Problem(file, lines.get("next", 1), f"next.course {slug!r} is not a course slug")
+        )
 
 
 def _check_cadence(value: int) -> int:

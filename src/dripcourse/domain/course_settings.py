@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dripcourse.domain.completion import CompletionEmail
 from dripcourse.domain.schedule import Rhythm, parse_send_time
 
 DEFAULT_LANGUAGE = "en"
@@ -120,6 +121,12 @@ class CourseSettings:
     """`theme.accent`, a #rrggbb colour."""
     tracks_clicks: bool = False
     """`tracking.clicks`: off unless asked for (see app/clicks.py)."""
+    allow_early: bool = False
+    """`schedule.allow_early`: each lesson but the last offers "get the next lesson now"."""
+    next_course: str | None = None
+    """`[next] course`: the slug a person who finishes is enrolled in, consent carried over."""
+    completion: CompletionEmail | None = None
+    """`completion.md`, when the course has one: the email sent once the course is finished."""
 
     def to_json(self) -> dict[str, Any]:
         """The settings as stored and as templates see them (a new dict each time)."""
@@ -148,7 +155,19 @@ class CourseSettings:
                 {"title": item.title, "url": item.url, "summary": item.summary}
                 for item in self.related
             ],
-        }
+        } | self._after_json()
+
+    def _after_json(self) -> dict[str, Any]:
+        """`allow_early`, `[next]` and the completion email: keys only when set, so a course
+        without them stores (and older rows read back as) exactly what it did before."""
+        shape: dict[str, Any] = {}
+        if self.allow_early:
+            shape["allow_early"] = True
+        if self.next_course is not None:
+            shape["next"] = {"course": self.next_course}
+        if self.completion is not None:
+            shape["completion"] = self.completion.to_json()
+        return shape
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CourseSettings:
@@ -184,4 +203,11 @@ class CourseSettings:
             accent=(data.get("theme") or {}).get("accent", DEFAULT_ACCENT),
             # Courses synced before click tracking existed have no [tracking]: not tracked.
             tracks_clicks=bool((data.get("tracking") or {}).get("clicks", False)),
+            allow_early=bool(data.get("allow_early", False)),
+            next_course=(data.get("next") or {}).get("course"),
+            completion=(
+                None
+                if data.get("completion") is None
+                else CompletionEmail.from_json(data["completion"])
+            ),
         )

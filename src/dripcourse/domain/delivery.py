@@ -29,6 +29,9 @@ class Job:
     attempts: int
     """Attempts so far, this one included."""
     first_attempt_at: datetime
+    lesson_id: int | None = None
+    """The lesson's row (None for a confirmation or a completion email): the early-lesson link
+    names it."""
 
 
 class Outcome(enum.StrEnum):

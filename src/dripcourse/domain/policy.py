@@ -63,6 +63,8 @@ SENDABLE_WHILE: dict[DeliveryKind, tuple[EnrollmentStatus, ...]] = {
     DeliveryKind.CONFIRMATION: WAITING_FOR_CONSENT,
     DeliveryKind.LESSON: (EnrollmentStatus.ACTIVE,),
     DeliveryKind.EXTRA: (EnrollmentStatus.ACTIVE, EnrollmentStatus.COMPLETED),
+    # The closing email is owed at the finish, so only to an enrolment that is still completed.
+    DeliveryKind.COMPLETION: (EnrollmentStatus.COMPLETED,),
 }
 
 

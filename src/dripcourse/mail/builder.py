@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from dripcourse.config import Settings
+from dripcourse.domain.completion import COMPLETION_KEY
 from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.domain.delivery import Job, OutgoingMessage
 from dripcourse.domain.validation import domain_of
@@ -50,6 +51,9 @@ def renderer_for_course(course: Course) -> CourseRenderer:
     retired = [lesson for lesson in course.lessons if not lesson.is_current]
     contents = [LessonContent.of(lesson, number) for number, lesson in enumerate(active, 1)]
     contents += [LessonContent.of(lesson, lesson.position) for lesson in retired]
+    if course.settings.completion is not None:
+        # Not a lesson: numbered as the last one, and rendered only for a completion delivery.
+        contents.append(LessonContent.of(course.settings.completion, len(active)))
     return CourseRenderer(
         settings=course.settings,
         lessons=contents,
@@ -90,8 +94,18 @@ class MessageBuilder:
         base = self.base_url.rstrip("/")
         unsubscribe = self.signer.make(Purpose.UNSUBSCRIBE, {"e": job.enrollment_id})
         view = self.signer.make(Purpose.VIEW, {"d": job.delivery_id})
+        early = ""
+        if job.kind in (DeliveryKind.LESSON, DeliveryKind.EXTRA):
+            # Made for every lesson: the layout shows it only when the course allows it and a
+            # lesson follows (app/early.py checks both again when it is used).
+            token = self.signer.make(
+                Purpose.EARLY, {"e": job.enrollment_id, "l": job.lesson_id or 0}
+            )
+            early = f"{base}/early/{token}"
         return Links(
-            unsubscribe=f"{base}/unsubscribe/{unsubscribe}", view_online=f"{base}/view/{view}"
+            unsubscribe=f"{base}/unsubscribe/{unsubscribe}",
+            view_online=f"{base}/view/{view}",
+            early=early,
         )
 
     def render(self, job: Job, course: CourseView) -> tuple[RenderedLesson, str | None]:
@@ -101,9 +115,10 @@ class MessageBuilder:
             token = self.signer.make(Purpose.CONFIRM, {"e": job.enrollment_id})
             confirm_url = f"{self.base_url.rstrip('/')}/confirm/{token}"
             return render_confirmation(course.settings, recipient, confirm_url), None
-        assert job.lesson_key is not None
+        key = COMPLETION_KEY if job.kind == DeliveryKind.COMPLETION else job.lesson_key
+        assert key is not None
         links = self.links(job)
-        rendered = course.renderer.render(job.lesson_key, recipient, links)
+        rendered = course.renderer.render(key, recipient, links)
         if tracks_clicks(course.settings):
             # Only the HTML part: the text part shows each address as written (see clicks.py).
             tracked = track_links(self.signer, self.base_url, rendered.html, job.delivery_id)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import css_inline
 import jinja2
 
+from dripcourse.domain.completion import COMPLETION_KEY
 from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.mail.plaintext import markdown_to_html, markdown_to_text
 from dripcourse.mail.sandbox import course_environment, named_sources
@@ -89,6 +90,8 @@ class Recipient:
 class Links:
     unsubscribe: str
     view_online: str
+    early: str = ""
+    """"Get the next lesson now" (`[schedule] allow_early`); empty where there is none to get."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +158,7 @@ class CourseRenderer:
                 "equipment": data.get("equipment", []),
                 "teaser": data.get("teaser"),
                 "related": data.get("related") or self._course["related"],
+                "is_completion": lesson.key == COMPLETION_KEY,
             },
             "subscriber": recipient,
             "links": links,
@@ -204,7 +208,14 @@ def template_course(settings: CourseSettings) -> dict[str, Any]:
     """`course` in a template: the settings as plain data, in the shape docs/course-format.md
     documents (`course.sender.get("bounce_email")`, `course.links.shop`). Plain data, as before:
     the sandbox keeps a template from changing it, and no template reaches the settings' methods."""
-    return settings.to_json()
+    shape = settings.to_json()
+    # The completion email is a template of its own, not a value; allow_early is always there,
+    # so that a layout may test it without `.get`.
+    shape.pop("completion", None)
+    shape["schedule"]["allow_early"] = shape.pop("allow_early", False)
+    shape.pop("next", None)
+    shape["next"] = {"course": settings.next_course}
+    return shape
 
 
 def render_confirmation(

@@ -29,6 +29,7 @@ PERSONAL: tuple[tuple[str, str], ...] = (
     ("subscriber", "timezone"),
     ("links", "unsubscribe"),
     ("links", "view_online"),
+    ("links", "early"),
 )
 _OBJECTS = {obj for obj, _ in PERSONAL}
 _PLACEHOLDER = re.compile(r"DCV(\d+)Z")  # as many digits as PERSONAL ever needs

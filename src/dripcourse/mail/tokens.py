@@ -30,6 +30,8 @@ class Purpose(enum.StrEnum):
     """A tracked link (`clicks.py`): signed together with its target URL."""
     INVITE = "invite"
     """An operator's link to choose a password (`app/invitations.py`)."""
+    EARLY = "early"
+    """"Get the next lesson now" (`app/early.py`): the enrolment and the lesson it was sent in."""
 
 
 EXPIRING = frozenset({Purpose.CONFIRM, Purpose.INVITE})

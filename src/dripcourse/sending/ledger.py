@@ -22,6 +22,7 @@ from dripcourse.domain.schedule import (
     next_lesson,
 )
 from dripcourse.domain.validation import address_hash
+from dripcourse.sending.sequels import finish
 from dripcourse.store.db import upsert_insert
 from dripcourse.store.models import (
     Course,
@@ -36,7 +37,6 @@ from dripcourse.store.models import (
 )
 from dripcourse.store.queries import (
     chunks,
-    finish_enrollments,
     jobs_for,
     lesson_histories,
     make_message_id,
@@ -92,14 +92,15 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
         )
     )
     owed: list[dict[str, Any]] = []
-    finished: list[int] = []
+    finished: dict[int, datetime] = {}
     for row in due:
         if hashes[row.email] in suppressed:
             continue  # held: nothing is owed to a suppressed address
         course = courses[row.course_id]
         key = next_lesson(course.keys, [had.key for had in histories[row.id]])
         if key is None:
-            finished.append(row.id)
+            # Its time came and no lesson is left: what follows the course takes this slot.
+            finished[row.id] = row.next_due_at
             continue
         owed.append(
             owed_delivery(
@@ -117,7 +118,7 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
         .values(next_due_at=None)
         .execution_options(synchronize_session=False)
     )
-    finish_enrollments(session, finished, now)
+    finish(session, finished, now)
     for rows in chunks(owed):
         # One INSERT ... SELECT of the batch, not an executemany: PostgreSQL would run one
         # INSERT per row.

@@ -30,6 +30,7 @@ from dripcourse.domain.schedule import (
     retry_at,
     should_give_up,
 )
+from dripcourse.sending.sequels import finish
 from dripcourse.store.models import (
     Course,
     Delivery,
@@ -39,7 +40,7 @@ from dripcourse.store.models import (
     Lesson,
     SuppressionReason,
 )
-from dripcourse.store.queries import chunks, finish_enrollments, suppress, values_of, values_params
+from dripcourse.store.queries import chunks, suppress, values_of, values_params
 
 TAKEN_OVER = "taken-over"
 """The status reported for an outcome that was not recorded: another worker owns the delivery now."""
@@ -75,7 +76,7 @@ def record_outcomes(
     owned = _write_deliveries(session, rows, worker)
     known = dict(facts or {})
     following: list[dict[str, Any]] = []
-    finished: list[int] = []
+    finished: dict[int, datetime] = {}
     statuses: list[str] = []
     for (job, result), row in zip(outcomes, rows, strict=True):
         if job.delivery_id not in owned:
@@ -89,13 +90,13 @@ def record_outcomes(
             course = known.get(job.course_id) or known.setdefault(
                 job.course_id, _facts(session, job.course_id)
             )
+            due = following_lesson_due(job.due_at, now, ZoneInfo(job.timezone), course.rhythm)
             if job.lesson_key == course.last_key:
-                finished.append(job.enrollment_id)
+                finished[job.enrollment_id] = due  # the completion email keeps the rhythm
             else:
-                due = following_lesson_due(job.due_at, now, ZoneInfo(job.timezone), course.rhythm)
                 following.append({"id": job.enrollment_id, "next_due_at": due})
     _schedule_following(session, following)
-    finish_enrollments(session, finished, now)
+    finish(session, finished, now)
     return statuses
 
 

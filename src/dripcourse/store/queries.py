@@ -97,6 +97,7 @@ def jobs_for(session: Session, delivery_ids: Sequence[int]) -> list[Job]:
             Delivery.due_at,
             Delivery.attempts,
             func.coalesce(Delivery.first_attempt_at, Delivery.due_at).label("first_attempt_at"),
+            Delivery.lesson_id,
         )
         .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
         .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
@@ -135,16 +136,22 @@ def lesson_histories(
     return histories
 
 
-def finish_enrollments(session: Session, enrollment_ids: Collection[int], now: datetime) -> None:
+def finish_enrollments(
+    session: Session, enrollment_ids: Collection[int], now: datetime
+) -> list[int]:
     """`Change.FINISH` for many enrolments in one statement; those no longer running (someone
-    unsubscribed meanwhile) stay as they are."""
+    unsubscribed meanwhile, or another worker finished it first) stay as they are. Returns the
+    ids this statement finished: what follows a finish is owed for them alone."""
     if not enrollment_ids:
-        return
-    session.execute(
-        update(Enrollment)
-        .where(Enrollment.id.in_(enrollment_ids), Enrollment.status.in_(Change.FINISH.sources))
-        .values(status=Change.FINISH.target, **stamps(Change.FINISH, now))
-        .execution_options(synchronize_session=False)
+        return []
+    return list(
+        session.scalars(
+            update(Enrollment)
+            .where(Enrollment.id.in_(enrollment_ids), Enrollment.status.in_(Change.FINISH.sources))
+            .values(status=Change.FINISH.target, **stamps(Change.FINISH, now))
+            .returning(Enrollment.id)
+            .execution_options(synchronize_session=False)
+        )
     )
 
 
