@@ -207,7 +207,11 @@ def queue_lesson(
 
 def view_online(session: Session, builder: MessageBuilder, delivery_id: int) -> RenderedLesson:
     """A lesson as its recipient got it, for the "view in your browser" link."""
-    jobs = [job for job in jobs_for(session, [delivery_id]) if job.lesson_key is not None]
+    jobs = [
+        job
+        for job in jobs_for(session, [delivery_id])
+        if job.lesson_key is not None or job.kind == DeliveryKind.COMPLETION
+    ]
     if not jobs:
         raise NotFound("this lesson is no longer available")
     course = session.scalars(

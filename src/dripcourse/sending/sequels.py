@@ -120,12 +120,13 @@ def _enrol_in_next(
         (row.Enrollment.subscriber_id, following[row.Course.settings.next_course].id)
         for row in wanted
     }
-    present = set(
-        session.execute(
+    present: set[tuple[int, int]] = set(
+        (subscriber_id, course_id)
+        for subscriber_id, course_id in session.execute(
             select(Enrollment.subscriber_id, Enrollment.course_id).where(
                 tuple_(Enrollment.subscriber_id, Enrollment.course_id).in_(pairs)
             )
-        ).tuples()
+        )
     )
     new: list[dict[str, Any]] = []
     words: dict[tuple[int, int], tuple[str, str]] = {}
@@ -170,9 +171,9 @@ def _enrol_in_next(
             .values(list(group))
             .on_conflict_do_nothing(index_elements=["subscriber_id", "course_id"])
             .returning(Enrollment.subscriber_id, Enrollment.course_id)
-        ).tuples()
-        for pair in made:
-            email, detail = words[pair]
+        )
+        for subscriber_id, course_id in made:
+            email, detail = words[(subscriber_id, course_id)]
             entries.append(
                 {
                     "at": now,
