@@ -140,7 +140,8 @@ def test_a_completion_email_then_the_next_course_in_its_own_rhythm(
         ).all()
         assert (old.status, new.status) == ("completed", "active")
         assert new.source == "next-course"
-        assert new.confirmed_at == old.confirmed_at
+        # Started when phase 1 finished (its last lesson went out); consent as evidenced before.
+        assert new.confirmed_at == datetime(2027, 3, 23, 12, 0, tzinfo=UTC)
         assert (new.signup_ip, new.confirm_ip) == (old.signup_ip, old.confirm_ip)
         entries = session.scalars(
             select(AuditEntry.detail).where(AuditEntry.target == ADA[0])

@@ -9,8 +9,8 @@ read each of the courses, the suppressions and the enrolments already there, one
 new enrolments and one of their audit entries.
 
 Consent carries over: the new enrolment starts without a confirmation email, its `source` says
-`next-course`, it copies the finished one's consent evidence (sign-up and confirmation address
-and browser, and when the person confirmed) and its custom field values, and the audit log says
+`next-course`, it copies the finished one's consent evidence (the address and browser of the
+sign-up and of the confirmation) and its custom field values, and the audit log says
 where the consent came from. Nobody is enrolled whose address is suppressed, who already has an
 enrolment in the next course (whatever its status: someone who left it is not brought back), or
 whose next course is not synced (skipped and logged; `courses check` and `sync` warn).
@@ -141,7 +141,9 @@ def _enrol_in_next(
                 "status": EnrollmentStatus.ACTIVE,
                 "source": NEXT_COURSE_SOURCE,
                 "created_at": now,
-                "confirmed_at": enrollment.confirmed_at or now,
+                # Started now (the timeline's "active since"); where the consent came from is in
+                # the evidence copied below and in the audit entry.
+                "confirmed_at": now,
                 "next_due_at": next_course_start(
                     finished[enrollment.id],
                     now,
