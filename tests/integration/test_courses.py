@@ -226,12 +226,12 @@ def test_an_undefined_name_in_the_subject_is_reported_at_the_subject_line(runner
             "{{ subscriber.surname }}",
             "unknown field subscriber.surname; known: email, first_name, name, timezone",
         ),
-        ("{{ links.home }}", "unknown field links.home; known: unsubscribe, view_online"),
+        ("{{ links.home }}", "unknown field links.home; known: early, unsubscribe, view_online"),
         ("{{ course.links.home }}", "unknown field course.links.home; known: equipment, website"),
         (
             "{{ lesson.nmber }}",
-            "unknown field lesson.nmber; known: equipment, exercises, key, number, preheader, "
-            "related, subject, teaser, title, topics, total",
+            "unknown field lesson.nmber; known: equipment, exercises, is_completion, key, number, "
+            "preheader, related, subject, teaser, title, topics, total",
         ),
         (
             "{% for ex in lesson.exercises %}{{ ex.nme }}{% endfor %}",

@@ -299,4 +299,5 @@ def _kind_words(kind: str) -> str:
     return {
         DeliveryKind.CONFIRMATION: "the confirmation email",
         DeliveryKind.EXTRA: "a queued lesson",
+        DeliveryKind.COMPLETION: "the completion email",
     }.get(DeliveryKind(kind), "a lesson in the rhythm")
