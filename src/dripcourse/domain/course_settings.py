@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
+from dripcourse.domain.cohort import Cohort, parse_late_joiners
 from dripcourse.domain.schedule import Rhythm, parse_send_time
 
 DEFAULT_LANGUAGE = "en"
@@ -120,6 +122,9 @@ class CourseSettings:
     """`theme.accent`, a #rrggbb colour."""
     tracks_clicks: bool = False
     """`tracking.clicks`: off unless asked for (see app/clicks.py)."""
+    cohort: Cohort | None = None
+    """`schedule.starts_on` and `schedule.late_joiners`: a cohort course (domain/cohort.py);
+    None for a course where each person starts when they sign up."""
 
     def to_json(self) -> dict[str, Any]:
         """The settings as stored and as templates see them (a new dict each time)."""
@@ -135,6 +140,7 @@ class CourseSettings:
                 "send_time": self.rhythm.send_time.strftime("%H:%M"),
                 "send_days": sorted(self.rhythm.send_days),
                 "timezone": self.timezone,
+                **_cohort_keys(self.cohort),
             },
             "contact": {"email": self.contact.email, "phone": self.contact.phone},
             "footer": {"postal_address": self.postal_address},
@@ -184,4 +190,23 @@ class CourseSettings:
             accent=(data.get("theme") or {}).get("accent", DEFAULT_ACCENT),
             # Courses synced before click tracking existed have no [tracking]: not tracked.
             tracks_clicks=bool((data.get("tracking") or {}).get("clicks", False)),
+            cohort=_cohort_of(schedule),
         )
+
+
+def _cohort_keys(cohort: Cohort | None) -> dict[str, Any]:
+    # Keys only in a cohort course, so that every other course keeps the shape older versions wrote
+    # (templates test for them with `course.schedule.get("starts_on")`).
+    if cohort is None:
+        return {}
+    return {"starts_on": cohort.starts_on.isoformat(), "late_joiners": cohort.late_joiners.value}
+
+
+def _cohort_of(schedule: Mapping[str, Any]) -> Cohort | None:
+    if schedule.get("starts_on") is None:
+        return None
+    starts_on = schedule["starts_on"]
+    return Cohort(
+        starts_on if isinstance(starts_on, date) else date.fromisoformat(starts_on),
+        parse_late_joiners(schedule.get("late_joiners", "catch_up")),
+    )

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, and_, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
+from dripcourse.domain.cohort import joining_lesson
 from dripcourse.domain.delivery import Job
 from dripcourse.domain.policy import SENDABLE_WHILE, blocked_by, owed_delivery
 from dripcourse.domain.schedule import (
@@ -71,7 +73,13 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
     INSERT (per 1,000 rows), and one more UPDATE if some enrolment has had every lesson.
     """
     query = (
-        select(Enrollment.id, Enrollment.course_id, Enrollment.next_due_at, Subscriber.email)
+        select(
+            Enrollment.id,
+            Enrollment.course_id,
+            Enrollment.next_due_at,
+            Subscriber.email,
+            Subscriber.timezone,
+        )
         .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
         .where(Enrollment.status == EnrollmentStatus.ACTIVE, Enrollment.next_due_at <= now)
         .order_by(Enrollment.next_due_at)
@@ -97,7 +105,13 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
         if hashes[row.email] in suppressed:
             continue  # held: nothing is owed to a suppressed address
         course = courses[row.course_id]
-        key = next_lesson(course.keys, [had.key for had in histories[row.id]])
+        history = [had.key for had in histories[row.id]]
+        key = next_lesson(course.keys, history)
+        cohort = course.course.settings.cohort
+        if not history and cohort is not None:
+            # A first lesson in a cohort course: a late joiner may start at the current lesson.
+            zone, rhythm = ZoneInfo(row.timezone), course.course.settings.rhythm
+            key = joining_lesson(course.keys, row.next_due_at, cohort, zone, rhythm)
         if key is None:
             finished.append(row.id)
             continue
