@@ -56,7 +56,8 @@ def enrollment_lines(enrollment: EnrollmentTimeline, zone: str, now: datetime) -
     width = max([18, *map(len, labels)])
     for lesson in enrollment.skipped:
         label = _label(lesson.number, lesson.key)
-        lines.append(f"  {'skipped':<9} {label:<{width}} {cohort_note(lesson, ZoneInfo(zone))}")
+        note = (cohort_note(lesson, ZoneInfo(zone)) or "").removeprefix("skipped: ")
+        lines.append(f"  {'skipped':<9} {label:<{width}} {note}")
     for row, label in zip(enrollment.ledger, labels, strict=False):
         lines.append(f"  {_state(row):<9} {label:<{width}} {_when(row.at, zone)}{_detail(row)}")
     for lesson in enrollment.owed:
