@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from dripcourse.app import subscriptions
+from dripcourse.app import overview, subscriptions
 from dripcourse.app.timeline import timeline
 from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock
@@ -145,6 +145,9 @@ def test_a_late_joiner_in_progress_starts_at_the_current_lesson(cohorts, setting
     enrol(cohorts, "fay@example.com", TORONTO, "cohort-live", EARLY)
     with cohorts.transaction() as session:
         plan = timeline(session, "eve@example.com", LATE).enrollments[0]
+        queue = {entry.email: entry.lesson for entry in overview.upcoming(session)}
+    # The operator's queue names the lesson she will get: the cohort's current one.
+    assert (queue["eve@example.com"], queue["fay@example.com"]) == ("3 calves-achilles", "1 feet")
     assert [(p.number, p.skipped) for p in plan.skipped] == [
         (1, "before you joined"),
         (2, "before you joined"),
@@ -174,3 +177,31 @@ def test_a_late_joiner_in_progress_starts_at_the_current_lesson(cohorts, setting
         after = timeline(session, "eve@example.com", datetime(2027, 5, 10, tzinfo=UTC))
     assert [p.number for p in after.enrollments[0].skipped] == [1, 2]
     assert after.enrollments[0].status == "completed"
+
+
+def test_a_lesson_held_by_a_pause_goes_after_it_then_the_rest_one_a_day(
+    cohorts, settings, clock, smtpd
+):
+    enrol(cohorts, "gil@example.com", LONDON, "cohort", EARLY)
+    run(cohorts, settings, clock, since=date(2027, 2, 11), until=date(2027, 3, 7))
+    # Lesson 2 is refused for now (451) on the 8th: it waits in the ledger when Gil pauses.
+    smtpd.fail_next(1, code=451)
+    clock.set(datetime(2027, 3, 8, 8, 0, tzinfo=UTC))
+    dispatcher = Dispatcher(cohorts, settings, load_backend(settings.email_backend), clock)
+    assert dispatcher.run_pass().count("pending") == 1
+    with cohorts.transaction() as session:
+        subscriptions.pause(session, "gil@example.com", datetime(2027, 3, 8, 8, 1, tzinfo=UTC))
+    run(cohorts, settings, clock, since=date(2027, 3, 9), until=date(2027, 3, 16))
+    with cohorts.transaction() as session:
+        subscriptions.resume(session, "gil@example.com", datetime(2027, 3, 17, 18, tzinfo=UTC))
+    run(cohorts, settings, clock, since=date(2027, 3, 18), until=date(2027, 5, 10))
+
+    assert (
+        arrivals(smtpd, "gil@example.com", LONDON)
+        == [
+            (1, date(2027, 3, 1)),
+            (2, date(2027, 3, 18)),  # the held lesson, the morning after resuming
+            (3, date(2027, 3, 19)),  # the cohort had it on the 15th: the next day, not the same one
+            *zip(range(4, 11), COHORT_DATES[3:], strict=True),
+        ]
+    )

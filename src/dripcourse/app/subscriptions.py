@@ -391,17 +391,19 @@ def _shift_for_pause(
     session: Session, enrollment: Enrollment, paused_at: datetime, now: datetime
 ) -> None:
     """What was still to wait at the pause is waited after it: the next lesson and whatever is
-    pending in the ledger move by the length of the pause. A cohort course has its own rule."""
-    if resume_in_cohort(session, enrollment, now):
-        return
+    pending in the ledger move by the length of the pause. In a cohort course the lessons go back
+    onto the cohort's dates instead (`cohorts.resume_in_cohort`); other messages still move."""
+    in_cohort = resume_in_cohort(session, enrollment, now)
     zone, rhythm = _zone(enrollment), enrollment.course.settings.rhythm
-    if enrollment.next_due_at is not None:
+    if enrollment.next_due_at is not None and not in_cohort:
         enrollment.next_due_at = resumed_due(enrollment.next_due_at, paused_at, now, zone, rhythm)
     for delivery in session.scalars(
         select(Delivery).where(
             Delivery.enrollment_id == enrollment.id, Delivery.status == DeliveryStatus.PENDING
         )
     ):
+        if in_cohort and delivery.kind == DeliveryKind.LESSON:
+            continue
         delivery.next_attempt_at = resumed_due(
             delivery.next_attempt_at, paused_at, now, zone, rhythm
         )

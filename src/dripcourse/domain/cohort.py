@@ -50,6 +50,7 @@ __all__ = [
     "due_after_history",
     "joining_lesson",
     "lesson_due",
+    "owed_lesson",
     "parse_late_joiners",
     "plan_cohort",
     "plan_from_joining",
@@ -177,6 +178,21 @@ def joining_lesson(
     if cohort.late_joiners is LateJoiners.CATCH_UP:
         return lesson_keys[0]
     return lesson_keys[current_lesson(cohort, due_at, len(lesson_keys), zone, rhythm) - 1]
+
+
+def owed_lesson(
+    lesson_keys: Sequence[str],
+    history: Sequence[str],
+    due_at: datetime,
+    zone: ZoneInfo,
+    rhythm: Rhythm,
+    cohort: Cohort | None,
+) -> str | None:
+    """The lesson owed to an enrolment whose next lesson is due at `due_at`: `schedule.next_lesson`,
+    except that in a cohort course someone who has had none starts at `joining_lesson`."""
+    if cohort is None or history:
+        return next_lesson(lesson_keys, history)
+    return joining_lesson(lesson_keys, due_at, cohort, zone, rhythm)
 
 
 def plan_cohort(

@@ -17,12 +17,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, and_, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
-from dripcourse.domain.cohort import joining_lesson
+from dripcourse.domain.cohort import owed_lesson
 from dripcourse.domain.delivery import Job
 from dripcourse.domain.policy import SENDABLE_WHILE, blocked_by, owed_delivery
-from dripcourse.domain.schedule import (
-    next_lesson,
-)
 from dripcourse.domain.validation import address_hash
 from dripcourse.store.db import upsert_insert
 from dripcourse.store.models import (
@@ -106,12 +103,11 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
             continue  # held: nothing is owed to a suppressed address
         course = courses[row.course_id]
         history = [had.key for had in histories[row.id]]
-        key = next_lesson(course.keys, history)
-        cohort = course.course.settings.cohort
-        if not history and cohort is not None:
-            # A first lesson in a cohort course: a late joiner may start at the current lesson.
-            zone, rhythm = ZoneInfo(row.timezone), course.course.settings.rhythm
-            key = joining_lesson(course.keys, row.next_due_at, cohort, zone, rhythm)
+        # In a cohort course a late joiner's first lesson may be the cohort's current one.
+        settings, zone = course.course.settings, ZoneInfo(row.timezone)
+        key = owed_lesson(
+            course.keys, history, row.next_due_at, zone, settings.rhythm, settings.cohort
+        )
         if key is None:
             finished.append(row.id)
             continue
