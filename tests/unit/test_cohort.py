@@ -8,15 +8,18 @@ joining instants, weighted towards the weeks around each zone's DST changes.
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
 from itertools import pairwise
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dripcourse.courses.files import read_course
 from dripcourse.domain.cohort import (
     BEFORE_JOINING,
     Cohort,
@@ -33,6 +36,7 @@ from dripcourse.domain.cohort import (
 )
 from dripcourse.domain.schedule import Rhythm, first_slot_at_or_after
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "emails" / "runners"
 TORONTO = ZoneInfo("America/Toronto")
 LONDON = ZoneInfo("Europe/London")
 WEEKLY = Rhythm()
@@ -288,3 +292,65 @@ def test_an_early_sign_up_is_on_the_cohort_from_lesson_one(
 
     assert starting_due(joined, cohort, zone, rhythm) == cohort_slot(cohort, 1, zone, rhythm)
     assert [p.due_at for p in plan] == [p.cohort_due for p in plan]
+
+
+# --- course.toml: whatever is written, a problem at its line or a cohort ---------------------------
+
+TOML_VALUES = st.sampled_from(
+    [
+        "2027-03-01",
+        '"2027-03-01"',
+        "2027-03-01T08:00:00",
+        "2027-03-01T08:00:00Z",
+        "2027-03-01 08:00:00+01:00",
+        "08:00:00",
+        "20270301",
+        "1.5",
+        "true",
+        "[2027-03-01]",
+        "{ date = 2027-03-01 }",
+        '"catch_up"',
+        '"join_in_progress"',
+        '"JOIN_IN_PROGRESS"',
+        '"catch up"',
+        '""',
+        '"\\u0000"',
+        "0001-01-01",
+        "9999-12-31",
+    ]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(starts_on=st.none() | TOML_VALUES, late_joiners=st.none() | TOML_VALUES)
+def test_a_written_cohort_is_read_or_refused_at_its_line(
+    starts_on: str | None, late_joiners: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    folder = tmp_path_factory.mktemp("course") / "runners"
+    shutil.copytree(EXAMPLE, folder)
+    written = [f"starts_on = {starts_on}"] * (starts_on is not None)
+    written += [f"late_joiners = {late_joiners}"] * (late_joiners is not None)
+    toml = folder / "course.toml"
+    toml.write_text(
+        toml.read_text().replace(
+            "[schedule]\n", "[schedule]\n" + "".join(f"{x}\n" for x in written)
+        )
+    )
+
+    source = read_course(folder)
+
+    lines = toml.read_text().splitlines()
+    cohort_lines = {
+        n for n, line in enumerate(lines, 1) if line.startswith(("starts_on", "late_j"))
+    }
+    if source.problems:
+        assert source.settings is None
+        assert {p.line for p in source.problems} <= cohort_lines
+        assert all(str(p).startswith(f"{toml}:") for p in source.problems)
+    else:
+        assert source.settings is not None
+        assert (source.settings.cohort is None) == (starts_on is None)
+        if source.settings.cohort is not None:
+            # Every date TOML can write is a cohort's start: its dates can be computed.
+            cohort = source.settings.cohort
+            assert cohort_slot(cohort, 3, TORONTO, WEEKLY).tzinfo is UTC

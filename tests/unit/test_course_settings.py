@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dripcourse.courses.files import read_course
-from dripcourse.domain.cohort import Cohort, LateJoiners
+from dripcourse.domain.cohort import EARLIEST_START, LATEST_START, Cohort, LateJoiners
 from dripcourse.domain.course_settings import (
     CallToAction,
     Contact,
@@ -52,7 +52,8 @@ all_settings = st.builds(
     related=st.lists(st.builds(Related, texts, texts, maybe_texts), max_size=3).map(tuple),
     accent=texts,
     tracks_clicks=st.booleans(),
-    cohort=st.none() | st.builds(Cohort, st.dates(), st.sampled_from(list(LateJoiners))),
+    cohort=st.none()
+    | st.builds(Cohort, st.dates(EARLIEST_START, LATEST_START), st.sampled_from(list(LateJoiners))),
 )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from dripcourse.domain.cohort import parse_late_joiners
+from dripcourse.domain.cohort import Cohort, parse_late_joiners
 from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.domain.schedule import parse_send_days, parse_send_time
 from dripcourse.domain.validation import has_control_characters, normalise_email
@@ -327,7 +327,10 @@ def _cohort_settings(
             )
         )
     elif starts_on is not None:
-        found["starts_on"] = starts_on.isoformat()
+        try:
+            found["starts_on"] = Cohort(starts_on).starts_on.isoformat()
+        except ValueError as exc:
+            problems.append(Problem(file, lines.get("starts_on", 1), f"schedule.{exc}"))
     if "late_joiners" in schedule:
         line = lines.get("late_joiners", 1)
         try:

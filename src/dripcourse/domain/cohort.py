@@ -58,6 +58,9 @@ __all__ = [
     "starting_due",
 ]
 
+EARLIEST_START, LATEST_START = date(1970, 1, 1), date(2999, 12, 31)
+"""The range of `starts_on`: any real course's, far from where date arithmetic overflows."""
+
 BEFORE_JOINING = "before you joined"
 """Why a lesson is not owed to someone who joined a cohort in progress."""
 
@@ -89,6 +92,12 @@ class Cohort:
         # A datetime is a date too (TOML's 2027-01-11T08:00 reads as one): its time would be lost.
         if isinstance(self.starts_on, datetime) or not isinstance(self.starts_on, date):
             raise ValueError(f"starts_on must be a date (2027-01-11), got {self.starts_on!r}")
+        # Python's dates end at year 9999: a course's years of lessons must fit after its start.
+        if not EARLIEST_START <= self.starts_on <= LATEST_START:
+            raise ValueError(
+                f"starts_on must be between {EARLIEST_START} and {LATEST_START}, "
+                f"got {self.starts_on}"
+            )
 
 
 def cohort_slot(cohort: Cohort, number: int, zone: ZoneInfo, rhythm: Rhythm) -> datetime:
@@ -103,10 +112,10 @@ def _cohort_slots(
     starts_on: date, zone: ZoneInfo, rhythm: Rhythm, count: int
 ) -> tuple[datetime, ...]:
     # Cached: recording a group of outcomes asks the same few slots of the same course many times.
-    if count == 1:
-        return (first_slot_at_or_after(slot_on(starts_on, zone, time(0, 0)), zone, rhythm),)
-    before = _cohort_slots(starts_on, zone, rhythm, count - 1)
-    return (*before, next_lesson_due(before[-1], zone, rhythm))
+    slots = [first_slot_at_or_after(slot_on(starts_on, zone, time(0, 0)), zone, rhythm)]
+    while len(slots) < count:
+        slots.append(next_lesson_due(slots[-1], zone, rhythm))
+    return tuple(slots)
 
 
 def current_lesson(

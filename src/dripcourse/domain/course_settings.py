@@ -8,7 +8,8 @@ databases need no migration, and it is also what course templates see as `course
 
 `from_json` reads rows of every version: what older ones lack gets the default that reading
 `course.toml` gives today (`double_opt_in` and `[tracking]` came later, `sender.bounce_email` is
-optional). Nothing here does I/O; the one rule checked is the schedule's, by `Rhythm` itself.
+optional). Nothing here does I/O; the rules checked are the schedule's, by `Rhythm` and `Cohort`
+themselves.
 """
 
 from __future__ import annotations
