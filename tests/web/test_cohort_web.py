@@ -4,8 +4,10 @@ calendar of a late joiner."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from html import unescape
 from pathlib import Path
 
 import httpx
@@ -17,6 +19,8 @@ from test_dashboard_people_http import signed_in
 from dripcourse.app import subscriptions
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
+from dripcourse.courses.catalog import sync_course
+from dripcourse.courses.files import read_course
 from dripcourse.domain.roles import Role
 from dripcourse.store.db import Database
 from dripcourse.web.app import create_app
@@ -119,3 +123,24 @@ def make_cohort_catch_up(courses_dir: Path) -> None:
     toml = courses_dir / "runners" / "course.toml"
     text = toml.read_text(encoding="utf-8")
     toml.write_text(text.replace('"join_in_progress"', '"catch_up"'), encoding="utf-8")
+
+
+def test_the_subscriber_page_says_which_lessons_were_before_they_joined(live_server, courses_dir):
+    make_cohort(courses_dir, "2020-01-06", "join_in_progress")
+    with live_server.database.transaction() as session:
+        sync_course(session, read_course(courses_dir / "runners"), datetime.now(UTC))
+        subscriber_id = subscriptions.subscribe(
+            session,
+            email="eve@example.com",
+            course_slug="runners",
+            timezone="Europe/London",
+            confirmed=True,
+            now=datetime.now(UTC),
+        ).enrollment.subscriber_id
+    with signed_in(live_server, Role.VIEWER) as browser:
+        page = browser.get(f"/admin/subscribers/{subscriber_id}")
+
+    assert page.status_code == 200
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", page.text)).split())
+    assert "Not owed, the cohort had them before they joined: 1 feet, 2 ankles," in text
+    assert "9 building-mileage." in text
