@@ -148,7 +148,7 @@ def test_a_late_joiner_in_progress_starts_at_the_current_lesson(cohorts, setting
         queue = {entry.email: entry.lesson for entry in overview.upcoming(session)}
     # The operator's queue names the lesson she will get: the cohort's current one.
     assert (queue["eve@example.com"], queue["fay@example.com"]) == ("3 calves-achilles", "1 feet")
-    assert [(p.number, p.skipped) for p in plan.skipped] == [
+    assert [(p.number, p.skipped) for p in plan.before_joining] == [
         (1, "before you joined"),
         (2, "before you joined"),
     ]
@@ -175,7 +175,7 @@ def test_a_late_joiner_in_progress_starts_at_the_current_lesson(cohorts, setting
         # The lessons before she joined are not owed: no delivery rows for them.
         assert eve_lessons == list(range(3, 11))
         after = timeline(session, "eve@example.com", datetime(2027, 5, 10, tzinfo=UTC))
-    assert [p.number for p in after.enrollments[0].skipped] == [1, 2]
+    assert [p.number for p in after.enrollments[0].before_joining] == [1, 2]
     assert after.enrollments[0].status == "completed"
 
 

@@ -68,7 +68,7 @@ def test_the_api_timeline_of_someone_who_joined_in_progress(api_client, synced, 
 
     assert response.status_code == 200, response.text
     [runners] = response.json()["enrollments"]
-    assert runners["skipped"] == [
+    assert runners["before_joining"] == [
         {
             "number": 1,
             "key": "feet",

@@ -97,7 +97,7 @@ def _due_from_history(
 class CohortPlan:
     """A timeline's view of an enrolment in a cohort course."""
 
-    skipped: list[PlannedLesson]
+    before_joining: list[PlannedLesson]
     """Lessons not owed: joined in progress after the cohort had them (at the cohort's date)."""
     owed: list[PlannedLesson]
     """The lessons still to come, each with its cohort date."""
@@ -114,8 +114,8 @@ def plan_enrolment(
     *,
     in_flight: bool,
 ) -> CohortPlan:
-    """The skipped and owed lessons of an enrolment that has had `history` (keys, the lesson in
-    the ledger included) of the `current` lessons, `remaining` still owed.
+    """The lessons before joining and those owed, of an enrolment that has had `history` (keys,
+    the lesson in the ledger included) of the `current` lessons, `remaining` still owed.
 
     `next_due` is (when the next lesson is due, when it goes out) if the lessons are not held; with
     `in_flight` that is the lesson in the ledger, whose following ones are planned from its send.

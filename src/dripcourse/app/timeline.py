@@ -110,7 +110,7 @@ class EnrollmentTimeline:
     owed: list[PlannedLesson]
     """The lessons still to come in the rhythm, at their planned times (empty while held)."""
     held: Hold | None
-    skipped: list[PlannedLesson] = field(default_factory=list)
+    before_joining: list[PlannedLesson] = field(default_factory=list)
     """Lessons not owed to this person: in a cohort course they joined in progress, the ones the
     cohort had before (each at the cohort's date, `skipped` saying why)."""
 
@@ -187,7 +187,7 @@ def _enrollment_timeline(
     remaining = remaining_lessons(current, history)
     owed: list[PlannedLesson] = []
     held = _hold(enrollment, suppressed, remaining)
-    skipped: list[PlannedLesson] = []
+    before_joining: list[PlannedLesson] = []
     running = held is None and bool(remaining) and enrollment.status == EnrollmentStatus.ACTIVE
     if course.settings.cohort is not None:
         next_due = _next_due(enrollment, in_flight, now) if running else None
@@ -201,7 +201,7 @@ def _enrollment_timeline(
             course.settings.rhythm,
             in_flight=in_flight is not None,
         )
-        skipped, owed = plan.skipped, plan.owed
+        before_joining, owed = plan.before_joining, plan.owed
     elif running:
         rhythm = course.settings.rhythm
         if in_flight is not None:
@@ -226,7 +226,7 @@ def _enrollment_timeline(
         ledger=ledger,
         owed=owed,
         held=held,
-        skipped=skipped,
+        before_joining=before_joining,
     )
 
 

@@ -52,9 +52,9 @@ def enrollment_lines(enrollment: EnrollmentTimeline, zone: str, now: datetime) -
     labels += [_label(lesson.number, lesson.key) for lesson in enrollment.owed]
     held = enrollment.held.lessons if enrollment.held else []
     labels += [_label(number, key) for number, key in held]
-    labels += [_label(lesson.number, lesson.key) for lesson in enrollment.skipped]
+    labels += [_label(lesson.number, lesson.key) for lesson in enrollment.before_joining]
     width = max([18, *map(len, labels)])
-    for lesson in enrollment.skipped:
+    for lesson in enrollment.before_joining:
         label = _label(lesson.number, lesson.key)
         note = (cohort_note(lesson, ZoneInfo(zone)) or "").removeprefix("skipped: ")
         lines.append(f"  {'skipped':<9} {label:<{width}} {note}")

@@ -6,7 +6,7 @@ and UTC out, days are local calendar days in the person's zone.
 The cohort's dates. Lesson 1 is due on `starts_on` at the course's send time in the person's own
 zone (the first send day after, if `starts_on` is not one); each next lesson follows the one before
 by the course's rhythm (`cadence_days` local days, then the next send day). So lesson k is due at
-the cohort slot c(k), on the same local date in every zone, at 08:00 local across a DST change.
+the cohort slot c(k): the same local date in every zone, the same wall-clock time across DST.
 
 One rule places every lesson after the first (`lesson_due`): lesson k is due at the latest of
   - c(k), the cohort's date for it: nobody is ahead of the cohort;

@@ -68,7 +68,7 @@ class OwedLesson(Output):
         )
 
 
-class SkippedLesson(Output):
+class LessonBeforeJoining(Output):
     number: int
     key: str
     cohort_date: datetime
@@ -76,7 +76,7 @@ class SkippedLesson(Output):
     reason: str = Field(examples=["before you joined"])
 
     @classmethod
-    def of(cls, lesson: PlannedLesson) -> SkippedLesson:
+    def of(cls, lesson: PlannedLesson) -> LessonBeforeJoining:
         return cls(
             number=lesson.number,
             key=lesson.key,
@@ -123,7 +123,7 @@ class EnrollmentTimelineOut(Output):
     """The lessons still to come in the rhythm, at their planned times; empty while held."""
     held: HoldOut | None
     """Why the lessons still owed are not going out; null when they are."""
-    skipped: list[SkippedLesson] = []
+    before_joining: list[LessonBeforeJoining] = []
     """Lessons this person is not owed: in a cohort course joined in progress, those the cohort
     had before they joined."""
 
@@ -137,7 +137,7 @@ class EnrollmentTimelineOut(Output):
             deliveries=[TimelineDelivery.model_validate(row) for row in enrollment.ledger],
             owed=[OwedLesson.of(lesson, zone) for lesson in enrollment.owed],
             held=None if enrollment.held is None else HoldOut.of(enrollment.held),
-            skipped=[SkippedLesson.of(lesson) for lesson in enrollment.skipped],
+            before_joining=[LessonBeforeJoining.of(lesson) for lesson in enrollment.before_joining],
         )
 
 
