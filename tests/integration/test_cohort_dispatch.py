@@ -205,3 +205,27 @@ def test_a_lesson_held_by_a_pause_goes_after_it_then_the_rest_one_a_day(
             *zip(range(4, 11), COHORT_DATES[3:], strict=True),
         ]
     )
+
+
+def test_a_lesson_added_after_a_late_joiner_caught_up_comes_the_next_send_day(
+    cohorts, settings, clock, smtpd, courses_dir
+):
+    # Hal joins after the cohort's last date: every lesson one a day, 2 to 11 June.
+    enrol(cohorts, "hal@example.com", TORONTO, "cohort", datetime(2027, 6, 1, 15, tzinfo=UTC))
+    run(cohorts, settings, clock, since=date(2027, 6, 2), until=date(2027, 6, 11))
+    assert arrivals(smtpd, "hal@example.com", TORONTO) == [
+        (n, date(2027, 6, n + 1)) for n in range(1, 11)
+    ]
+    lesson = (courses_dir / "cohort" / "10-recovery.md").read_text()
+    (courses_dir / "cohort" / "11-race-day.md").write_text(
+        lesson.replace("Lesson 10:", "Lesson 11:")
+    )
+    with cohorts.transaction() as session:
+        [source] = [s for s in load_sources(courses_dir) if s.slug == "cohort"]
+        report = sync_course(session, source, datetime(2027, 6, 12, 15, tzinfo=UTC))
+    assert report.reopened == 1
+
+    run(cohorts, settings, clock, since=date(2027, 6, 12), until=date(2027, 6, 30))
+
+    # Still catching up (the cohort's date for it was 10 May): the next send day, not a week on.
+    assert arrivals(smtpd, "hal@example.com", TORONTO)[10:] == [(11, date(2027, 6, 13))]
