@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import FrozenInstanceError, replace
-from datetime import time
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dripcourse.courses.files import read_course
+from dripcourse.domain.cohort import EARLIEST_START, LATEST_START, Cohort, LateJoiners
 from dripcourse.domain.course_settings import (
     CallToAction,
     Contact,
@@ -51,6 +52,8 @@ all_settings = st.builds(
     related=st.lists(st.builds(Related, texts, texts, maybe_texts), max_size=3).map(tuple),
     accent=texts,
     tracks_clicks=st.booleans(),
+    cohort=st.none()
+    | st.builds(Cohort, st.dates(EARLIEST_START, LATEST_START), st.sampled_from(list(LateJoiners))),
 )
 
 
@@ -210,3 +213,18 @@ def test_a_changed_copy_is_a_new_value() -> None:
 
     assert tracked.tracks_clicks and not settings.tracks_clicks
     assert tracked.to_json()["tracking"] == {"clicks": True}
+
+
+def test_a_cohort_course_stores_its_start_where_templates_find_it() -> None:
+    settings = replace(
+        CourseSettings.from_json(FIRST_VERSION_ROW),
+        cohort=Cohort(date(2027, 3, 1), LateJoiners.JOIN_IN_PROGRESS),
+    )
+
+    shape = settings.to_json()
+
+    assert shape["schedule"]["starts_on"] == "2027-03-01"
+    assert shape["schedule"]["late_joiners"] == "join_in_progress"
+    assert CourseSettings.from_json(json.loads(json.dumps(shape))) == settings
+    # Without a cohort the keys are not there at all: the shape older versions wrote.
+    assert "starts_on" not in CourseSettings.from_json(FIRST_VERSION_ROW).to_json()["schedule"]

@@ -4,13 +4,14 @@ send days; and the worked case across Toronto's spring change."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
 from test_schedule import PROPERTY, plain_instants, rhythms, zones
 
+from dripcourse.domain.cohort import Cohort
 from dripcourse.domain.schedule import Rhythm, first_slot_at_or_after
 from dripcourse.domain.sequel import next_course_start
 
@@ -46,3 +47,19 @@ def test_the_morning_after_the_completion_email_across_the_spring_change() -> No
     assert start == datetime(2027, 3, 14, 11, 30, tzinfo=UTC)  # Sunday 07:30 EDT
     without = next_course_start(slot, slot, TORONTO, weekly_at_0730, after_completion=False)
     assert without == datetime(2027, 3, 14, 11, 30, tzinfo=UTC)  # 07:30 Saturday has passed
+
+
+def test_a_next_course_that_is_a_cohort_starts_on_its_cohort_date() -> None:
+    # Phase 1 ends before Toronto's spring change; phase 2 is a cohort starting after it.
+    rhythm = Rhythm(send_time=time(7, 30))
+    cohort = Cohort(date(2027, 3, 22))
+    slot = datetime(2027, 3, 9, 13, 0, tzinfo=UTC)  # 08:00 EST
+
+    start = next_course_start(slot, slot, TORONTO, rhythm, after_completion=True, cohort=cohort)
+
+    # 07:30 EDT on the cohort's first day, not the morning after the completion email.
+    assert start == datetime(2027, 3, 22, 11, 30, tzinfo=UTC)
+    # Once the cohort has begun, the person starts the day after the completion email.
+    late = datetime(2027, 3, 30, 12, 0, tzinfo=UTC)
+    start = next_course_start(late, late, TORONTO, rhythm, after_completion=True, cohort=cohort)
+    assert start == datetime(2027, 3, 31, 11, 30, tzinfo=UTC)

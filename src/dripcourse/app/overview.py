@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from dripcourse.app.people import find_subscriber, get_subscriber
 from dripcourse.courses.catalog import get_course
-from dripcourse.domain.schedule import next_lesson
+from dripcourse.domain.cohort import owed_lesson
 from dripcourse.domain.states import parse_enrollment_status
 from dripcourse.domain.validation import mailbox_key, search_key
 from dripcourse.store import tallies
@@ -100,7 +101,15 @@ def upcoming(session: Session, limit: int = 50) -> list[QueueEntry]:
         assert enrollment.next_due_at is not None
         lessons = enrollment.course.current_lessons
         history = [had.key for had in histories[enrollment.id]]
-        key = next_lesson([lesson.key for lesson in lessons], history)
+        settings, zone = enrollment.course.settings, ZoneInfo(enrollment.subscriber.timezone)
+        key = owed_lesson(
+            [lesson.key for lesson in lessons],
+            history,
+            enrollment.next_due_at,
+            zone,
+            settings.rhythm,
+            settings.cohort,
+        )
         label = "(course complete)"
         if key is not None:
             label = _lesson_label(

@@ -21,6 +21,7 @@ from dripcourse.app import audit
 from dripcourse.app.csvcells import escape_cell, unescape_cell
 from dripcourse.app.subscriptions import subscribe
 from dripcourse.courses.catalog import get_course
+from dripcourse.domain.cohort import starting_due
 from dripcourse.domain.enrolment import Admission, admission
 from dripcourse.domain.policy import SELF_LIFTED, owed_delivery
 from dripcourse.domain.schedule import first_lesson_due
@@ -237,7 +238,6 @@ def _import_chunk(
             select(Subscriber.id, Subscriber.timezone).where(Subscriber.id.in_(ids.values()))
         ).all()
     )
-    rhythm = course.settings.rhythm
     enrollments: list[dict[str, Any]] = []
     for row in rows:
         subscriber_id = ids[row.email]
@@ -249,7 +249,7 @@ def _import_chunk(
                 "created_at": now,
                 "status": EnrollmentStatus.ACTIVE if confirmed else EnrollmentStatus.PENDING,
                 "confirmed_at": now if confirmed else None,
-                "next_due_at": first_lesson_due(now, ZoneInfo(zones[subscriber_id]), rhythm)
+                "next_due_at": _first_due(now, ZoneInfo(zones[subscriber_id]), course)
                 if confirmed
                 else None,
             }
@@ -279,6 +279,15 @@ def _import_chunk(
                 for enrollment_id in made
             ],
         )
+
+
+def _first_due(now: datetime, zone: ZoneInfo, course: Course) -> datetime:
+    """Lesson 1 of someone imported (a new enrolment, nothing had yet): the first slot from now,
+    never before a cohort's first date."""
+    settings = course.settings
+    if settings.cohort is not None:
+        return starting_due(now, settings.cohort, zone, settings.rhythm)
+    return first_lesson_due(now, zone, settings.rhythm)
 
 
 def _refusal(row: Row, reason: str | None, course: Course) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from dripcourse.app import audit
+from dripcourse.app.cohorts import resume_in_cohort, starting_due
 from dripcourse.app.people import find_subscriber, get_subscriber, holder_of
 from dripcourse.courses.catalog import get_course
 from dripcourse.domain.enrolment import Admission, Change, admission, apply
@@ -26,10 +27,7 @@ from dripcourse.domain.policy import (
     SELF_LIFTED,
     confirmation_slot,
 )
-from dripcourse.domain.schedule import (
-    first_lesson_due,
-    resumed_due,
-)
+from dripcourse.domain.schedule import resumed_due
 from dripcourse.domain.validation import (
     check_timezone,
     clean_name,
@@ -196,8 +194,7 @@ def activate(session: Session, enrollment: Enrollment, now: datetime) -> None:
         )
         .values(status=DeliveryStatus.CANCELLED, last_error="confirmed by another route")
     )
-    due = first_lesson_due(now, _zone(enrollment), enrollment.course.settings.rhythm)
-    apply(enrollment, Change.START, now, next_due_at=due)
+    apply(enrollment, Change.START, now, next_due_at=starting_due(session, enrollment, now))
 
 
 def confirm(
@@ -394,15 +391,19 @@ def _shift_for_pause(
     session: Session, enrollment: Enrollment, paused_at: datetime, now: datetime
 ) -> None:
     """What was still to wait at the pause is waited after it: the next lesson and whatever is
-    pending in the ledger move by the length of the pause."""
+    pending in the ledger move by the length of the pause. In a cohort course the lessons go back
+    onto the cohort's dates instead (`cohorts.resume_in_cohort`); other messages still move."""
+    in_cohort = resume_in_cohort(session, enrollment, now)
     zone, rhythm = _zone(enrollment), enrollment.course.settings.rhythm
-    if enrollment.next_due_at is not None:
+    if enrollment.next_due_at is not None and not in_cohort:
         enrollment.next_due_at = resumed_due(enrollment.next_due_at, paused_at, now, zone, rhythm)
     for delivery in session.scalars(
         select(Delivery).where(
             Delivery.enrollment_id == enrollment.id, Delivery.status == DeliveryStatus.PENDING
         )
     ):
+        if in_cohort and delivery.kind == DeliveryKind.LESSON:
+            continue
         delivery.next_attempt_at = resumed_due(
             delivery.next_attempt_at, paused_at, now, zone, rhythm
         )

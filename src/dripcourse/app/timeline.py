@@ -10,7 +10,7 @@ dispatcher will do if every pass runs on time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -19,8 +19,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from dripcourse.app.cohorts import plan_enrolment
 from dripcourse.app.people import find_subscriber, get_subscriber
 from dripcourse.courses.catalog import load_sources
+from dripcourse.domain.cohort import Cohort, parse_late_joiners, plan_from_joining
 from dripcourse.domain.policy import HAD, OPEN_DELIVERY
 from dripcourse.domain.schedule import (
     PlannedLesson,
@@ -108,6 +110,9 @@ class EnrollmentTimeline:
     owed: list[PlannedLesson]
     """The lessons still to come in the rhythm, at their planned times (empty while held)."""
     held: Hold | None
+    before_joining: list[PlannedLesson] = field(default_factory=list)
+    """Lessons not owed to this person: in a cohort course they joined in progress, the ones the
+    cohort had before (each at the cohort's date, `skipped` saying why)."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +187,22 @@ def _enrollment_timeline(
     remaining = remaining_lessons(current, history)
     owed: list[PlannedLesson] = []
     held = _hold(enrollment, suppressed, remaining)
-    if held is None and remaining and enrollment.status == EnrollmentStatus.ACTIVE:
+    before_joining: list[PlannedLesson] = []
+    running = held is None and bool(remaining) and enrollment.status == EnrollmentStatus.ACTIVE
+    if course.settings.cohort is not None:
+        next_due = _next_due(enrollment, in_flight, now) if running else None
+        plan = plan_enrolment(
+            course.settings.cohort,
+            current,
+            history,
+            remaining,
+            next_due,
+            zone,
+            course.settings.rhythm,
+            in_flight=in_flight is not None,
+        )
+        before_joining, owed = plan.before_joining, plan.owed
+    elif running:
         rhythm = course.settings.rhythm
         if in_flight is not None:
             # It goes out at its next attempt (or the next pass); the rest follow from then.
@@ -206,7 +226,19 @@ def _enrollment_timeline(
         ledger=ledger,
         owed=owed,
         held=held,
+        before_joining=before_joining,
     )
+
+
+def _next_due(
+    enrollment: Enrollment, in_flight: Delivery | None, now: datetime
+) -> tuple[datetime, datetime] | None:
+    """(When the next lesson is due, when it goes out), of the lesson in the ledger if any."""
+    if in_flight is not None:
+        return in_flight.due_at, max(in_flight.next_attempt_at, now)
+    if enrollment.next_due_at is None:
+        return None
+    return enrollment.next_due_at, max(enrollment.next_due_at, now)
 
 
 def _hold(
@@ -290,13 +322,23 @@ class Calendar:
     start: datetime
     rhythm: Rhythm
     lessons: list[PlannedLesson]
+    cohort: Cohort | None = None
+    """A cohort course's start and the way late joiners are placed (the course's, or the one
+    asked for); `lessons` then has each lesson's cohort date, the skipped ones included."""
 
 
 def course_calendar(
-    courses_dir: Path, slug: str, start: datetime, timezone: str | None = None
+    courses_dir: Path,
+    slug: str,
+    start: datetime,
+    timezone: str | None = None,
+    late_joiners: str | None = None,
 ) -> Calendar:
     """The send times of someone confirmed at `start` in `timezone` (default: the course's zone),
-    from the course files under `courses_dir`: nothing is read from or written to the database."""
+    from the course files under `courses_dir`: nothing is read from or written to the database.
+
+    In a cohort course, `late_joiners` previews the other way of placing late joiners without
+    editing the course (BadInput for a course that is not a cohort course)."""
     sources = {source.slug: source for source in load_sources(courses_dir)}
     source = sources.get(slug)
     if source is None:
@@ -312,11 +354,31 @@ def course_calendar(
     zone_name = check_timezone(timezone) if timezone else settings.timezone
     rhythm = settings.rhythm
     lessons = [(number, lesson.key) for number, lesson in enumerate(source.lessons, 1)]
+    cohort = _cohort_asked(settings.cohort, late_joiners, slug)
+    zone = ZoneInfo(zone_name)
     return Calendar(
         course=slug,
         title=settings.title,
         timezone=zone_name,
         start=start,
         rhythm=rhythm,
-        lessons=plan_from_start(lessons, start, ZoneInfo(zone_name), rhythm),
+        lessons=plan_from_start(lessons, start, zone, rhythm)
+        if cohort is None
+        else plan_from_joining(lessons, start, cohort, zone, rhythm),
+        cohort=cohort,
     )
+
+
+def _cohort_asked(cohort: Cohort | None, late_joiners: str | None, slug: str) -> Cohort | None:
+    if late_joiners is None:
+        return cohort
+    if cohort is None:
+        raise BadInput(
+            f"course {slug!r} is not a cohort course (no [schedule] starts_on): "
+            "everyone starts when they sign up, there are no late joiners",
+            field="late_joiners",
+        )
+    try:
+        return replace(cohort, late_joiners=parse_late_joiners(late_joiners))
+    except ValueError as exc:
+        raise BadInput(f"late joiners: {exc}", field="late_joiners") from None

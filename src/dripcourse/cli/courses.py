@@ -12,6 +12,7 @@ from dripcourse.cli.main import App, now_option, pass_app
 from dripcourse.cli.timeline import print_calendar
 from dripcourse.courses.catalog import SyncReport, check_course, load_sources, sync_course
 from dripcourse.courses.checks import course_warnings
+from dripcourse.domain.cohort import LateJoiners
 from dripcourse.domain.validation import parse_instant
 from dripcourse.errors import BadInput
 
@@ -115,12 +116,22 @@ def list_courses(app: App) -> None:
     help="When the person subscribes (UTC unless an offset is given; default: now).",
 )
 @click.option("--timezone", metavar="TZ", help="Their IANA zone (default: the course's zone).")
+@click.option(
+    "--late-joiners",
+    type=click.Choice([mode.value for mode in LateJoiners]),
+    help="A cohort course only: preview this way of placing late joiners instead of the "
+    "course's own (schedule.late_joiners), without editing the course.",
+)
 @pass_app
-def calendar(app: App, slug: str, start: str | None, timezone: str | None) -> None:
+def calendar(
+    app: App, slug: str, start: str | None, timezone: str | None, late_joiners: str | None
+) -> None:
     """The send times, lesson by lesson, of a person subscribing to SLUG at --start in --timezone,
-    from the course files alone (the database is not touched)."""
+    from the course files alone (the database is not touched). In a cohort course each lesson is
+    shown against the cohort's date: caught up, catching up, or skipped (joined in progress)."""
     instant = parse_instant(start) if start is not None else app.clock.now()
-    print_calendar(course_calendar(app.settings.courses_dir, slug, instant, timezone))
+    found = course_calendar(app.settings.courses_dir, slug, instant, timezone, late_joiners)
+    print_calendar(found)
 
 
 def register(cli: click.Group) -> None:

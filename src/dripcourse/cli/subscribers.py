@@ -18,6 +18,7 @@ from dripcourse.cli.main import (
     utc_time,
 )
 from dripcourse.courses.catalog import get_course
+from dripcourse.domain.cohort import LateJoiners
 from dripcourse.domain.states import EnrollmentStatus
 from dripcourse.errors import BadInput
 
@@ -65,8 +66,12 @@ def subscribe(
         enrollment = result.enrollment
         address, zone = enrollment.subscriber.email, enrollment.subscriber.timezone
         state, due = enrollment.status, enrollment.next_due_at
+        cohort = enrollment.course.settings.cohort
     if result.started:
-        lesson = "lesson 1" if result.created else "their next lesson"
+        # Joining a cohort in progress, the first lesson is the cohort's current one when it is due.
+        in_progress = cohort is not None and cohort.late_joiners is LateJoiners.JOIN_IN_PROGRESS
+        first = "their first lesson" if in_progress else "lesson 1"
+        lesson = first if result.created else "their next lesson"
         click.echo(f"subscribed {address} to {course}; {lesson} is due {local_time(due, zone)}")
     elif result.confirmation_queued:
         when = result.confirmation_due

@@ -11,6 +11,7 @@ import click
 from dripcourse.app import timeline as plans
 from dripcourse.app.timeline import Calendar, EnrollmentTimeline, Hold, LedgerRow
 from dripcourse.cli.main import App, local_time, now_option, pass_app, utc_time
+from dripcourse.domain.cohort import Cohort, LateJoiners, cohort_note
 from dripcourse.domain.schedule import DAY_ABBREVIATIONS, PlannedLesson, Rhythm
 
 _SINCE = {
@@ -51,7 +52,12 @@ def enrollment_lines(enrollment: EnrollmentTimeline, zone: str, now: datetime) -
     labels += [_label(lesson.number, lesson.key) for lesson in enrollment.owed]
     held = enrollment.held.lessons if enrollment.held else []
     labels += [_label(number, key) for number, key in held]
+    labels += [_label(lesson.number, lesson.key) for lesson in enrollment.before_joining]
     width = max([18, *map(len, labels)])
+    for lesson in enrollment.before_joining:
+        label = _label(lesson.number, lesson.key)
+        note = (cohort_note(lesson, ZoneInfo(zone)) or "").removeprefix("skipped: ")
+        lines.append(f"  {'skipped':<9} {label:<{width}} {note}")
     for row, label in zip(enrollment.ledger, labels, strict=False):
         lines.append(f"  {_state(row):<9} {label:<{width}} {_when(row.at, zone)}{_detail(row)}")
     for lesson in enrollment.owed:
@@ -99,7 +105,11 @@ def _detail(row: LedgerRow) -> str:
 
 
 def _owed_note(lesson: PlannedLesson, zone: str, now: datetime) -> str:
-    notes = [note for note in [lesson.moved_note(ZoneInfo(zone))] if note]
+    notes = [
+        note
+        for note in [lesson.moved_note(ZoneInfo(zone)), cohort_note(lesson, ZoneInfo(zone))]
+        if note
+    ]
     if lesson.due_at <= now:
         notes.append("due now: the next dispatch pass sends it")
     return "".join(f"  {note}" for note in notes)
@@ -123,12 +133,25 @@ def print_calendar(calendar: Calendar) -> None:
         f"({utc_time(calendar.start)})"
     )
     click.echo(f"{_rhythm_text(calendar.rhythm)}, in {zone}")
+    if calendar.cohort is not None:
+        click.echo(_cohort_text(calendar.cohort))
     width = max([18, *(len(_label(x.number, x.key)) for x in calendar.lessons)])
     for lesson in calendar.lessons:
         label = _label(lesson.number, lesson.key)
-        note = lesson.moved_note(ZoneInfo(zone))
+        if lesson.skipped is not None:
+            click.echo(f"  {label:<{width}} {cohort_note(lesson, ZoneInfo(zone))}")
+            continue
+        notes = [lesson.moved_note(ZoneInfo(zone)), cohort_note(lesson, ZoneInfo(zone))]
         line = f"  {label:<{width}} {_when(lesson.due_at, zone)}"
-        click.echo(line + (f"  {note}" if note else ""))
+        click.echo(line + "".join(f"  {note}" for note in notes if note))
+
+
+def _cohort_text(cohort: Cohort) -> str:
+    how = {
+        LateJoiners.CATCH_UP: "late joiners catch up from lesson 1, one lesson per send day",
+        LateJoiners.JOIN_IN_PROGRESS: "late joiners start at the cohort's current lesson",
+    }[cohort.late_joiners]
+    return f"a cohort course starting {cohort.starts_on:%a %d %b %Y}; {how}"
 
 
 def _rhythm_text(rhythm: Rhythm) -> str:

@@ -24,6 +24,7 @@ from dripcourse.courses.files import (
     discover,
     read_course,
 )
+from dripcourse.domain.cohort import due_after_history
 from dripcourse.domain.completion import COMPLETION_FILE, COMPLETION_KEY
 from dripcourse.domain.enrolment import Change, apply
 from dripcourse.domain.policy import OPEN_DELIVERY
@@ -284,6 +285,10 @@ def _reopen_finished(session: Session, course: Course, order: list[str], now: da
         due = max(
             next_lesson_due(last_sent, zone, rhythm), first_slot_at_or_after(now, zone, rhythm)
         )
+        if course.settings.cohort is not None:  # the new lesson on its cohort date, or after
+            keys = [had.key for had in history]
+            cohort = course.settings.cohort
+            due = due_after_history(order, keys, last_sent, cohort, zone, rhythm, not_before=now)
         reopened += apply(enrollment, Change.REOPEN, now, next_due_at=due)
     return reopened
 

@@ -13,10 +13,12 @@ import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dripcourse.domain.cohort import Cohort, parse_late_joiners
 from dripcourse.domain.completion import COMPLETION_FILE, CompletionEmail
 from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.domain.schedule import parse_send_days, parse_send_time
@@ -110,6 +112,8 @@ COURSE_SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
         "send_days": (_LIST, False),
         "timezone": (_STR, False),
         "allow_early": (bool, False),
+        "starts_on": (date, False),
+        "late_joiners": (_STR, False),
     },
     "contact": {"email": (_STR, False), "phone": (_STR, False)},
     "footer": {"postal_address": (_STR, True)},
@@ -287,6 +291,7 @@ def _normalise_settings(
         except (ValueError, TypeError) as exc:
             line = lines.get(key, lines.get("schedule", 1))
             problems.append(Problem(file, line, f"schedule.{key}: {exc}"))
+    normal.update(_cohort_settings(schedule, file, lines, problems))
     settings["schedule"] = normal
     settings.setdefault("language", "en")
     settings.setdefault("double_opt_in", True)
@@ -331,6 +336,17 @@ def _normalise_settings(
     # Off unless asked for: who reads what is the subscriber's business (see clicks.py).
     settings["tracking"] = {"clicks": settings.get("tracking", {}).get("clicks", False)}
     settings["allow_early"] = bool(schedule.get("allow_early", False))
+    if settings["allow_early"] and "starts_on" in schedule:
+        # A cohort moves together on its dates; a lesson asked for early would leave the person
+        # a week ahead of everyone else, and the cohort's next date would hold them anyway.
+        problems.append(
+            Problem(
+                file,
+                lines.get("allow_early", lines.get("schedule", 1)),
+                "schedule.allow_early cannot be used in a cohort course (starts_on): "
+                "everyone gets each lesson on the cohort's date",
+            )
+        )
     _check_next(settings, file, lines, problems)
     if not re.fullmatch(r"#[0-9a-fA-F]{6}", settings["theme"]["accent"]):
         problems.append(
@@ -349,6 +365,46 @@ def _check_next(
         problems.append(
             Problem(file, lines.get("next", 1), f"next.course {slug!r} is not a course slug")
         )
+
+
+def _cohort_settings(
+    schedule: dict[str, Any], file: Path, lines: dict[str, int], problems: list[Problem]
+) -> dict[str, Any]:
+    """`starts_on` and `late_joiners` (a cohort course, domain/cohort.py), checked: a date without
+    a time, and a mode that only means something with it."""
+    found: dict[str, Any] = {}
+    starts_on = schedule.get("starts_on")
+    if isinstance(starts_on, datetime):  # a datetime is a date too: its time would be dropped
+        problems.append(
+            Problem(
+                file,
+                lines.get("starts_on", 1),
+                f"schedule.starts_on must be a date without a time (starts_on = "
+                f"{starts_on.date().isoformat()}): lessons go at send_time in each person's zone",
+            )
+        )
+    elif starts_on is not None:
+        try:
+            found["starts_on"] = Cohort(starts_on).starts_on.isoformat()
+        except ValueError as exc:
+            problems.append(Problem(file, lines.get("starts_on", 1), f"schedule.{exc}"))
+    if "late_joiners" in schedule:
+        line = lines.get("late_joiners", 1)
+        try:
+            found["late_joiners"] = parse_late_joiners(schedule["late_joiners"]).value
+        except ValueError as exc:
+            problems.append(Problem(file, line, f"schedule.late_joiners: {exc}"))
+        # Not written at all (one of the wrong type has its own problem already).
+        if "starts_on" not in schedule and "starts_on" not in lines:
+            problems.append(
+                Problem(
+                    file,
+                    line,
+                    "schedule.late_joiners only applies to a cohort course: "
+                    "add starts_on (a date, e.g. starts_on = 2027-01-11) or remove it",
+                )
+            )
+    return found
 
 
 def _check_cadence(value: int) -> int:
@@ -539,4 +595,10 @@ def _item_lines(toml_text: str, name: str) -> list[int]:
 
 
 def _kind_name(kind: type) -> str:
-    return {str: "text", int: "a whole number", list: "a list", bool: "true or false"}[kind]
+    return {
+        str: "text",
+        int: "a whole number",
+        list: "a list",
+        bool: "true or false",
+        date: "a date like 2027-01-11 (not in quotes)",
+    }[kind]

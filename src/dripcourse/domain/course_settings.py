@@ -8,15 +8,18 @@ databases need no migration, and it is also what course templates see as `course
 
 `from_json` reads rows of every version: what older ones lack gets the default that reading
 `course.toml` gives today (`double_opt_in` and `[tracking]` came later, `sender.bounce_email` is
-optional). Nothing here does I/O; the one rule checked is the schedule's, by `Rhythm` itself.
+optional). Nothing here does I/O; the rules checked are the schedule's, by `Rhythm` and `Cohort`
+themselves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
+from dripcourse.domain.cohort import Cohort, parse_late_joiners
 from dripcourse.domain.completion import CompletionEmail
 from dripcourse.domain.schedule import Rhythm, parse_send_time
 
@@ -127,6 +130,9 @@ class CourseSettings:
     """`[next] course`: the slug a person who finishes is enrolled in, consent carried over."""
     completion: CompletionEmail | None = None
     """`completion.md`, when the course has one: the email sent once the course is finished."""
+    cohort: Cohort | None = None
+    """`schedule.starts_on` and `schedule.late_joiners`: a cohort course (domain/cohort.py);
+    None for a course where each person starts when they sign up."""
 
     def to_json(self) -> dict[str, Any]:
         """The settings as stored and as templates see them (a new dict each time)."""
@@ -142,6 +148,7 @@ class CourseSettings:
                 "send_time": self.rhythm.send_time.strftime("%H:%M"),
                 "send_days": sorted(self.rhythm.send_days),
                 "timezone": self.timezone,
+                **_cohort_keys(self.cohort),
             },
             "contact": {"email": self.contact.email, "phone": self.contact.phone},
             "footer": {"postal_address": self.postal_address},
@@ -210,4 +217,23 @@ class CourseSettings:
                 if data.get("completion") is None
                 else CompletionEmail.from_json(data["completion"])
             ),
+            cohort=_cohort_of(schedule),
         )
+
+
+def _cohort_keys(cohort: Cohort | None) -> dict[str, Any]:
+    # Keys only in a cohort course, so that every other course keeps the shape older versions wrote
+    # (templates test for them with `course.schedule.get("starts_on")`).
+    if cohort is None:
+        return {}
+    return {"starts_on": cohort.starts_on.isoformat(), "late_joiners": cohort.late_joiners.value}
+
+
+def _cohort_of(schedule: Mapping[str, Any]) -> Cohort | None:
+    if schedule.get("starts_on") is None:
+        return None
+    starts_on = schedule["starts_on"]
+    return Cohort(
+        starts_on if isinstance(starts_on, date) else date.fromisoformat(starts_on),
+        parse_late_joiners(schedule.get("late_joiners", "catch_up")),
+    )

@@ -313,6 +313,10 @@ class PlannedLesson:
     moved_from: date | None = None
     """The local date the rhythm landed on when that was not a send day (the lesson moved to the
     next send day); None when the lesson is on its rhythm's day."""
+    cohort_due: datetime | None = None
+    """In a cohort course, when the cohort has this lesson (`domain/cohort.py`); None otherwise."""
+    skipped: str | None = None
+    """Why this lesson is not owed (`due_at` is then the cohort's date); None when it is."""
 
     def moved_note(self, zone: ZoneInfo) -> str | None:
         """`moved from Sat to Mon: outside the send days`, or None."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from dripcourse.domain.cohort import Cohort, starting_due
 from dripcourse.domain.schedule import Rhythm, first_slot_at_or_after, slot_on
 
 NEXT_COURSE_SOURCE = "next-course"
@@ -19,15 +20,24 @@ NEXT_COURSE_SOURCE = "next-course"
 
 
 def next_course_start(
-    slot: datetime, now: datetime, zone: ZoneInfo, rhythm: Rhythm, *, after_completion: bool
+    slot: datetime,
+    now: datetime,
+    zone: ZoneInfo,
+    rhythm: Rhythm,
+    *,
+    after_completion: bool,
+    cohort: Cohort | None = None,
 ) -> datetime:
     """When lesson 1 of the next course is due for a person in `zone` who finished at `slot`
     (the slot their next lesson would have had; a late pass may find it already past, and then
-    counts from `now`), in the next course's `rhythm`."""
+    counts from `now`), in the next course's `rhythm`; never before the first date of the next
+    course's `cohort`, when it is a cohort course."""
     start = max(slot, now)
     if after_completion:
         following_day = start.astimezone(zone).date() + timedelta(days=1)
         start = slot_on(following_day, zone, time(0, 0))
+    if cohort is not None:
+        return starting_due(start, cohort, zone, rhythm)
     return first_slot_at_or_after(start, zone, rhythm)
 
 

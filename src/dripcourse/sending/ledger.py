@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, and_, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
+from dripcourse.domain.cohort import owed_lesson
 from dripcourse.domain.delivery import Job
 from dripcourse.domain.policy import SENDABLE_WHILE, blocked_by, owed_delivery
-from dripcourse.domain.schedule import (
-    next_lesson,
-)
 from dripcourse.domain.validation import address_hash
 from dripcourse.sending.sequels import finish
 from dripcourse.store.db import upsert_insert
@@ -71,7 +70,13 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
     INSERT (per 1,000 rows), and one more UPDATE if some enrolment has had every lesson.
     """
     query = (
-        select(Enrollment.id, Enrollment.course_id, Enrollment.next_due_at, Subscriber.email)
+        select(
+            Enrollment.id,
+            Enrollment.course_id,
+            Enrollment.next_due_at,
+            Subscriber.email,
+            Subscriber.timezone,
+        )
         .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
         .where(Enrollment.status == EnrollmentStatus.ACTIVE, Enrollment.next_due_at <= now)
         .order_by(Enrollment.next_due_at)
@@ -97,7 +102,12 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
         if hashes[row.email] in suppressed:
             continue  # held: nothing is owed to a suppressed address
         course = courses[row.course_id]
-        key = next_lesson(course.keys, [had.key for had in histories[row.id]])
+        history = [had.key for had in histories[row.id]]
+        # In a cohort course a late joiner's first lesson may be the cohort's current one.
+        settings, zone = course.course.settings, ZoneInfo(row.timezone)
+        key = owed_lesson(
+            course.keys, history, row.next_due_at, zone, settings.rhythm, settings.cohort
+        )
         if key is None:
             # Its time came and no lesson is left: what follows the course takes this slot.
             finished[row.id] = row.next_due_at

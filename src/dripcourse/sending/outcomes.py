@@ -20,6 +20,7 @@ from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from dripcourse.backends.base import DeliveryResult, Outcome
+from dripcourse.domain.cohort import Cohort, lesson_due
 from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.domain.delivery import Job
 from dripcourse.domain.enrolment import RUNNING
@@ -48,14 +49,30 @@ TAKEN_OVER = "taken-over"
 
 @dataclass(frozen=True, slots=True)
 class CourseFacts:
-    """What recording needs to know of a course: its rhythm and its last lesson."""
+    """What recording needs to know of a course: its rhythm and its last lesson (and, for a
+    cohort course, the cohort and the order of its lessons)."""
 
     rhythm: Rhythm
     last_key: str | None
+    cohort: Cohort | None = None
+    keys: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, settings: CourseSettings, lesson_keys: Sequence[str]) -> CourseFacts:
-        return cls(settings.rhythm, lesson_keys[-1] if lesson_keys else None)
+        last = lesson_keys[-1] if lesson_keys else None
+        return cls(settings.rhythm, last, settings.cohort, tuple(lesson_keys))
+
+    def following_due(self, job: Job, sent_at: datetime) -> datetime:
+        """When the lesson after `job`'s is due, it having gone out at `sent_at`."""
+        zone = ZoneInfo(job.timezone)
+        if self.cohort is None:
+            return following_lesson_due(job.due_at, sent_at, zone, self.rhythm)
+        # The cohort's date of the lesson after this one, never on the day this one went out.
+        # (A lesson retired since the claim has no place: the next day's slot is the floor.)
+        number = self.keys.index(job.lesson_key) + 2 if job.lesson_key in self.keys else 1
+        return lesson_due(
+            number, self.cohort, zone, self.rhythm, not_before=sent_at, last_sent=sent_at
+        )
 
 
 def record_outcomes(
@@ -90,7 +107,7 @@ def record_outcomes(
             course = known.get(job.course_id) or known.setdefault(
                 job.course_id, _facts(session, job.course_id)
             )
-            due = following_lesson_due(job.due_at, now, ZoneInfo(job.timezone), course.rhythm)
+            due = course.following_due(job, now)
             if job.lesson_key == course.last_key:
                 finished[job.enrollment_id] = due  # the completion email keeps the rhythm
             else:

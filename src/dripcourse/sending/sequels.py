@@ -150,6 +150,7 @@ def _enrol_in_next(
                     ZoneInfo(zone),
                     target.settings.rhythm,
                     after_completion=course.settings.completion is not None,
+                    cohort=target.settings.cohort,
                 ),
                 "signup_ip": enrollment.signup_ip,
                 "signup_user_agent": enrollment.signup_user_agent,

@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, Response
 from dripcourse.app import audit, lessons, overview
 from dripcourse.app.report import course_report
 from dripcourse.app.timeline import Calendar, course_calendar
+from dripcourse.domain.cohort import cohort_note
 from dripcourse.domain.roles import Permission, Role, may
 from dripcourse.domain.schedule import DAY_ABBREVIATIONS
 from dripcourse.domain.validation import check_timezone
@@ -161,6 +162,7 @@ def _course_page(
         calendar=calendar,
         calendar_zone=_zone_of(calendar),
         calendar_problem=calendar_problem,
+        cohort_note=cohort_note,
         zones=ZONES,
     )
 

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field
 
 from dripcourse.app.timeline import EnrollmentTimeline, Hold, HoldReason, Timeline
+from dripcourse.domain.cohort import cohort_note
 from dripcourse.domain.schedule import PlannedLesson
 from dripcourse.store.models import DeliveryKind, DeliveryStatus, EnrollmentStatus
 from dripcourse.web.payloads import Output
@@ -51,16 +52,36 @@ class OwedLesson(Output):
     """The local date the rhythm landed on, when that is not one of the course's send days and
     the lesson moved to the next send day; null otherwise."""
     note: str | None = Field(examples=["moved from Sat to Mon: outside the send days"])
+    """Why it is not on its rhythm's day; in a cohort course, also how it stands to the cohort
+    (`behind the cohort, which had it Mon 01 Mar`); null when there is nothing to say."""
 
     @classmethod
     def of(cls, lesson: PlannedLesson, zone: str) -> OwedLesson:
+        notes = [lesson.moved_note(ZoneInfo(zone)), cohort_note(lesson, ZoneInfo(zone))]
         return cls(
             number=lesson.number,
             key=lesson.key,
             due_at=lesson.due_at,
             local_time=local_text(lesson.due_at, zone),
             moved_from=lesson.moved_from,
-            note=lesson.moved_note(ZoneInfo(zone)),
+            note="; ".join(note for note in notes if note) or None,
+        )
+
+
+class LessonBeforeJoining(Output):
+    number: int
+    key: str
+    cohort_date: datetime
+    """When the cohort had it (UTC): the person joined the cohort course after that."""
+    reason: str = Field(examples=["before you joined"])
+
+    @classmethod
+    def of(cls, lesson: PlannedLesson) -> LessonBeforeJoining:
+        return cls(
+            number=lesson.number,
+            key=lesson.key,
+            cohort_date=lesson.due_at,
+            reason=lesson.skipped or "",
         )
 
 
@@ -102,6 +123,9 @@ class EnrollmentTimelineOut(Output):
     """The lessons still to come in the rhythm, at their planned times; empty while held."""
     held: HoldOut | None
     """Why the lessons still owed are not going out; null when they are."""
+    before_joining: list[LessonBeforeJoining] = []
+    """Lessons this person is not owed: in a cohort course joined in progress, those the cohort
+    had before they joined."""
 
     @classmethod
     def of(cls, enrollment: EnrollmentTimeline, zone: str) -> EnrollmentTimelineOut:
@@ -113,6 +137,7 @@ class EnrollmentTimelineOut(Output):
             deliveries=[TimelineDelivery.model_validate(row) for row in enrollment.ledger],
             owed=[OwedLesson.of(lesson, zone) for lesson in enrollment.owed],
             held=None if enrollment.held is None else HoldOut.of(enrollment.held),
+            before_joining=[LessonBeforeJoining.of(lesson) for lesson in enrollment.before_joining],
         )
 
 
