@@ -29,6 +29,7 @@ from dripcourse.web import (
     dashboard_operators,
     dashboard_people,
     dashboard_roster,
+    media,
     public,
 )
 from dripcourse.web.accesslog import AccessLog
@@ -64,6 +65,7 @@ def create_app(
         signins=SignInLimits.per_minute(settings.signin_rate_per_minute),
     )
     app.include_router(public.router)
+    app.include_router(media.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
     app.include_router(dashboard_roster.router)  # before /admin/subscribers/{id}
