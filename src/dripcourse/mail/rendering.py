@@ -232,7 +232,9 @@ def template_course(settings: CourseSettings) -> dict[str, Any]:
     documents (`course.sender.get("bounce_email")`, `course.links.shop`). Plain data, as before:
     the sandbox keeps a template from changing it, and no template reaches the settings' methods."""
     shape = settings.to_json()
-    shape.pop("media", None)  # the renderer's business: `course.logo` and thumbnails are what to print
+    shape.pop(
+        "media", None
+    )  # the renderer's business: `course.logo` and thumbnails are what to print
     return shape
 
 
