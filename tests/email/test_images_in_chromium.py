@@ -49,9 +49,7 @@ def test_every_image_loads_keeps_its_shape_and_fits(page: Page, mail: LessonMail
     page.set_content(mail.html, wait_until="load")
     width = page.viewport_size["width"] if page.viewport_size else 0
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(
-        path=SCREENSHOTS / f"email--{mail.name}--{width}-images.png", full_page=True
-    )
+    page.screenshot(path=SCREENSHOTS / f"email--{mail.name}--{width}-images.png", full_page=True)
 
     images = page.evaluate(
         """() => [...document.images].map(i => {

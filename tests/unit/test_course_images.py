@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import io
 import re
+import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 from dripcourse.courses.catalog import SAMPLE_RECIPIENT, check_course, renderer_for_source
 from dripcourse.courses.files import read_course
+from dripcourse.courses.media import collect_media
 from dripcourse.mail.rendering import Links
 
 LINKS = Links("https://example.com/u/x", "https://example.com/v/x")
@@ -272,3 +276,34 @@ def test_brand_may_be_a_name_or_a_table_with_a_name(tmp_path: Path) -> None:
         "unknown setting 'brand.shade'",
         "missing brand.name (who the course is from)",
     ]
+
+
+HOSTILE_PARTS = st.sampled_from(
+    ["..", ".", "", "images", "logo.png", "secret.png", "/", "\\", "%2e%2e", "~", "C:", "\0", " "]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    src=st.one_of(
+        st.lists(HOSTILE_PARTS, min_size=1, max_size=5).map("/".join),
+        st.text(min_size=1, max_size=40),
+    )
+)
+def test_no_path_an_author_writes_reads_a_file_outside_the_folder(src: str) -> None:
+    """Whatever is written as an image's path, the check ends in problems or in images read from
+    the course folder itself: never a crash, never the file beside it."""
+    with tempfile.TemporaryDirectory() as temporary:
+        root = Path(temporary)
+        (root / "secret.png").write_bytes(png((40, 40)))
+        folder = course(root, ["Hi.", "", f"![Picture]({src})"])
+        source = read_course(folder)
+
+        found = check_course(source)
+
+        media = collect_media(source)
+        assert all(file.processed.data for file in media.files.values())
+        if not found:
+            for picture in media.pictures:
+                resolved = (folder / picture.source).resolve()
+                assert resolved.is_relative_to(folder.resolve())
