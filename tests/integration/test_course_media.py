@@ -19,7 +19,7 @@ from dripcourse.store.models import MediaFile
 
 pytestmark = pytest.mark.both_databases
 
-SHIPPED = {"logo.png", "foot-arch.png", "heel-raise.png", "dead-bug.png", "thumb-shoe.png"}
+SHIPPED = {"logo.png", "knee-to-wall.png", "heel-raise.png", "dead-bug.png", "thumb-shoe.png"}
 READER = Recipient("ada@example.com", "Ada", "Europe/London")
 LINKS = Links("https://courses.example.org/u/x", "https://courses.example.org/v/x")
 
@@ -39,12 +39,12 @@ def sync(database, courses_dir: Path, clock) -> str:
 def test_sync_stores_each_processed_image_once_and_a_second_sync_adds_nothing(
     database, courses_dir, clock
 ) -> None:
-    assert sync(database, courses_dir, clock) == "7 image(s) added"
+    assert sync(database, courses_dir, clock) == "6 image(s) added"
     first = stored(database)
-    # foot-arch.png and dead-bug.png are used twice: in a lesson's body and, smaller, as a
-    # related article's thumbnail.
+    # dead-bug.png is used twice: in lesson 6's body and, smaller, as a related article's
+    # thumbnail.
     assert {Path(source).name for source, _, _ in first} == SHIPPED
-    assert len(first) == 7
+    assert len(first) == 6
 
     assert sync(database, courses_dir, clock) == "0 image(s) added"
     assert stored(database) == first
@@ -103,10 +103,10 @@ def test_media_export_writes_the_cdn_layout_and_keeps_what_is_there(
     first = cli("media", "export", str(target))
     again = cli("media", "export", str(target))
 
-    assert (first.code, first.out) == (0, f"7 image(s) written to {target}, 0 already there\n")
-    assert (again.code, again.out) == (0, f"0 image(s) written to {target}, 7 already there\n")
+    assert (first.code, first.out) == (0, f"6 image(s) written to {target}, 0 already there\n")
+    assert (again.code, again.out) == (0, f"0 image(s) written to {target}, 6 already there\n")
     files = sorted(p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file())
-    assert len(files) == 7 and all(f.startswith("runners/") for f in files)
+    assert len(files) == 6 and all(f.startswith("runners/") for f in files)
     with synced.read() as session:
         for _source, name, data in session.execute(
             select(MediaFile.source, MediaFile.name, MediaFile.data)

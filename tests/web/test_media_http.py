@@ -16,9 +16,9 @@ from PIL import Image
 
 from dripcourse.app import subscriptions
 
-FOOT_ALT = (
-    "A foot seen from the inside: the arch rises between the heel and the big toe, flattening "
-    "as you land and lifting again to push off"
+WALL_ALT = (
+    "The knee-to-wall test from the side: the big toe 10 cm from a wall, the heel flat on the "
+    "floor, and the knee bent forward until it touches the wall"
 )
 
 
@@ -34,7 +34,8 @@ def images_of(html: str) -> list[dict[str, str]]:
     return found
 
 
-def lesson_one(live_server, inbox, email="ada@example.com"):
+def lesson(number: int, live_server, inbox, email="ada@example.com"):
+    """Lesson `number` as it arrived, a week after the one before (the first a week on)."""
     now = datetime.now(UTC)
     with live_server.database.transaction() as session:
         subscriptions.subscribe(
@@ -46,24 +47,25 @@ def lesson_one(live_server, inbox, email="ada@example.com"):
             confirmed=True,
             now=now,
         )
-    live_server.dispatch_as_of(now + timedelta(days=7))
-    return inbox.wait_for(email, "Lesson 1")
+    for week in range(1, number + 1):
+        live_server.dispatch_as_of(now + timedelta(days=7 * week, minutes=week))
+    return inbox.wait_for(email, f"Lesson {number}:")
 
 
 def test_a_lessons_images_arrive_as_absolute_urls_the_server_answers(live_server, inbox) -> None:
-    message = lesson_one(live_server, inbox)
-    logo, foot, _thumbnail = images_of(inbox.html_of(message))
+    message = lesson(2, live_server, inbox)
+    logo, wall = images_of(inbox.html_of(message))
 
     media = f"{live_server.url}/media/runners/"
     assert logo["src"].startswith(media) and logo["src"].endswith("-logo.png")
     assert (logo["alt"], logo["width"], logo["height"]) == ("Northside Physio", "200", "60")
-    assert foot["src"].startswith(media) and foot["src"].endswith("-foot-arch.png")
-    assert (foot["alt"], foot["width"], foot["height"]) == (FOOT_ALT, "552", "280")
-    assert "max-width: 100%" in foot["style"] and "height: auto" in foot["style"]
+    assert wall["src"].startswith(media) and wall["src"].endswith("-knee-to-wall.png")
+    assert (wall["alt"], wall["width"], wall["height"]) == (WALL_ALT, "552", "320")
+    assert "max-width: 100%" in wall["style"] and "height: auto" in wall["style"]
     text = " ".join(inbox.text_of(message).split())
-    assert f"[image: {FOOT_ALT}]" in text
+    assert f"[image: {WALL_ALT}]" in text
 
-    for image, stored in ((logo, (400, 120)), (foot, (1104, 560))):
+    for image, stored in ((logo, (400, 120)), (wall, (1104, 640))):
         answer = httpx.get(image["src"])
         assert answer.status_code == 200
         assert answer.headers["content-type"] == "image/png"
@@ -73,15 +75,15 @@ def test_a_lessons_images_arrive_as_absolute_urls_the_server_answers(live_server
 
 
 def test_a_related_article_shows_its_thumbnail_beside_it(live_server, inbox) -> None:
-    """Lesson 1's first related article has a thumbnail (its own lesson image, made small)."""
-    message = lesson_one(live_server, inbox)
+    """Lesson 6's second related article has a thumbnail (the lesson's illustration, small)."""
+    message = lesson(6, live_server, inbox)
 
     thumbnails = [i for i in images_of(inbox.html_of(message)) if i.get("class") == "thumbnail"]
 
     (thumbnail,) = thumbnails
     assert (thumbnail["alt"], thumbnail["role"]) == ("", "presentation")  # the title says it
     assert (thumbnail["width"], thumbnail["height"]) == ("120", "61")
-    assert thumbnail["src"].endswith("-foot-arch.png")
+    assert thumbnail["src"].endswith("-dead-bug.png")
     answer = httpx.get(thumbnail["src"])
     assert answer.status_code == 200
     assert Image.open(io.BytesIO(answer.content)).size == (240, 122)
@@ -89,11 +91,11 @@ def test_a_related_article_shows_its_thumbnail_beside_it(live_server, inbox) -> 
 
 @pytest.mark.server_settings(media_url="https://cdn.northside.example/course-media/")
 def test_with_a_media_url_the_images_point_at_the_cdn(live_server, inbox) -> None:
-    message = lesson_one(live_server, inbox)
+    message = lesson(2, live_server, inbox)
 
     sources = [image["src"] for image in images_of(inbox.html_of(message))]
 
-    assert len(sources) == 3  # the logo, the illustration, a thumbnail
+    assert len(sources) == 2  # the logo, the illustration
     for src in sources:
         assert re.fullmatch(
             r"https://cdn\.northside\.example/course-media/runners/[0-9a-f]{12}-[a-z-]+\.png", src
@@ -106,8 +108,8 @@ def test_with_a_media_url_the_images_point_at_the_cdn(live_server, inbox) -> Non
 @pytest.mark.parametrize(
     "path",
     [
-        "/media/runners/000000000000-foot-arch.png",  # well formed, unknown
-        "/media/nope/000000000000-foot-arch.png",
+        "/media/runners/000000000000-knee-to-wall.png",  # well formed, unknown
+        "/media/nope/000000000000-knee-to-wall.png",
         "/media/runners/..%2F..%2Fcourse.toml",
         "/media/runners/%2e%2e",
         "/media/runners/logo.png",  # the author's name, not the served one
