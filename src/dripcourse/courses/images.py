@@ -20,11 +20,12 @@ its pixels are decoded. Every refusal is an `ImageRefused` with a message for th
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import re
+import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -61,12 +62,27 @@ class Processed:
 def process(data: bytes, file_name: str, use: Use) -> Processed:
     """`data` (the file `file_name` of the course folder) made ready for `use`; `ImageRefused`
     says why it cannot be. The same bytes in give the same bytes out."""
-    return _process(data, PurePosixPath(file_name).name, use)
+    # Kept by the hash of the bytes in (not the bytes: a photo may be megabytes): `courses
+    # check`, the preview and `courses sync` ask for the same images again and again.
+    key = (hashlib.sha256(data).hexdigest(), PurePosixPath(file_name).name, use)
+    with _LOCK:
+        if key in _DONE:
+            _DONE.move_to_end(key)
+            return _DONE[key]
+    done = _process(data, key[1], use)
+    with _LOCK:
+        _DONE[key] = done
+        while len(_DONE) > CACHE_SIZE:
+            _DONE.popitem(last=False)
+    return done
 
 
-@functools.lru_cache(maxsize=128)
+CACHE_SIZE = 128
+_DONE: OrderedDict[tuple[str, str, Use], Processed] = OrderedDict()
+_LOCK = threading.Lock()
+
+
 def _process(data: bytes, file_name: str, use: Use) -> Processed:
-    # Kept: `courses check`, the preview and `courses sync` ask for the same images again.
     if len(data) > MAX_SOURCE_BYTES:
         raise ImageRefused(f"the file is over {MAX_SOURCE_BYTES // (1024 * 1024)} MB")
     if _looks_like_svg(data):
