@@ -29,7 +29,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from dripcourse.courses.catalog import SAMPLE_LINKS, SAMPLE_RECIPIENT, renderer_for_source
+from dripcourse.courses.catalog import (
+    SAMPLE_LINKS,
+    SAMPLE_MEDIA_ROOT,
+    SAMPLE_RECIPIENT,
+    renderer_for_source,
+)
 from dripcourse.courses.files import CourseSource, LessonSource, Problem
 from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.mail.mime import encode_body
@@ -75,7 +80,7 @@ def lesson_warnings(
     lesson: LessonSource,
     rendered: RenderedLesson,
     own_links: Links = SAMPLE_LINKS,
-    own_media: str = "",
+    own_media: str = SAMPLE_MEDIA_ROOT,
 ) -> list[Problem]:
     """The warnings of one lesson as rendered for the sample subscriber, in the order found.
 
@@ -94,6 +99,10 @@ def lesson_warnings(
         if own_media and reference.url.startswith(own_media.rstrip("/") + "/"):
             continue
         file, line, in_lesson_body = locate(reference.url)
+        if reference.tag == "img" and in_lesson_body:
+            # A lesson's images are files of the course folder, checked as problems (alt text
+            # included) by courses/media.py; "write the full https:// address" would be wrong.
+            continue
         messages = [*_link_messages(reference), *_image_messages(reference, in_lesson_body)]
         warnings.extend(Problem(file, line, f"warning: {message}") for message in messages)
     return warnings
