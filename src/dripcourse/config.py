@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
+from urllib.parse import urlsplit
 
 from dripcourse.domain.schedule import RetryPolicy
 from dripcourse.errors import BadInput
@@ -92,6 +93,10 @@ class Settings:
     feedback_id: str = ""
     """Template of the Feedback-ID header for providers' complaint reports (Gmail's feedback loop),
     such as `{course}:{lesson}:dripcourse`; empty: no such header."""
+    media_url: str = ""
+    """Where course images are served when a CDN serves them (`https://cdn.example/media`): their
+    URLs are then `<media_url>/<course>/<name>`, and `dripcourse media export DIR` writes the files
+    to upload there. Empty: the HTTP side serves them at `<base_url>/media/<course>/<name>`."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -177,7 +182,27 @@ def load_settings(
     # by the command line at start-up.
     _ = settings.dkim
     _check_feedback_id(settings.feedback_id)
+    _check_media_url(settings.media_url)
     return settings
+
+
+def _check_media_url(url: str) -> None:
+    # Written into every <img src="...">: an address of the web, and nothing an attribute or a
+    # template would read as its own syntax.
+    if not url:
+        return
+    parts = urlsplit(url)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.netloc
+        or parts.query
+        or parts.fragment
+        or any(c.isspace() or c in "\"'<>{}`\\" for c in url)
+    ):
+        raise BadInput(
+            f"setting media_url: {url!r} is not an http(s) address such as "
+            "https://cdn.example/media"
+        )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -32,8 +32,8 @@ def test_sync_loads_the_good_courses_and_refuses_the_broken_one_by_name(
 
     assert result.code == 1, result
     assert result.out.splitlines() == [
-        "hikers: 10 added, 0 updated, 0 retired",
-        "runners: 10 added, 0 updated, 0 retired",
+        "hikers: 10 added, 0 updated, 0 retired, 6 image(s) added",
+        "runners: 10 added, 0 updated, 0 retired, 6 image(s) added",
     ]
     assert result.err.splitlines() == [
         "dripcourse: error: course 'walkers' not synced: 1 problem(s); first: "

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dripcourse.courses.catalog import load_sources, view_of_source
+from dripcourse.courses.media import collect_media
 from dripcourse.mail.builder import MessageBuilder, sample_message
 from dripcourse.mail.rendering import Recipient
 from dripcourse.mail.tokens import Signer
@@ -28,6 +29,8 @@ SUBSCRIBER = Recipient(
 )
 BASE_URL = "https://courses.northside-physio.example"
 SECRET_KEY = "email-quality-tests-" + "k" * 32
+MEDIA_ROOT = f"{BASE_URL}/media"
+"""Where the lessons' images are served (see `shipped_images`)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def shipped_lessons() -> tuple[LessonMail, ...]:
     builder, now = sample_builder(), send_time()
     mails = []
     for source in load_sources(EMAILS):
-        view = view_of_source(source)
+        view = view_of_source(source, MEDIA_ROOT)
         for lesson in source.lessons:
             message = sample_message(builder, view, lesson.key, SUBSCRIBER, now)
             mails.append(
@@ -108,6 +111,18 @@ def shipped_lessons() -> tuple[LessonMail, ...]:
                 )
             )
     return tuple(mails)
+
+
+@functools.cache
+def shipped_images() -> dict[str, tuple[str, bytes]]:
+    """Every processed image of the shipped courses by its URL: (content type, bytes), as
+    `/media` serves them after `courses sync`."""
+    served = {}
+    for source in load_sources(EMAILS):
+        for name, file in collect_media(source).files.items():
+            image = file.processed
+            served[f"{MEDIA_ROOT}/{source.slug}/{name}"] = (image.content_type, image.data)
+    return served
 
 
 def _lines(content: str) -> str:

@@ -5,12 +5,14 @@ today's defaults, on SQLite and PostgreSQL alike."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
 
 from dripcourse.courses.files import read_course
+from dripcourse.courses.media import collect_media
 from dripcourse.store.db import Database
 from dripcourse.store.models import Course
 
@@ -29,9 +31,12 @@ def test_a_synced_course_stores_its_settings_as_plain_json(
     source = read_course(courses_dir / "runners")
     assert source.settings is not None
 
-    assert stored_json(synced) == source.settings.to_json()
+    # As read, and with the images the sync processed (`CourseSettings.media`).
+    expected = replace(source.settings, media=tuple(collect_media(source).pictures))
+    assert expected.media
+    assert stored_json(synced) == expected.to_json()
     with synced.transaction() as session:
-        assert session.scalars(select(Course.settings)).one() == source.settings
+        assert session.scalars(select(Course.settings)).one() == expected
 
 
 def test_a_row_without_the_later_keys_reads_with_their_defaults(synced: Database) -> None:

@@ -80,7 +80,9 @@ def test_the_shipped_course_is_stored_in_the_shape_templates_and_older_versions_
     assert set(shape) == {
         *("title", "description", "brand", "language", "double_opt_in", "sender", "schedule"),
         *("contact", "footer", "call_to_action", "links", "theme", "tracking", "related"),
+        "logo",  # only when written, as `[brand] logo`
     }
+    assert shape["brand"] == "Northside Physio" and shape["logo"] == "logo.png"
     assert shape["sender"] == {
         "name": "Northside Physio",
         "email": "course@northside-physio.example",
@@ -106,6 +108,7 @@ def test_the_shipped_course_is_stored_in_the_shape_templates_and_older_versions_
         "url": "https://northside-physio.example/blog/choosing-running-shoes",
         "summary": "What actually matters when you try on running shoes, and why comfort is a "
         "better guide than labels.",
+        "thumbnail": "images/thumb-shoe.png",  # only when written
     }
     assert CourseSettings.from_json(shape) == source.settings
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dripcourse.courses.catalog import SAMPLE_RECIPIENT, renderer_for_source
+from dripcourse.courses.catalog import SAMPLE_RECIPIENT, check_course, renderer_for_source
 from dripcourse.courses.checks import GMAIL_CLIP_BYTES, course_warnings, lesson_warnings
 from dripcourse.courses.files import read_course
 from dripcourse.mail.rendering import Links
@@ -178,7 +178,9 @@ def test_a_related_link_in_the_front_matter_is_reported_at_its_line(tmp_path: Pa
     ]
 
 
-def test_a_markdown_image_needs_alt_text_but_no_width(tmp_path: Path) -> None:
+def test_a_markdown_image_is_a_problem_of_its_own_not_a_warning(tmp_path: Path) -> None:
+    """Lesson images come from the course folder: an address, or no alt text, is a problem
+    (courses/media.py, tests/unit/test_course_images.py), never also a warning."""
     lesson = [
         *front_matter(),  # lines 1-5
         "![](https://test.example/arch.png)",  # 6
@@ -188,12 +190,12 @@ def test_a_markdown_image_needs_alt_text_but_no_width(tmp_path: Path) -> None:
         "![A flat foot](http://test.example/flat.png)",  # 10
     ]
     folder = write_course(tmp_path, {"01-feet.md": lesson})
-    file = folder / "01-feet.md"
 
-    assert warnings_of(folder) == [
-        f"{file}:6: warning: image https://test.example/arch.png has an empty alt text; "
-        'describe the image (or mark it role="presentation" in a layout if it is only decoration)',
-        f"{file}:10: warning: image http://test.example/flat.png is not https",
+    assert warnings_of(folder) == []
+    assert [str(p).split(": ", 1)[0] for p in check_course(read_course(folder))] == [
+        # Line 6: no alt text, and an address; line 8's address is line 6's, said once.
+        f"{folder / '01-feet.md'}:{line}"
+        for line in (6, 6, 10)
     ]
 
 

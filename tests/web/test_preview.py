@@ -60,7 +60,9 @@ def preview_server(courses_dir: Path) -> Iterator[PreviewServer]:
     """`dripcourse preview` on a private copy of emails/, served on a free port of 127.0.0.1."""
     listener = socket.create_server(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    app = create_preview_app(Settings(courses_dir=courses_dir, base_url="https://example.org"))
+    app = create_preview_app(
+        Settings(courses_dir=courses_dir, base_url="https://example.org"), address=url
+    )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     try:

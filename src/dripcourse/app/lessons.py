@@ -75,7 +75,7 @@ def preview(
     """A lesson rendered for a sample reader, exactly as it would be sent (links included)."""
     address, clean = normalise_email(email), clean_name(name)
     course, lesson = find_lesson(session, course_slug, which)
-    view = CourseView.of(course)
+    view = CourseView.of(course, builder.media_root)
     # An imaginary delivery, never due: nothing in a rendering depends on when.
     job = sample_job(view, lesson.key, Recipient(address, clean, "UTC"), NEVER)
     rendered, _ = builder.render(job, view)
@@ -120,9 +120,9 @@ def send_test(
     address, zone = normalise_email(to), check_timezone(timezone)
     with database.transaction() as session:
         course, lesson = find_lesson(session, course_slug, which)
-        view = CourseView.of(course)
         key = secret_key(session, settings.secret_key)
         builder = MessageBuilder.for_sending(settings, key, verp=False)
+        view = CourseView.of(course, builder.media_root)
         job = sample_job(view, lesson.key, Recipient(address, clean_name(name), zone), now)
     message = builder.build(job, view, now, subject_prefix=TEST_PREFIX)
     with load_backend(settings.email_backend) as backend:
@@ -217,5 +217,5 @@ def view_online(session: Session, builder: MessageBuilder, delivery_id: int) -> 
     course = session.scalars(
         select(Course).where(Course.id == jobs[0].course_id).options(selectinload(Course.lessons))
     ).one()
-    rendered, _ = builder.render(jobs[0], CourseView.of(course))
+    rendered, _ = builder.render(jobs[0], CourseView.of(course, builder.media_root))
     return rendered

@@ -85,6 +85,8 @@ def _summary(report: SyncReport) -> str:
     ]
     if report.reordered:
         parts.append("reordered")
+    if report.images_added:
+        parts.append(f"{report.images_added} image(s) added")
     if report.reopened:
         parts.append(f"{report.reopened} finished enrolment(s) reopened for new lessons")
     return f"{report.slug}: " + ", ".join(parts)

@@ -52,7 +52,9 @@ def preview(app: App, slug: str, lesson: str, output: Path | None, name: str, em
     """Render lesson N (number or key) of SLUG: HTML to a file you can open, text to stdout."""
     with app.database().transaction() as session:
         builder = MessageBuilder(
-            Signer(secret_key(session, app.settings.secret_key)), app.settings.base_url
+            Signer(secret_key(session, app.settings.secret_key)),
+            app.settings.base_url,
+            media_url=app.settings.media_url,
         )
         _, found, rendered = lessons.preview(session, builder, slug, lesson, email=email, name=name)
     target = output or Path(f"{slug}-{found.position:02d}-{found.key}.html")

@@ -134,6 +134,7 @@ def register() -> click.Group:
             deliveries,
             demo,
             lessons,
+            media,
             operators,
             preview,
             report,
@@ -157,6 +158,7 @@ def register() -> click.Group:
             bounces,
             operators,
             deliveries,
+            media,
         ):
             module.register(cli)
         _registered = True

@@ -44,8 +44,9 @@ def preview(app: App, path: Path | None, host: str, port: int) -> None:
         err=True,
     )
     # Access logs stay off: every open page asks for the version stamp once a second.
+    address = f"http://{shown}:{listener.getsockname()[1]}"
     server = uvicorn.Server(
-        uvicorn.Config(create_preview_app(app.settings, path), log_level="warning")
+        uvicorn.Config(create_preview_app(app.settings, path, address=address), log_level="warning")
     )
     try:
         server.run(sockets=[listener])

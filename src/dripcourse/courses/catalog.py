@@ -7,7 +7,7 @@ reopens the enrolments of those who had finished.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -24,14 +24,16 @@ from dripcourse.courses.files import (
     discover,
     read_course,
 )
+from dripcourse.courses.media import CourseMedia, collect_media
 from dripcourse.domain.cohort import due_after_history
 from dripcourse.domain.completion import COMPLETION_FILE, COMPLETION_KEY
 from dripcourse.domain.enrolment import Change, apply
+from dripcourse.domain.media import Picture, merged
 from dripcourse.domain.policy import OPEN_DELIVERY
 from dripcourse.domain.schedule import first_slot_at_or_after, next_lesson_due
 from dripcourse.domain.schedule import next_lesson as owed_next
 from dripcourse.errors import BadInput, NotFound
-from dripcourse.mail.builder import CourseView
+from dripcourse.mail.builder import CourseView, media_url_of
 from dripcourse.mail.rendering import CourseRenderer, LessonContent, Links, Recipient
 from dripcourse.mail.sandbox import course_environment, named_sources
 from dripcourse.mail.templatemistakes import describe, syntax_line, template_line
@@ -43,6 +45,7 @@ from dripcourse.store.models import (
     Enrollment,
     EnrollmentStatus,
     Lesson,
+    MediaFile,
 )
 from dripcourse.store.queries import lesson_histories
 
@@ -54,6 +57,8 @@ SAMPLE_LINKS = Links(
     view_online="https://example.com/view/sample-token",
     early="https://example.com/early/sample-token",
 )
+SAMPLE_MEDIA_ROOT = "https://example.com/media"
+"""Where a course read from its files says its images are, unless told (`courses check`)."""
 
 
 @dataclass
@@ -67,6 +72,8 @@ class SyncReport:
     """Enrolments that had finished and are owed a newly added lesson."""
     warnings: list[str] = field(default_factory=list)
     """Said but not refused: a `[next] course` that is neither synced nor a folder beside it."""
+    images_added: int = 0
+    """Processed images stored by this sync (a changed image is a new one; none is replaced)."""
 
 
 def find_course_dirs(courses_dir: Path, path: Path | None = None) -> list[Path]:
@@ -81,11 +88,13 @@ def find_course_dirs(courses_dir: Path, path: Path | None = None) -> list[Path]:
 
 
 def check_course(source: CourseSource) -> list[Problem]:
-    """All problems of a course: its files, then every lesson rendered for a sample subscriber."""
-    problems = list(source.problems)
+    """All problems of a course: its files and images, then every lesson rendered for a sample
+    subscriber."""
+    media = collect_media(source)
+    problems = [*source.problems, *media.problems]
     if problems:
         return problems
-    renderer = renderer_for_source(source)
+    renderer = renderer_for_source(source, media=media)
     closing = [] if source.completion is None else [source.completion]
     for lesson in [*source.lessons, *closing]:
         lesson_problems = _check_lesson_templates(lesson, renderer)
@@ -101,10 +110,14 @@ def check_course(source: CourseSource) -> list[Problem]:
     return problems
 
 
-def renderer_for_source(source: CourseSource) -> CourseRenderer:
-    """The renderer of a course read from its files; BadInput if its course.toml has problems.
-    The completion email, if any, is rendered under `COMPLETION_KEY`, numbered as the last lesson."""
-    settings = source.checked_settings
+def renderer_for_source(
+    source: CourseSource, media_root: str = SAMPLE_MEDIA_ROOT, media: CourseMedia | None = None
+) -> CourseRenderer:
+    """The renderer of a course read from its files, its images processed as a sync would and
+    said to be served under `media_root`; BadInput if its course.toml has problems. The
+    completion email, if any, is rendered under `COMPLETION_KEY`, numbered as the last lesson."""
+    media = collect_media(source) if media is None else media
+    settings = replace(source.checked_settings, media=tuple(media.pictures))
     lessons = [LessonContent.of(lesson, n) for n, lesson in enumerate(source.lessons, 1)]
     if settings.completion is not None:
         lessons.append(LessonContent.of(settings.completion, len(source.lessons)))
@@ -114,6 +127,7 @@ def renderer_for_source(source: CourseSource) -> CourseRenderer:
         layout_html=source.layout_html,
         layout_text=source.layout_text,
         total=len(source.lessons),
+        media_url=media_url_of(media_root, source.slug),
     )
 
 
@@ -122,9 +136,10 @@ def rendered_key(source: CourseSource, lesson: LessonSource) -> str:
     return COMPLETION_KEY if lesson is source.completion else lesson.key
 
 
-def view_of_source(source: CourseSource) -> CourseView:
+def view_of_source(source: CourseSource, media_root: str = SAMPLE_MEDIA_ROOT) -> CourseView:
     """A course read from its files, not synced: previews and checks build messages through it."""
-    return CourseView(source.slug, source.checked_settings, renderer_for_source(source))
+    renderer = renderer_for_source(source, media_root)
+    return CourseView(source.slug, renderer.settings, renderer)
 
 
 def _check_lesson_templates(lesson: LessonSource, renderer: CourseRenderer) -> list[Problem]:
@@ -174,17 +189,23 @@ def sync_course(session: Session, source: CourseSource, now: datetime) -> SyncRe
             f"course {source.slug!r} not synced: {len(problems)} problem(s); first: {problems[0]}"
         )
     report = SyncReport(slug=source.slug)
+    media = collect_media(source)  # processed by check_course a moment ago: kept, not redone
     settings = source.checked_settings
     course = session.scalar(select(Course).where(Course.slug == source.slug))
     if course is None:
         course = Course(slug=source.slug, title="", settings=settings, synced_at=now)
         session.add(course)
+        older: tuple[Picture, ...] = ()
+    else:
+        older = course.settings.media
+    settings = replace(settings, media=merged(older, tuple(media.pictures)))
     course.title = settings.title
     course.settings = settings
     course.layout_html = source.layout_html
     course.layout_text = source.layout_text
     course.synced_at = now
     session.flush()
+    report.images_added = _store_media(session, course, media, now)
 
     existing = {
         lesson.key: lesson
@@ -244,6 +265,32 @@ def unknown_next_course(slug: str) -> str:
         "(no folder of that name beside this one, and none synced): "
         "nobody will be enrolled in it when they finish"
     )
+
+
+def _store_media(session: Session, course: Course, media: CourseMedia, now: datetime) -> int:
+    """Adds the processed images the course does not have yet; rows are never replaced nor
+    deleted, since emails already sent point at them by name."""
+    stored = set(session.scalars(select(MediaFile.name).where(MediaFile.course_id == course.id)))
+    added = 0
+    for name, file in media.files.items():
+        if name in stored:
+            continue
+        image = file.processed
+        session.add(
+            MediaFile(
+                course_id=course.id,
+                name=name,
+                source=file.source[:255],
+                content_type=image.content_type,
+                width=image.width,
+                height=image.height,
+                data=image.data,
+                created_at=now,
+            )
+        )
+        added += 1
+    session.flush()
+    return added
 
 
 def _cancel_retired(session: Session, course: Course, now: datetime) -> None:

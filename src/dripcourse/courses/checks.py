@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 from dripcourse.courses.catalog import (
     SAMPLE_LINKS,
+    SAMPLE_MEDIA_ROOT,
     SAMPLE_RECIPIENT,
     rendered_key,
     renderer_for_source,
@@ -81,11 +82,13 @@ def lesson_warnings(
     lesson: LessonSource,
     rendered: RenderedLesson,
     own_links: Links = SAMPLE_LINKS,
+    own_media: str = SAMPLE_MEDIA_ROOT,
 ) -> list[Problem]:
     """The warnings of one lesson as rendered for the sample subscriber, in the order found.
 
     `own_links` are the unsubscribe and view-online links the lesson was rendered with: the
-    product's own, never warned about (pass yours when rendering with a real base URL).
+    product's own, never warned about (pass yours when rendering with a real base URL); so are
+    images under `own_media`, the course's processed images (the preview serves them over http).
     """
     warnings = [*_subject_warnings(lesson, rendered), *_size_warnings(lesson, rendered)]
     locate = _Locator(source, lesson)
@@ -95,7 +98,13 @@ def lesson_warnings(
     for reference in parser.found:
         if reference.url in (own_links.unsubscribe, own_links.view_online):
             continue
+        if own_media and reference.url.startswith(own_media.rstrip("/") + "/"):
+            continue
         file, line, in_lesson_body = locate(reference.url)
+        if reference.tag == "img" and in_lesson_body:
+            # A lesson's images are files of the course folder, checked as problems (alt text
+            # included) by courses/media.py; "write the full https:// address" would be wrong.
+            continue
         messages = [*_link_messages(reference), *_image_messages(reference, in_lesson_body)]
         warnings.extend(Problem(file, line, f"warning: {message}") for message in messages)
     return warnings

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dripcourse.domain.cohort import Cohort, parse_late_joiners
 from dripcourse.domain.completion import COMPLETION_FILE, CompletionEmail
-from dripcourse.domain.course_settings import CourseSettings
+from dripcourse.domain.course_settings import DEFAULT_IMAGE_KB, CourseSettings
 from dripcourse.domain.schedule import parse_send_days, parse_send_time
 from dripcourse.domain.validation import has_control_characters, normalise_email
 from dripcourse.errors import BadInput
@@ -127,6 +127,7 @@ COURSE_SCHEMA: dict[str, dict[str, tuple[type, bool]]] = {
     "theme": {"accent": (_STR, False)},
     "tracking": {"clicks": (bool, False)},
     "next": {"course": (_STR, False)},
+    "images": {"max_kb": (_INT, False)},
 }
 LESSON_KEYS: dict[str, tuple[type, bool]] = {
     "subject": (_STR, True),
@@ -141,8 +142,9 @@ LESSON_KEYS: dict[str, tuple[type, bool]] = {
 }
 ITEM_KEYS = {
     "exercises": {"name": True, "instructions": True, "dose": False},
-    "related": {"title": True, "url": True, "summary": False},
+    "related": {"title": True, "url": True, "summary": False, "thumbnail": False},
 }
+MAX_IMAGE_KB = 10_000
 
 
 def discover(courses_dir: Path) -> list[Path]:
@@ -240,7 +242,8 @@ def _read_settings(file: Path, problems: list[Problem]) -> CourseSettings | None
     if raw is None or text is None:
         return None
     lines = _key_lines(text)
-    settings: dict[str, Any] = {}
+    raw, logo = _brand_of(raw, file, lines, problems)
+    settings: dict[str, Any] = {"logo": logo}
     for section, keys in COURSE_SCHEMA.items():
         table = raw if section == "" else raw.get(section)
         if table is None:
@@ -265,6 +268,29 @@ def _read_settings(file: Path, problems: list[Problem]) -> CourseSettings | None
     settings = _normalise_settings(settings, file, lines, problems)
     # Checked above, every default filled in: the shape `CourseSettings.from_json` reads.
     return CourseSettings.from_json(settings) if len(problems) == known else None
+
+
+def _brand_of(
+    raw: dict[str, Any], file: Path, lines: dict[str, int], problems: list[Problem]
+) -> tuple[dict[str, Any], str | None]:
+    """`brand = "Name"`, or the table `[brand]` with `name` (required) and `logo` (an image of the
+    course folder): `raw` with `brand` as the name, and the logo or None."""
+    brand = raw.get("brand")
+    if not isinstance(brand, dict):
+        return raw, None
+    line = lines.get("brand", 1)
+    for key in sorted(set(brand) - {"name", "logo"}):
+        problems.append(Problem(file, line, f"unknown setting 'brand.{key}'"))
+    for key in ("name", "logo"):
+        if key in brand and not isinstance(brand[key], str):
+            problems.append(Problem(file, line, f"brand.{key} must be text"))
+    if "name" not in brand:
+        problems.append(Problem(file, line, "missing brand.name (who the course is from)"))
+    name, logo = brand.get("name"), brand.get("logo")
+    # A wrong or missing name is said above; "" keeps it from being said twice.
+    flat = {key: value for key, value in raw.items() if key != "brand"}
+    flat["brand"] = name if isinstance(name, str) else ""
+    return flat, logo if isinstance(logo, str) else None
 
 
 def _normalise_settings(
@@ -348,6 +374,14 @@ def _normalise_settings(
             )
         )
     _check_next(settings, file, lines, problems)
+    max_kb = settings.get("images", {}).get("max_kb", DEFAULT_IMAGE_KB)
+    settings["images"] = {"max_kb": max_kb}
+    if not 1 <= max_kb <= MAX_IMAGE_KB:
+        problems.append(
+            Problem(
+                file, lines.get("images", 1), f"images.max_kb must be 1 to {MAX_IMAGE_KB:,} (KB)"
+            )
+        )
     if not re.fullmatch(r"#[0-9a-fA-F]{6}", settings["theme"]["accent"]):
         problems.append(
             Problem(file, lines.get("theme", 1), "theme.accent must be a colour like #0f766e")

@@ -21,11 +21,13 @@ from typing import Any
 
 from dripcourse.domain.cohort import Cohort, parse_late_joiners
 from dripcourse.domain.completion import CompletionEmail
+from dripcourse.domain.media import Picture
 from dripcourse.domain.schedule import Rhythm, parse_send_time
 
 DEFAULT_LANGUAGE = "en"
 DEFAULT_ZONE = "UTC"
 DEFAULT_ACCENT = "#0f766e"
+DEFAULT_IMAGE_KB = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,12 @@ class Related:
     title: str
     url: str
     summary: str | None = None
+    thumbnail: str | None = None
+    """An image of the course folder shown beside the article (`domain/media.py`), or None."""
+
+    def to_json(self) -> dict[str, Any]:
+        shape = {"title": self.title, "url": self.url, "summary": self.summary}
+        return shape if self.thumbnail is None else shape | {"thumbnail": self.thumbnail}
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +141,16 @@ class CourseSettings:
     cohort: Cohort | None = None
     """`schedule.starts_on` and `schedule.late_joiners`: a cohort course (domain/cohort.py);
     None for a course where each person starts when they sign up."""
+    logo: str | None = None
+    """`[brand] logo`: an image of the course folder for the header, or None."""
+    max_image_kb: int = DEFAULT_IMAGE_KB
+    """`[images] max_kb`: the largest an image may be once processed."""
+    media: tuple[Picture, ...] = ()
+    """The course's images as processed by its last `courses sync` (empty as read from files)."""
 
     def to_json(self) -> dict[str, Any]:
         """The settings as stored and as templates see them (a new dict each time)."""
-        return {
+        shape = {
             "title": self.title,
             "description": self.description,
             "brand": self.brand,
@@ -158,11 +172,17 @@ class CourseSettings:
             "links": dict(self.links),
             "theme": {"accent": self.accent},
             "tracking": {"clicks": self.tracks_clicks},
-            "related": [
-                {"title": item.title, "url": item.url, "summary": item.summary}
-                for item in self.related
-            ],
-        } | self._after_json()
+            "related": [item.to_json() for item in self.related],
+        }
+        # Keys of images only when there are any, so a course without them is stored as before;
+        # `brand` stays the name: layouts written before logos print `course.brand`.
+        if self.logo is not None:
+            shape["logo"] = self.logo
+        if self.max_image_kb != DEFAULT_IMAGE_KB:
+            shape["images"] = {"max_kb": self.max_image_kb}
+        if self.media:
+            shape["media"] = [picture.to_json() for picture in self.media]
+        return shape | self._after_json()
 
     def _after_json(self) -> dict[str, Any]:
         """`allow_early`, `[next]` and the completion email: keys only when set, so a course
@@ -204,7 +224,7 @@ class CourseSettings:
             call_to_action=None if cta is None else CallToAction.from_json(cta),
             links=tuple((data.get("links") or {}).items()),
             related=tuple(
-                Related(item["title"], item["url"], item.get("summary"))
+                Related(item["title"], item["url"], item.get("summary"), item.get("thumbnail"))
                 for item in data.get("related") or []
             ),
             accent=(data.get("theme") or {}).get("accent", DEFAULT_ACCENT),
@@ -218,6 +238,10 @@ class CourseSettings:
                 else CompletionEmail.from_json(data["completion"])
             ),
             cohort=_cohort_of(schedule),
+            # Courses synced before images existed have none of these.
+            logo=data.get("logo"),
+            max_image_kb=int((data.get("images") or {}).get("max_kb", DEFAULT_IMAGE_KB)),
+            media=tuple(Picture.from_json(item) for item in data.get("media") or []),
         )
 
 

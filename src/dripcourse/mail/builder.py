@@ -41,11 +41,18 @@ class CourseView:
     renderer: CourseRenderer
 
     @classmethod
-    def of(cls, course: Course) -> CourseView:
-        return cls(course.slug, course.settings, renderer_for_course(course))
+    def of(cls, course: Course, media_root: str = "") -> CourseView:
+        """`media_root`: where images are served (`MessageBuilder.media_root`); empty: nowhere,
+        and images are left as written."""
+        return cls(course.slug, course.settings, renderer_for_course(course, media_root))
 
 
-def renderer_for_course(course: Course) -> CourseRenderer:
+def media_url_of(media_root: str, slug: str) -> str:
+    """Where one course's images are served: `<media root>/<slug>`; empty for an empty root."""
+    return f"{media_root.rstrip('/')}/{slug}" if media_root else ""
+
+
+def renderer_for_course(course: Course, media_root: str = "") -> CourseRenderer:
     """The renderer of a synced course. Retired lessons stay renderable for what is still owed."""
     active = course.current_lessons
     retired = [lesson for lesson in course.lessons if not lesson.is_current]
@@ -60,6 +67,7 @@ def renderer_for_course(course: Course) -> CourseRenderer:
         total=len(active),
         layout_html=course.layout_html,
         layout_text=course.layout_text,
+        media_url=media_url_of(media_root, course.slug),
     )
 
 
@@ -75,6 +83,13 @@ class MessageBuilder:
     """`Settings.feedback_id`: the Feedback-ID template; empty: no such header."""
     dkim: DkimSigner | None = None
     """Signs each finished message; None: messages are left unsigned (previews)."""
+    media_url: str = ""
+    """`Settings.media_url`: where a CDN serves the images; empty: `base_url`/media."""
+
+    @property
+    def media_root(self) -> str:
+        """Where course images are served: `<media root>/<course>/<name>`."""
+        return self.media_url.rstrip("/") or f"{self.base_url.rstrip('/')}/media"
 
     @classmethod
     def for_sending(cls, settings: Settings, key: str, *, verp: bool = True) -> MessageBuilder:
@@ -88,6 +103,7 @@ class MessageBuilder:
             settings.bounce_address,
             feedback_id=settings.feedback_id,
             dkim=signer_for(settings),
+            media_url=settings.media_url,
         )
 
     def links(self, job: Job) -> Links:

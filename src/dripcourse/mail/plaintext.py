@@ -15,13 +15,41 @@ puts in place of Jinja expressions (`DCJ0001Z`) come out exactly as they went in
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
 from markdown_it.tree import SyntaxTreeNode
+from markdown_it.utils import OptionsDict
 
-__all__ = ["markdown_to_html", "markdown_to_text"]
+__all__ = ["Placed", "markdown_images", "markdown_to_html", "markdown_to_text"]
+
+
+class Placed(NamedTuple):
+    """Where an image of the course folder is served from, and its display size (CSS px)."""
+
+    url: str
+    width: int
+    height: int
+
+
+ImagePlacer = Callable[[str], Placed | None]
+"""Gives the served image for a path as written in a lesson (`images/dead-bug.png`), or None."""
+
+
+class WrittenImage(NamedTuple):
+    """A Markdown image of a lesson body, as its author wrote it."""
+
+    src: str
+    alt: str
+    line: int
+    """0-based line of the body it is on."""
+
 
 # One parser for both renderings, so the HTML and the text part read the same source the same way.
 # Raw HTML is off: "<b>" in a lesson is text, escaped in the HTML part and kept as-is in the text
@@ -41,10 +69,65 @@ _LINE_BREAKERS = "\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
 _AS_SPACE = str.maketrans(dict.fromkeys(_LINE_BREAKERS, " "))
 
 
-def markdown_to_html(markdown: str) -> str:
-    """Render CommonMark to an HTML fragment; raw HTML in the source is escaped, not passed."""
-    html: str = _PARSER.render(markdown)
+def markdown_to_html(markdown: str, images: ImagePlacer | None = None) -> str:
+    """Render CommonMark to an HTML fragment; raw HTML in the source is escaped, not passed.
+
+    An image that `images` places gets its served address, width and height; any other image is
+    written as markdown-it writes it.
+    """
+    html: str = _PARSER.render(markdown, {"images": images})
     return html
+
+
+def _render_image(
+    self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict, env: Any
+) -> str:
+    token = tokens[idx]
+    placer: ImagePlacer | None = env.get("images") if isinstance(env, dict) else None
+    placed = placer(unquote(str(token.attrGet("src") or ""))) if placer else None
+    if placed is None:
+        return self.image(tokens, idx, options, env)
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    # Width and height are the display size: the layout's `max-width: 100%; height: auto`
+    # lets a phone scale it down, and the space is kept while it loads (or is blocked).
+    return (
+        f'<img src="{escapeHtml(placed.url)}" alt="{escapeHtml(alt)}" '
+        f'width="{placed.width}" height="{placed.height}">'
+    )
+
+
+_PARSER.add_render_rule("image", _render_image)
+
+
+def markdown_images(markdown: str) -> list[WrittenImage]:
+    """Every image of a Markdown body, in order, with the line it is on (for `file:line`)."""
+    lines = markdown.splitlines()
+    found: list[WrittenImage] = []
+    for block in _PARSER.parse(markdown):
+        if block.type != "inline" or not block.children or block.map is None:
+            continue
+        start, end = block.map
+        for token in _images_of(block.children):
+            src = unquote(str(token.attrGet("src") or ""))
+            alt = " ".join(
+                _plain(SyntaxTreeNode(token.children or [], create_root=True).children).split()
+            )
+            line = next(
+                (n for n in range(start, min(end, len(lines))) if src in unquote(lines[n])),
+                start,
+            )
+            found.append(WrittenImage(src, alt, line))
+    return found
+
+
+def _images_of(tokens: Sequence[Token]) -> list[Token]:
+    images = []
+    for token in tokens:
+        if token.type == "image":
+            images.append(token)
+        elif token.children:
+            images.extend(_images_of(token.children))
+    return images
 
 
 def markdown_to_text(markdown: str, width: int = 72) -> str:

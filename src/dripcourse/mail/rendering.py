@@ -19,7 +19,8 @@ import jinja2
 
 from dripcourse.domain.completion import COMPLETION_KEY
 from dripcourse.domain.course_settings import CourseSettings
-from dripcourse.mail.plaintext import markdown_to_html, markdown_to_text
+from dripcourse.domain.media import Use, find
+from dripcourse.mail.plaintext import ImagePlacer, Placed, markdown_to_html, markdown_to_text
 from dripcourse.mail.sandbox import course_environment, named_sources
 from dripcourse.mail.stencil import Pieces, Placeholders, Stencil, only_printed, values_of
 
@@ -117,10 +118,15 @@ class CourseRenderer:
     _html_env: jinja2.Environment = field(init=False)
     _text_env: jinja2.Environment = field(init=False)
     _stencils: dict[str, Stencil | None] = field(init=False, default_factory=dict)
+    media_url: str = ""
+    """Where this course's images are served, `<media root>/<slug>` (`Settings.media_root`);
+    empty: images are left as written (a renderer without a place to serve them from)."""
 
     def __post_init__(self) -> None:
         self._by_key = {lesson.key: lesson for lesson in self.lessons}
         self._course = template_course(self.settings)
+        self._course["logo"] = self._picture(Use.LOGO, self.settings.logo, self.settings.brand)
+        self._course["related"] = self._articles(self._course["related"])
         html_sources: dict[str, str] = {}
         text_sources: dict[str, str] = {}
         if self.layout_html is not None:
@@ -128,7 +134,7 @@ class CourseRenderer:
         if self.layout_text is not None:
             text_sources["layout.txt"] = self.layout_text
         for lesson in self.lessons:
-            html_body, text_body = compile_body(lesson.body)
+            html_body, text_body = compile_body(lesson.body, self._place)
             html_sources[f"{lesson.key}.html"] = _child_of("layout.html", html_body)
             text_sources[f"{lesson.key}.txt"] = _child_of("layout.txt", text_body)
             text_sources[f"{lesson.key}.subject"] = lesson.subject
@@ -137,6 +143,27 @@ class CourseRenderer:
 
     def lesson(self, key: str) -> LessonContent:
         return self._by_key[key]
+
+    def _place(self, source: str) -> Placed | None:
+        picture = find(self.settings.media, Use.CONTENT, source) if self.media_url else None
+        if picture is None:
+            return None
+        return Placed(f"{self.media_url}/{picture.name}", picture.width, picture.height)
+
+    def _picture(self, use: Use, source: str | None, alt: str) -> dict[str, Any] | None:
+        """An image as layouts see it (`course.logo`, `article.thumbnail`), or None."""
+        picture = find(self.settings.media, use, source) if self.media_url else None
+        if picture is None:
+            return None
+        url = f"{self.media_url}/{picture.name}"
+        return {"url": url, "width": picture.width, "height": picture.height, "alt": alt}
+
+    def _articles(self, related: Any) -> list[dict[str, Any]]:
+        """Related articles with `thumbnail` as an image (or None), whatever version stored them."""
+        return [
+            {**article, "thumbnail": self._picture(Use.THUMBNAIL, article.get("thumbnail"), "")}
+            for article in related or []
+        ]
 
     def context(
         self, key: str, recipient: Recipient | Placeholders, links: Links | Placeholders
@@ -157,7 +184,7 @@ class CourseRenderer:
                 "exercises": data.get("exercises", []),
                 "equipment": data.get("equipment", []),
                 "teaser": data.get("teaser"),
-                "related": data.get("related") or self._course["related"],
+                "related": self._articles(data.get("related")) or self._course["related"],
                 "is_completion": lesson.key == COMPLETION_KEY,
             },
             "subscriber": recipient,
@@ -215,6 +242,9 @@ def template_course(settings: CourseSettings) -> dict[str, Any]:
     shape["schedule"]["allow_early"] = shape.pop("allow_early", False)
     shape.pop("next", None)
     shape["next"] = {"course": settings.next_course}
+    shape.pop(
+        "media", None
+    )  # the renderer's business: `course.logo` and thumbnails are what to print
     return shape
 
 
@@ -233,7 +263,7 @@ def render_confirmation(
     return RenderedLesson(subject=one_line(subject), html=_INLINER.inline(html), text=text)
 
 
-def compile_body(markdown: str) -> tuple[str, str]:
+def compile_body(markdown: str, images: ImagePlacer | None = None) -> tuple[str, str]:
     """The body as an HTML and a text Jinja template, its Jinja tags kept out of Markdown's way.
 
     Each tag becomes a placeholder word while Markdown is converted, then is put back. A statement
@@ -256,7 +286,7 @@ def compile_body(markdown: str) -> tuple[str, str]:
     def unwrap(match: re.Match[str]) -> str:
         return match.group(1) + "\n" if match.group(1) in statements else match.group(0)
 
-    html = _LONE_STATEMENT_HTML.sub(unwrap, markdown_to_html(protected))
+    html = _LONE_STATEMENT_HTML.sub(unwrap, markdown_to_html(protected, images))
     text = _LONE_STATEMENT_TEXT.sub(unwrap, markdown_to_text(protected))
     return _PLACEHOLDER.sub(restore, html), _PLACEHOLDER.sub(restore, text)
 

@@ -110,12 +110,13 @@ class Preparation:
             if self._builder is None:
                 key = secret_key(session, self.settings.secret_key)
                 self._builder = MessageBuilder.for_sending(self.settings, key)
+            builder = self._builder
             missing = {job.course_id for job in jobs} - set(self._courses)
             known = select(Course).where(Course.id.in_(missing))
             for course in (
                 session.scalars(known.options(selectinload(Course.lessons))) if missing else ()
             ):
-                view = CourseView.of(course)
+                view = CourseView.of(course, builder.media_root)
                 current = [each.key for each in course.current_lessons]
                 self._courses[course.id] = (view, CourseFacts.of(course.settings, current))
         return jobs

@@ -354,7 +354,9 @@ def preview(
 ) -> Preview:
     """The lesson rendered for a sample reader, as it would be sent."""
     # The signer reads the secret key in a transaction of its own: fetched before ours begins.
-    builder = MessageBuilder(context.signer, context.settings.base_url)
+    builder = MessageBuilder(
+        context.signer, context.settings.base_url, media_url=context.settings.media_url
+    )
     with context.database.transaction() as session:
         found_course, found, rendered = lessons.preview(
             session, builder, course, lesson, email=email, name=name

@@ -30,6 +30,7 @@ from dripcourse.web import (
     dashboard_people,
     dashboard_roster,
     early,
+    media,
     public,
 )
 from dripcourse.web.accesslog import AccessLog
@@ -66,6 +67,7 @@ def create_app(
     )
     app.include_router(public.router)
     app.include_router(early.router)
+    app.include_router(media.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
     app.include_router(dashboard_roster.router)  # before /admin/subscribers/{id}

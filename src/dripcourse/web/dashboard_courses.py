@@ -179,7 +179,9 @@ def _lesson_page(
 ) -> HTMLResponse:
     """The lesson as a sample reader gets it; after a test send, what went (`sent`) or why it
     did not (`failure`). An unknown lesson is said on the course's page (404)."""
-    builder = MessageBuilder(context.signer, context.settings.base_url)
+    builder = MessageBuilder(
+        context.signer, context.settings.base_url, media_url=context.settings.media_url
+    )
     try:
         with context.database.read() as session:
             found, one, rendered = lessons.preview(session, builder, slug, key)

@@ -56,12 +56,15 @@ def create_preview_app(
     path: Path | None = None,
     clock: Clock | None = None,
     spam: SpamScores | None = None,
+    address: str = "",
 ) -> FastAPI:
     """The preview of the courses under `settings.courses_dir`, or of `path` (a course folder, or
-    a folder of courses)."""
+    a folder of courses). `address`: where it is reached (`http://127.0.0.1:8025`), for the
+    lessons' images, which it serves itself; empty: `settings.base_url`."""
     app = FastAPI(title="dripcourse preview", docs_url=None, redoc_url=None, openapi_url=None)
+    media_root = f"{(address or settings.base_url).rstrip('/')}/media"
     app.state.preview = PreviewContext(
-        workspace=Workspace(settings.courses_dir, path),
+        workspace=Workspace(settings.courses_dir, path, media_root),
         # A throwaway key: the preview's links must look real, but nobody may ever use them.
         builder=MessageBuilder(Signer(secrets.token_urlsafe(32)), settings.base_url),
         clock=clock or SystemClock(),
@@ -113,6 +116,14 @@ def _add_routes(app: FastAPI) -> None:
         return JSONResponse(
             {"version": context.workspace.stamp()}, headers={"Cache-Control": "no-store"}
         )
+
+    @app.get("/media/{slug}/{name}")
+    def image(slug: str, name: str, context: Context) -> Response:
+        """A lesson's image as `courses sync` would store it, from the files as they are now."""
+        found = context.workspace.snapshot().course(slug).image(name)
+        # Not cached: the author may change the image and look again under the same name.
+        headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+        return Response(found.data, media_type=found.content_type, headers=headers)
 
     @app.get("/courses/{slug}")
     def course(slug: str, context: Context) -> RedirectResponse:

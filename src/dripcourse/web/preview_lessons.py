@@ -21,9 +21,17 @@ from email.message import EmailMessage
 from functools import cached_property
 from pathlib import Path
 
-from dripcourse.courses.catalog import SAMPLE_RECIPIENT, check_course, load_sources, view_of_source
+from dripcourse.courses.catalog import (
+    SAMPLE_MEDIA_ROOT,
+    SAMPLE_RECIPIENT,
+    check_course,
+    load_sources,
+    view_of_source,
+)
 from dripcourse.courses.checks import lesson_warnings
 from dripcourse.courses.files import CourseSource, LessonSource, Problem
+from dripcourse.courses.images import Processed
+from dripcourse.courses.media import CourseMedia, collect_media
 from dripcourse.devtools.spamcheck import SpamReport, spam_report
 from dripcourse.domain.validation import check_timezone, clean_name
 from dripcourse.errors import NotFound
@@ -66,6 +74,8 @@ class CourseDraft:
     """One course folder as read at one version stamp; checked and compiled only when asked."""
 
     source: CourseSource
+    media_root: str = SAMPLE_MEDIA_ROOT
+    """Where the preview serves the course's images (its own `/media`)."""
 
     @property
     def slug(self) -> str:
@@ -95,7 +105,18 @@ class CourseDraft:
 
     @cached_property
     def view(self) -> CourseView:
-        return view_of_source(self.source)
+        return view_of_source(self.source, self.media_root)
+
+    @cached_property
+    def media(self) -> CourseMedia:
+        return collect_media(self.source)
+
+    def image(self, name: str) -> Processed:
+        """A processed image of this course by its served name, as `courses sync` would store it."""
+        found = self.media.files.get(name)
+        if found is None:
+            raise NotFound(f"course {self.slug!r} has no image {name!r} (now)")
+        return found.processed
 
     def lesson(self, key: str) -> LessonSource | None:
         return next((lesson for lesson in self.source.lessons if lesson.key == key), None)
@@ -138,9 +159,12 @@ class Workspace:
     (the spam score) do not read and check the files again.
     """
 
-    def __init__(self, courses_dir: Path, path: Path | None = None) -> None:
+    def __init__(
+        self, courses_dir: Path, path: Path | None = None, media_root: str = SAMPLE_MEDIA_ROOT
+    ) -> None:
         self.courses_dir = courses_dir
         self.path = path
+        self.media_root = media_root
         self.root = path or courses_dir
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
@@ -155,7 +179,8 @@ class Workspace:
         with self._lock:
             if self._snapshot is None or self._snapshot.stamp != stamp:
                 sources = load_sources(self.courses_dir, self.path)
-                self._snapshot = Snapshot(stamp, [CourseDraft(source) for source in sources])
+                drafts = [CourseDraft(source, self.media_root) for source in sources]
+                self._snapshot = Snapshot(stamp, drafts)
             return self._snapshot
 
     def where(self, problem: Problem) -> str:
@@ -317,6 +342,7 @@ def _render_lesson(
             lesson,
             rendered,
             own_links=builder.links(sample_job(draft.view, key, sample.recipient, now)),
+            own_media=draft.view.renderer.media_url,
         ),
     )
 

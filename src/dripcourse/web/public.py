@@ -194,7 +194,9 @@ def _unsubscribe(context: WebContext, enrollment_id: int, everything: bool) -> s
 @router.get("/view/{token}", response_class=HTMLResponse)
 def view(request: Request, token: str, context: Context) -> HTMLResponse:
     payload = context.signer.read(Purpose.VIEW, token)
-    builder = MessageBuilder(context.signer, context.settings.base_url)
+    builder = MessageBuilder(
+        context.signer, context.settings.base_url, media_url=context.settings.media_url
+    )
     with context.database.transaction() as session:
         rendered = view_online(session, builder, int(payload.get("d", 0)))
     return HTMLResponse(rendered.html)
