@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dripcourse.domain.audiences import check_audience
 from dripcourse.domain.course_settings import CourseSettings
+from dripcourse.domain.fields import parse_declaration
 from dripcourse.domain.schedule import parse_send_days, parse_send_time
 from dripcourse.domain.validation import has_control_characters, normalise_email
 from dripcourse.errors import BadInput
@@ -129,6 +131,7 @@ LESSON_KEYS: dict[str, tuple[type, bool]] = {
     "teaser": (_STR, False),
     "exercises": (_LIST, False),
     "related": (_LIST, False),
+    "audience": (dict, False),
 }
 ITEM_KEYS = {
     "exercises": {"name": True, "instructions": True, "dose": False},
@@ -185,7 +188,19 @@ def read_course(path: Path) -> CourseSource:
             continue
         seen[lesson.key] = file
         source.lessons.append(lesson)
+    if source.settings is not None:
+        _check_audiences(source)
     return source
+
+
+def _check_audiences(source: CourseSource) -> None:
+    """Each lesson's `audience` names declared choice fields and their choices."""
+    declared = source.checked_settings.fields
+    for lesson in source.lessons:
+        if "audience" in lesson.data:
+            line = lesson.front_matter_lines.get("audience", 1)
+            for message in check_audience(lesson.data["audience"], declared):
+                source.problems.append(Problem(lesson.file, line, message))
 
 
 def _opens_with_front_matter(file: Path) -> bool:
@@ -226,9 +241,24 @@ def _read_settings(file: Path, problems: list[Problem]) -> CourseSettings | None
         _item_lines(text, "related"),
         problems,
     )
+    settings["fields"] = _read_fields(raw.get("fields", {}), file, lines, problems)
     settings = _normalise_settings(settings, file, lines, problems)
     # Checked above, every default filled in: the shape `CourseSettings.from_json` reads.
     return CourseSettings.from_json(settings) if len(problems) == known else None
+
+
+def _read_fields(
+    table: Any, file: Path, lines: dict[str, int], problems: list[Problem]
+) -> list[dict[str, Any]]:
+    """`[fields]`: the custom fields (domain/fields.py), in the JSON shape of the settings."""
+    if not isinstance(table, dict):
+        problems.append(Problem(file, lines.get("fields", 1), "fields must be a table"))
+        return []
+    specs, messages = parse_declaration(table)
+    for message in messages:
+        name = message.split(":", 1)[0].removeprefix("fields.")
+        problems.append(Problem(file, lines.get(name, lines.get("fields", 1)), message))
+    return [spec.to_json() for spec in specs]
 
 
 def _normalise_settings(
@@ -439,7 +469,7 @@ def _check_keys(
                 )
                 continue
             values[key] = value
-        elif section or (key not in COURSE_SCHEMA and key != "related"):
+        elif section or (key not in COURSE_SCHEMA and key not in ("related", "fields")):
             problems.append(Problem(file, lines.get(key, 1), f"unknown setting {prefix + key!r}"))
     for key, (_kind, required) in keys.items():
         if required and key not in table:
@@ -493,4 +523,10 @@ def _item_lines(toml_text: str, name: str) -> list[int]:
 
 
 def _kind_name(kind: type) -> str:
-    return {str: "text", int: "a whole number", list: "a list", bool: "true or false"}[kind]
+    return {
+        str: "text",
+        int: "a whole number",
+        list: "a list",
+        bool: "true or false",
+        dict: "a table",
+    }[kind]

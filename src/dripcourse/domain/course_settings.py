@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dripcourse.domain.fields import FieldSpec
 from dripcourse.domain.schedule import Rhythm, parse_send_time
 
 DEFAULT_LANGUAGE = "en"
@@ -120,6 +121,8 @@ class CourseSettings:
     """`theme.accent`, a #rrggbb colour."""
     tracks_clicks: bool = False
     """`tracking.clicks`: off unless asked for (see app/clicks.py)."""
+    fields: tuple[FieldSpec, ...] = ()
+    """`[fields]`: the custom fields a person may give, in the order written (domain/fields.py)."""
 
     def to_json(self) -> dict[str, Any]:
         """The settings as stored and as templates see them (a new dict each time)."""
@@ -148,6 +151,7 @@ class CourseSettings:
                 {"title": item.title, "url": item.url, "summary": item.summary}
                 for item in self.related
             ],
+            "fields": [spec.to_json() for spec in self.fields],
         }
 
     @classmethod
@@ -184,4 +188,6 @@ class CourseSettings:
             accent=(data.get("theme") or {}).get("accent", DEFAULT_ACCENT),
             # Courses synced before click tracking existed have no [tracking]: not tracked.
             tracks_clicks=bool((data.get("tracking") or {}).get("clicks", False)),
+            # Courses synced before custom fields existed declare none.
+            fields=tuple(FieldSpec.from_json(spec) for spec in data.get("fields") or []),
         )

@@ -8,7 +8,8 @@ them under their old names, for third-party backends).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -29,6 +30,8 @@ class Job:
     attempts: int
     """Attempts so far, this one included."""
     first_attempt_at: datetime
+    fields: Mapping[str, str] = field(default_factory=dict)
+    """The custom field values the person gave for this course (`enrollments.fields`)."""
 
 
 class Outcome(enum.StrEnum):

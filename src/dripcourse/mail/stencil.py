@@ -9,6 +9,9 @@ the pieces with the recipient's values (HTML-escaped in the HTML part).
 A template that does anything else with a personal value (an `{% if subscriber.name %}`, a filter)
 is not eligible: the Jinja2 syntax tree is checked, and such lessons are rendered in full per
 recipient, exactly as before.
+
+A course's custom fields are personal values too: `{{ subscriber.fields.level }}` printed is filled in
+like a name. Their placeholders follow PERSONAL's, in the order the course declares its fields.
 """
 
 from __future__ import annotations
@@ -39,12 +42,21 @@ def placeholder(index: int) -> str:
 
 
 class Placeholders:
-    """Stands in for `subscriber` or `links` while a stencil is rendered."""
+    """Stands in for `subscriber` or `links` while a stencil is rendered; `fields` are the
+    course's field names (for `subscriber.fields.<name>`)."""
 
-    def __init__(self, obj: str) -> None:
+    def __init__(self, obj: str, fields: Sequence[str] = ()) -> None:
         for index, (owner, attr) in enumerate(PERSONAL):
             if owner == obj:
                 setattr(self, attr, placeholder(index))
+        if obj == "subscriber":
+            self.fields = _FieldPlaceholders(fields)
+
+
+class _FieldPlaceholders:
+    def __init__(self, fields: Sequence[str]) -> None:
+        for index, name in enumerate(fields, start=len(PERSONAL)):
+            setattr(self, name, placeholder(index))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +90,9 @@ class Stencil:
         return self.subject.fill(values), self.html.fill(escaped), self.text.fill(values)
 
 
-def only_printed(env: jinja2.Environment, names: Iterable[str]) -> bool:
+def only_printed(env: jinja2.Environment, names: Iterable[str], fields: Sequence[str] = ()) -> bool:
     """True if the templates (and the layouts they extend) use personal values only by printing
-    them, and never contain a placeholder word of their own."""
+    them (a custom field among `fields` too), and never contain a placeholder word of their own."""
     for name in names:
         if not env.loader:
             return False
@@ -96,16 +108,31 @@ def only_printed(env: jinja2.Environment, names: Iterable[str]) -> bool:
             if isinstance(child, nodes.Getattr)
             and isinstance(child.node, nodes.Name)
             and (child.node.name, child.attr) in PERSONAL
+        } | {
+            id(child.node.node)
+            for output in tree.find_all(nodes.Output)
+            for child in output.nodes
+            if isinstance(child, nodes.Getattr)
+            and child.attr in fields
+            and isinstance(child.node, nodes.Getattr)
+            and child.node.attr == "fields"
+            and isinstance(child.node.node, nodes.Name)
+            and child.node.node.name == "subscriber"
         }
         personal = [n for n in tree.find_all(nodes.Name) if n.name in _OBJECTS]
         if any(id(name) not in printed for name in personal):
             return False
         parents = [n.template for n in tree.find_all(nodes.Extends)]
-        if not all(isinstance(p, nodes.Const) and only_printed(env, [p.value]) for p in parents):
+        if not all(
+            isinstance(p, nodes.Const) and only_printed(env, [p.value], fields) for p in parents
+        ):
             return False
     return True
 
 
-def values_of(subscriber: object, links: object) -> list[str]:
+def values_of(subscriber: object, links: object, fields: Sequence[str] = ()) -> list[str]:
+    """The recipient's values in placeholder order: PERSONAL's, then each of `fields`."""
     owners: Mapping[str, object] = {"subscriber": subscriber, "links": links}
-    return [str(getattr(owners[obj], attr)) for obj, attr in PERSONAL]
+    values = [str(getattr(owners[obj], attr)) for obj, attr in PERSONAL]
+    own = getattr(subscriber, "fields", None)
+    return values + [str(getattr(own, name)) for name in fields]

@@ -7,7 +7,7 @@ one to read when reasoning about concurrency: on PostgreSQL `FOR UPDATE SKIP LOC
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -16,11 +16,9 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
+from dripcourse.domain.audiences import lesson_is_for, next_lesson_for
 from dripcourse.domain.delivery import Job
 from dripcourse.domain.policy import SENDABLE_WHILE, blocked_by, owed_delivery
-from dripcourse.domain.schedule import (
-    next_lesson,
-)
 from dripcourse.domain.validation import address_hash
 from dripcourse.store.db import upsert_insert
 from dripcourse.store.models import (
@@ -71,7 +69,13 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
     INSERT (per 1,000 rows), and one more UPDATE if some enrolment has had every lesson.
     """
     query = (
-        select(Enrollment.id, Enrollment.course_id, Enrollment.next_due_at, Subscriber.email)
+        select(
+            Enrollment.id,
+            Enrollment.course_id,
+            Enrollment.next_due_at,
+            Subscriber.email,
+            Enrollment.fields,
+        )
         .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
         .where(Enrollment.status == EnrollmentStatus.ACTIVE, Enrollment.next_due_at <= now)
         .order_by(Enrollment.next_due_at)
@@ -97,7 +101,11 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
         if hashes[row.email] in suppressed:
             continue  # held: nothing is owed to a suppressed address
         course = courses[row.course_id]
-        key = next_lesson(course.keys, [had.key for had in histories[row.id]])
+        # A lesson for an audience they are outside is passed over: the next one for them is owed
+        # at this same time, so they lose no week (domain/audiences.py).
+        key, _skipped = next_lesson_for(
+            course.keys, [had.key for had in histories[row.id]], course.for_person(row.fields)
+        )
         if key is None:
             finished.append(row.id)
             continue
@@ -271,13 +279,19 @@ class _LessonOrder:
     course: Course
     keys: list[str] = field(default_factory=list)
     lesson_ids: dict[str, int] = field(default_factory=dict)
+    audiences: dict[str, Any] = field(default_factory=dict)
+    """The lessons for an audience only: key -> front matter `audience`."""
+
+    def for_person(self, fields: dict[str, Any] | None) -> Callable[[str], bool]:
+        declared = self.course.settings.fields
+        return lambda key: lesson_is_for(self.audiences.get(key), fields or {}, declared)
 
 
 def _lesson_orders(session: Session, course_ids: set[int]) -> dict[int, _LessonOrder]:
     # One query for the courses and their current lessons (a course without any still comes).
     orders: dict[int, _LessonOrder] = {}
-    for course, key, lesson_id in session.execute(
-        select(Course, Lesson.key, Lesson.id)
+    for course, key, lesson_id, data in session.execute(
+        select(Course, Lesson.key, Lesson.id, Lesson.data)
         .outerjoin(Lesson, and_(Lesson.course_id == Course.id, Lesson.is_current))
         .where(Course.id.in_(course_ids))
         .order_by(Course.id, Lesson.position)
@@ -286,4 +300,6 @@ def _lesson_orders(session: Session, course_ids: set[int]) -> dict[int, _LessonO
         if key is not None:
             order.keys.append(key)
             order.lesson_ids[key] = lesson_id
+            if (data or {}).get("audience"):
+                order.audiences[key] = data["audience"]
     return orders

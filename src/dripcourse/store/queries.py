@@ -97,6 +97,7 @@ def jobs_for(session: Session, delivery_ids: Sequence[int]) -> list[Job]:
             Delivery.due_at,
             Delivery.attempts,
             func.coalesce(Delivery.first_attempt_at, Delivery.due_at).label("first_attempt_at"),
+            Enrollment.fields,
         )
         .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
         .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
