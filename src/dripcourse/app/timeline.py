@@ -10,6 +10,7 @@ dispatcher will do if every pass runs on time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -19,8 +20,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from dripcourse.app.audience_plans import Skip, audience_of, skips
 from dripcourse.app.people import find_subscriber, get_subscriber
 from dripcourse.courses.catalog import load_sources
+from dripcourse.domain.audiences import remaining_for
+from dripcourse.domain.fields import check_values, complete
 from dripcourse.domain.policy import HAD, OPEN_DELIVERY
 from dripcourse.domain.schedule import (
     PlannedLesson,
@@ -30,7 +34,6 @@ from dripcourse.domain.schedule import (
     following_on_rhythm,
     plan_from_start,
     plan_lessons,
-    remaining_lessons,
 )
 from dripcourse.domain.validation import check_timezone
 from dripcourse.errors import BadInput, NotFound
@@ -108,6 +111,9 @@ class EnrollmentTimeline:
     owed: list[PlannedLesson]
     """The lessons still to come in the rhythm, at their planned times (empty while held)."""
     held: Hold | None
+    skipped: list[Skip] = field(default_factory=list)
+    """The lessons for an audience they are outside (by their field values today): never sent
+    to them, the next lesson goes in their place (domain/audiences.py)."""
 
 
 @dataclass(frozen=True)
@@ -179,7 +185,9 @@ def _enrollment_timeline(
     history = [had.key for had in lesson_histories(session, [enrollment.id])[enrollment.id]]
     if in_flight is not None and in_flight.lesson is not None:
         history.append(in_flight.lesson.key)
-    remaining = remaining_lessons(current, history)
+    audiences = audience_of(course.current_lessons)
+    is_for = audiences.is_for(enrollment.fields, course.settings.fields)
+    remaining, _passed = remaining_for(current, history, is_for)
     owed: list[PlannedLesson] = []
     held = _hold(enrollment, suppressed, remaining)
     if held is None and remaining and enrollment.status == EnrollmentStatus.ACTIVE:
@@ -206,6 +214,7 @@ def _enrollment_timeline(
         ledger=ledger,
         owed=owed,
         held=held,
+        skipped=skips(current, history, is_for, audiences),
     )
 
 
@@ -290,13 +299,22 @@ class Calendar:
     start: datetime
     rhythm: Rhythm
     lessons: list[PlannedLesson]
+    skipped: list[Skip] = field(default_factory=list)
+    """The lessons for an audience this person is outside (their `fields`)."""
+    fields: dict[str, str] = field(default_factory=dict)
+    """Every field's value the calendar is for, the defaults filled in."""
 
 
 def course_calendar(
-    courses_dir: Path, slug: str, start: datetime, timezone: str | None = None
+    courses_dir: Path,
+    slug: str,
+    start: datetime,
+    timezone: str | None = None,
+    fields: Mapping[str, object] | None = None,
 ) -> Calendar:
-    """The send times of someone confirmed at `start` in `timezone` (default: the course's zone),
-    from the course files under `courses_dir`: nothing is read from or written to the database."""
+    """The send times of someone confirmed at `start` in `timezone` (default: the course's zone)
+    with these custom field values (checked like a sign-up's; default: none given), from the
+    course files under `courses_dir`: nothing is read from or written to the database."""
     sources = {source.slug: source for source in load_sources(courses_dir)}
     source = sources.get(slug)
     if source is None:
@@ -311,7 +329,11 @@ def course_calendar(
     settings = source.checked_settings
     zone_name = check_timezone(timezone) if timezone else settings.timezone
     rhythm = settings.rhythm
-    lessons = [(number, lesson.key) for number, lesson in enumerate(source.lessons, 1)]
+    given = check_values(fields or {}, settings.fields, require=False)
+    keys = [lesson.key for lesson in source.lessons]
+    audiences = audience_of(source.lessons)
+    is_for = audiences.is_for(given, settings.fields)
+    lessons, _passed = remaining_for(keys, [], is_for)
     return Calendar(
         course=slug,
         title=settings.title,
@@ -319,4 +341,6 @@ def course_calendar(
         start=start,
         rhythm=rhythm,
         lessons=plan_from_start(lessons, start, ZoneInfo(zone_name), rhythm),
+        skipped=skips(keys, [], is_for, audiences),
+        fields=complete(given, settings.fields),
     )

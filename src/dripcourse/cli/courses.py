@@ -12,6 +12,7 @@ from dripcourse.cli.main import App, now_option, pass_app
 from dripcourse.cli.timeline import print_calendar
 from dripcourse.courses.catalog import SyncReport, check_course, load_sources, sync_course
 from dripcourse.courses.checks import course_warnings
+from dripcourse.domain.fields import parse_assignments
 from dripcourse.domain.validation import parse_instant
 from dripcourse.errors import BadInput
 
@@ -113,12 +114,22 @@ def list_courses(app: App) -> None:
     help="When the person subscribes (UTC unless an offset is given; default: now).",
 )
 @click.option("--timezone", metavar="TZ", help="Their IANA zone (default: the course's zone).")
+@click.option(
+    "--field",
+    "field_pairs",
+    metavar="NAME=VALUE",
+    multiple=True,
+    help="Their value of a custom field, e.g. level=returning (repeatable; default: none given).",
+)
 @pass_app
-def calendar(app: App, slug: str, start: str | None, timezone: str | None) -> None:
+def calendar(
+    app: App, slug: str, start: str | None, timezone: str | None, field_pairs: tuple[str, ...]
+) -> None:
     """The send times, lesson by lesson, of a person subscribing to SLUG at --start in --timezone,
     from the course files alone (the database is not touched)."""
     instant = parse_instant(start) if start is not None else app.clock.now()
-    print_calendar(course_calendar(app.settings.courses_dir, slug, instant, timezone))
+    fields = parse_assignments(field_pairs)
+    print_calendar(course_calendar(app.settings.courses_dir, slug, instant, timezone, fields))
 
 
 def register(cli: click.Group) -> None:

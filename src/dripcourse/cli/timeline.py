@@ -51,13 +51,21 @@ def enrollment_lines(enrollment: EnrollmentTimeline, zone: str, now: datetime) -
     labels += [_label(lesson.number, lesson.key) for lesson in enrollment.owed]
     held = enrollment.held.lessons if enrollment.held else []
     labels += [_label(number, key) for number, key in held]
+    labels += [_label(skip.number, skip.key) for skip in enrollment.skipped]
     width = max([18, *map(len, labels)])
     for row, label in zip(enrollment.ledger, labels, strict=False):
         lines.append(f"  {_state(row):<9} {label:<{width}} {_when(row.at, zone)}{_detail(row)}")
+    # The lessons they skip (for an audience they are outside), in their place among those owed.
+    upcoming: list[tuple[int, str]] = [
+        (skip.number, f"  {'skipped':<9} {_label(skip.number, skip.key):<{width}} ({skip.note})")
+        for skip in enrollment.skipped
+    ]
     for lesson in enrollment.owed:
         label = _label(lesson.number, lesson.key)
         note = _owed_note(lesson, zone, now)
-        lines.append(f"  {'owed':<9} {label:<{width}} {_when(lesson.due_at, zone)}{note}")
+        line = f"  {'owed':<9} {label:<{width}} {_when(lesson.due_at, zone)}{note}"
+        upcoming.append((lesson.number, line))
+    lines += [line for _number, line in sorted(upcoming, key=lambda item: item[0])]
     if enrollment.held is not None:
         reason = _held_reason(enrollment.held, zone)
         for index, (number, key) in enumerate(held):
@@ -122,12 +130,21 @@ def print_calendar(calendar: Calendar) -> None:
         f"({utc_time(calendar.start)})"
     )
     click.echo(f"{_rhythm_text(calendar.rhythm)}, in {zone}")
-    width = max([18, *(len(_label(x.number, x.key)) for x in calendar.lessons)])
+    if calendar.fields:
+        click.echo("for " + ", ".join(f"{k}={v or '(none)'}" for k, v in calendar.fields.items()))
+    labels = [_label(x.number, x.key) for x in calendar.lessons]
+    width = max([18, *map(len, labels), *(len(_label(s.number, s.key)) for s in calendar.skipped)])
+    lines: list[tuple[int, str]] = [
+        (skip.number, f"  {_label(skip.number, skip.key):<{width}} ({skip.note})")
+        for skip in calendar.skipped
+    ]
     for lesson in calendar.lessons:
         label = _label(lesson.number, lesson.key)
         note = lesson.moved_note(ZoneInfo(zone))
         line = f"  {label:<{width}} {_when(lesson.due_at, zone)}"
-        click.echo(line + (f"  {note}" if note else ""))
+        lines.append((lesson.number, line + (f"  {note}" if note else "")))
+    for _number, line in sorted(lines, key=lambda item: item[0]):
+        click.echo(line)
 
 
 def _rhythm_text(rhythm: Rhythm) -> str:
