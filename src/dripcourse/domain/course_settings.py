@@ -126,7 +126,7 @@ class CourseSettings:
 
     def to_json(self) -> dict[str, Any]:
         """The settings as stored and as templates see them (a new dict each time)."""
-        return {
+        shape = {
             "title": self.title,
             "description": self.description,
             "brand": self.brand,
@@ -151,8 +151,10 @@ class CourseSettings:
                 {"title": item.title, "url": item.url, "summary": item.summary}
                 for item in self.related
             ],
-            "fields": [spec.to_json() for spec in self.fields],
         }
+        if self.fields:  # a key only when declared: the shape of a course without stays as it was
+            shape["fields"] = [spec.to_json() for spec in self.fields]
+        return shape
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CourseSettings:

@@ -89,6 +89,14 @@ class HoldOut(Output):
         )
 
 
+class SkippedLesson(Output):
+    number: int
+    key: str
+    audience: str
+    """Whom the lesson is for (`for level returning`): this person is outside it, by their field
+    values today, and the next lesson for them goes at its time instead."""
+
+
 class EnrollmentTimelineOut(Output):
     course: str
     title: str
@@ -102,6 +110,8 @@ class EnrollmentTimelineOut(Output):
     """The lessons still to come in the rhythm, at their planned times; empty while held."""
     held: HoldOut | None
     """Why the lessons still owed are not going out; null when they are."""
+    skipped: list[SkippedLesson] = []
+    """The lessons for an audience this person is outside: never sent to them."""
 
     @classmethod
     def of(cls, enrollment: EnrollmentTimeline, zone: str) -> EnrollmentTimelineOut:
@@ -113,6 +123,7 @@ class EnrollmentTimelineOut(Output):
             deliveries=[TimelineDelivery.model_validate(row) for row in enrollment.ledger],
             owed=[OwedLesson.of(lesson, zone) for lesson in enrollment.owed],
             held=None if enrollment.held is None else HoldOut.of(enrollment.held),
+            skipped=[SkippedLesson.model_validate(skip) for skip in enrollment.skipped],
         )
 
 
