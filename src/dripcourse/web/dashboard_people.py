@@ -16,8 +16,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from dripcourse.app import audit, lessons, overview, people, subscriptions, timeline
+from dripcourse.app.audience_plans import Skip
 from dripcourse.domain.enrolment import Change
 from dripcourse.domain.roles import Permission, Role, may
+from dripcourse.domain.schedule import PlannedLesson
 from dripcourse.domain.validation import MAX_NAME, mailbox_key, parse_local_instant
 from dripcourse.errors import BadInput, DripcourseError
 from dripcourse.store.models import EnrollmentStatus, Operator
@@ -300,4 +302,17 @@ def _subscriber_page(
         fields=fields or {},
         typed=typed or {"name": found.name, "timezone": found.timezone},
         zones=public.ZONES,
+        upcoming=upcoming,
     )
+
+
+def upcoming(
+    course: timeline.EnrollmentTimeline,
+) -> list[tuple[int, PlannedLesson | None, Skip | None]]:
+    """The lessons still to come and those skipped (for an audience they are outside), in course
+    order: (number, planned lesson, skip), one of the two set."""
+    rows: list[tuple[int, PlannedLesson | None, Skip | None]] = [
+        (lesson.number, lesson, None) for lesson in course.owed
+    ]
+    rows += [(skip.number, None, skip) for skip in course.skipped] if course.owed else []
+    return sorted(rows, key=lambda row: row[0])
