@@ -112,13 +112,20 @@ def _parse_one(name: str, raw: Any) -> FieldSpec:
         raise ValueError("a field has choices or is text, not both")
     if not isinstance(choices, list) or not choices:
         raise ValueError("choices must be a list of at least one value")
-    if not all(isinstance(c, str) and c and c == clean_text(c, name) for c in choices):
+    if not all(isinstance(c, str) and c and _one_clean_line(c) for c in choices):
         raise ValueError("each choice must be non-empty text on one line")
     if len(set(choices)) != len(choices):
         raise ValueError("a choice is listed twice")
     if default and default not in choices:
         raise ValueError(f"default {default!r} is not one of the choices")
     return FieldSpec(name, label.strip(), tuple(choices), default, required and not default)
+
+
+def _one_clean_line(text: str) -> bool:
+    # A choice is compared as typed (`check_values`), so it must be what a value is cleaned to.
+    if has_control_characters(text) or len(text) > MAX_TEXT:
+        return False
+    return text == " ".join(unicodedata.normalize("NFC", text).split())
 
 
 def clean_text(value: str, name: str) -> str:

@@ -10,7 +10,7 @@ Every template compiles in the sandbox of `sandbox.py`: course text cannot reach
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -21,7 +21,14 @@ from dripcourse.domain.course_settings import CourseSettings
 from dripcourse.domain.fields import complete
 from dripcourse.mail.plaintext import markdown_to_html, markdown_to_text
 from dripcourse.mail.sandbox import course_environment, named_sources
-from dripcourse.mail.stencil import Pieces, Placeholders, Stencil, only_printed, values_of
+from dripcourse.mail.stencil import (
+    Pieces,
+    Placeholders,
+    Stencil,
+    html_contexts,
+    only_printed,
+    values_of,
+)
 
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _PLACEHOLDER = re.compile(r"DCJ(\d{4})Z")
@@ -111,6 +118,12 @@ class FieldValues:
     def __contains__(self, name: object) -> bool:
         return name in self._values
 
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, FieldValues) and other._values == self._values
 
@@ -119,6 +132,11 @@ class FieldValues:
 
     def __repr__(self) -> str:
         return f"FieldValues({self._values!r})"
+
+
+# Read-only like a mapping (an author's mistake lists the known fields; `{% for %}` walks them),
+# without a mapping's methods, which would hide fields of the same names.
+Mapping.register(FieldValues)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +245,13 @@ class CourseRenderer:
         ):
             return None
         marked = self.render_in_full(key, Placeholders("subscriber", fields), Placeholders("links"))
-        return Stencil(Pieces.cut(marked.subject), Pieces.cut(marked.html), Pieces.cut(marked.text))
+        html_pieces = Pieces.cut(marked.html)
+        return Stencil(
+            Pieces.cut(marked.subject),
+            html_pieces,
+            Pieces.cut(marked.text),
+            html_contexts(html_pieces),
+        )
 
     def subject(self, key: str, recipient: Recipient, links: Links) -> str:
         """The subject alone, as `render` gives it: the preview names other lessons by it."""

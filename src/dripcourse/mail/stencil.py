@@ -71,10 +71,17 @@ class Pieces:
         parts = _PLACEHOLDER.split(text)
         return cls(tuple(parts[0::2]), tuple(int(slot) for slot in parts[1::2]))
 
-    def fill(self, values: Sequence[str]) -> str:
+    def fill(self, values: Sequence[str], contexts: Sequence[str] | None = None) -> str:
+        """The text with `values` in its slots; with `contexts` (HTML), each escaped for its place."""
         joined: list[str] = [""] * (2 * len(self.slots) + 1)
         joined[0::2] = self.literals
-        joined[1::2] = [values[slot] for slot in self.slots]
+        if contexts is None:
+            joined[1::2] = [values[slot] for slot in self.slots]
+        else:
+            joined[1::2] = [
+                _escaped(values[slot], context)
+                for slot, context in zip(self.slots, contexts, strict=True)
+            ]
         return "".join(joined)
 
 
@@ -83,11 +90,49 @@ class Stencil:
     subject: Pieces
     html: Pieces
     text: Pieces
+    html_contexts: tuple[str, ...] = ()
+    """Where each slot of `html` sits (`html_contexts`); empty: everywhere markupsafe's escape."""
 
     def fill(self, values: Sequence[str]) -> tuple[str, str, str]:
         """Subject, HTML and text for one recipient; `values` in the order of PERSONAL."""
-        escaped = [str(escape(value)) for value in values]
-        return self.subject.fill(values), self.html.fill(escaped), self.text.fill(values)
+        html = self.html.fill(values, self.html_contexts or None)
+        return self.subject.fill(values), html, self.text.fill(values)
+
+
+# A full render escapes a value (Jinja's autoescape), then the CSS inliner parses the HTML and writes
+# it out again as the HTML standard's serialisation does: in text only & < > and no-break spaces are
+# escaped, in an attribute value & " and no-break spaces, in <script> or <style> nothing. A value
+# escaped the same way at the same place gives the same bytes as the full render.
+_SERIALISED = {
+    "text": str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\xa0": "&nbsp;"}),
+    "attribute": str.maketrans({"&": "&amp;", '"': "&quot;", "\xa0": "&nbsp;"}),
+}
+_RAW_OPEN = re.compile(r"<(script|style)\b", re.IGNORECASE)
+_RAW_CLOSE = re.compile(r"</(script|style)\b", re.IGNORECASE)
+
+
+def html_contexts(pieces: Pieces) -> tuple[str, ...]:
+    """For each slot of an inlined HTML text: `text`, `attribute` (inside a tag) or `raw` (inside
+    <script> or <style>, where the serialiser writes what Jinja escaped as it is)."""
+    contexts: list[str] = []
+    before = ""
+    for literal in pieces.literals[:-1]:
+        before += literal
+        opened = [m.end() for m in _RAW_OPEN.finditer(before)]
+        closed = [m.end() for m in _RAW_CLOSE.finditer(before)]
+        if opened and (not closed or opened[-1] > closed[-1]):
+            contexts.append("raw")
+        elif before.rfind("<") > before.rfind(">"):
+            contexts.append("attribute")
+        else:
+            contexts.append("text")
+    return tuple(contexts)
+
+
+def _escaped(value: str, context: str) -> str:
+    if context == "raw":
+        return str(escape(value))
+    return value.translate(_SERIALISED[context])
 
 
 def only_printed(env: jinja2.Environment, names: Iterable[str], fields: Sequence[str] = ()) -> bool:
