@@ -53,19 +53,29 @@ def enrollment_lines(enrollment: EnrollmentTimeline, zone: str, now: datetime) -
     labels += [_label(number, key) for number, key in held]
     labels += [_label(skip.number, skip.key) for skip in enrollment.skipped]
     width = max([18, *map(len, labels)])
-    for row, label in zip(enrollment.ledger, labels, strict=False):
-        lines.append(f"  {_state(row):<9} {label:<{width}} {_when(row.at, zone)}{_detail(row)}")
-    # The lessons they skip (for an audience they are outside), in their place among those owed.
-    upcoming: list[tuple[int, str]] = [
-        (skip.number, f"  {'skipped':<9} {_label(skip.number, skip.key):<{width}} ({skip.note})")
-        for skip in enrollment.skipped
+    # Each line with the lesson number it is about (None: a confirmation), so that the lessons
+    # they skip (for an audience they are outside) can be put in their place.
+    rows: list[tuple[int | None, str]] = [
+        (
+            row.number if row.key else None,
+            f"  {_state(row):<9} {label:<{width}} {_when(row.at, zone)}{_detail(row)}",
+        )
+        for row, label in zip(enrollment.ledger, labels, strict=False)
     ]
     for lesson in enrollment.owed:
         label = _label(lesson.number, lesson.key)
         note = _owed_note(lesson, zone, now)
-        line = f"  {'owed':<9} {label:<{width}} {_when(lesson.due_at, zone)}{note}"
-        upcoming.append((lesson.number, line))
-    lines += [line for _number, line in sorted(upcoming, key=lambda item: item[0])]
+        rows.append(
+            (lesson.number, f"  {'owed':<9} {label:<{width}} {_when(lesson.due_at, zone)}{note}")
+        )
+    for skip in enrollment.skipped:
+        line = f"  {'skipped':<9} {_label(skip.number, skip.key):<{width}} ({skip.note})"
+        # Before the first lesson after it: a skipped lesson has no time of its own.
+        at = next(
+            (i for i, (n, _) in enumerate(rows) if n is not None and n > skip.number), len(rows)
+        )
+        rows.insert(at, (skip.number, line))
+    lines += [line for _number, line in rows]
     if enrollment.held is not None:
         reason = _held_reason(enrollment.held, zone)
         for index, (number, key) in enumerate(held):
