@@ -48,7 +48,7 @@ def change_fields(
                 session,
                 now,
                 actor,
-                "changed fields",
+                "fields changed",
                 subscriber.email,
                 f"course {course.slug}: {shown}",
             )

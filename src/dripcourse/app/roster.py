@@ -137,7 +137,7 @@ def import_subscribers(
     for the audit entry of the import (one entry for the whole file)."""
     course = get_course(session, course_slug)
     rows = list(rows)
-    _check_columns(rows, course)
+    check_columns(rows, course)
     report = ImportReport()
     seen: dict[str, int] = {}
     chunk: list[Row] = []
@@ -176,7 +176,7 @@ def import_subscribers(
     return report
 
 
-def _check_columns(rows: list[Row | tuple[int, str]], course: Course) -> None:
+def check_columns(rows: Iterable[Row | tuple[int, str]], course: Course) -> None:
     """`BadInput` naming the columns that are no field of the course, before anything is written."""
     first = next((row for row in rows if isinstance(row, Row)), None)
     declared = [spec.name for spec in course.settings.fields]

@@ -237,7 +237,8 @@ def import_csv(app: App, csv_file: Path, course: str, confirmed: bool, now: str 
         raise BadInput(f"{csv_file} is not UTF-8 text") from None
     rows = list(roster.read_rows(io.StringIO(text, newline="")))
     with app.database().transaction() as session:
-        get_course(session, course)  # refused before the progress bar draws anything
+        # Refused before the progress bar draws anything: no such course, an unknown column.
+        roster.check_columns(rows, get_course(session, course))
         with click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar:
             report = roster.import_subscribers(
                 session,

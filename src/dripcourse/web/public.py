@@ -237,6 +237,12 @@ async def _fields(request: Request, wants_json: bool) -> dict[str, Any]:
     return dict(await _form(request))
 
 
+async def read_form(request: Request) -> FormData:
+    """A posted form (`BadInput` if it cannot be read, 415 if it is no form): the sign-up's reading,
+    for the dashboard's forms whose field names come from a course."""
+    return await _form(request)
+
+
 async def _form(request: Request) -> FormData:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith(FORM_TYPES):
