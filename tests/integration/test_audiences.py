@@ -5,7 +5,7 @@ lesson 3 and the lesson skipped."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -133,3 +133,29 @@ def test_the_lesson_that_reads_the_fields_arrives_with_them_escaped(
         html.split()
     )
     assert "<b>Tom" not in html
+
+
+def test_a_lesson_added_for_an_audience_reopens_only_those_it_is_for(
+    course: Database, settings: Settings, courses_dir: Path
+) -> None:
+    for week in range(10):
+        tick(course, settings, LESSON_DAYS[0] + timedelta(days=7 * week))
+    with course.read() as session:
+        assert set(session.scalars(select(Enrollment.status))) == {"completed"}
+    extra = courses_dir / "runners" / "11-race-day.md"
+    extra.write_text(
+        '+++\nsubject = "Lesson 11: Race day"\ntitle = "Race day"\n'
+        'audience = { level = ["returning"] }\n+++\n\nHi {{ subscriber.first_name }}, '
+        "this one is about the day itself.\n",
+        encoding="utf-8",
+    )
+    synced_at = LESSON_DAYS[0] + timedelta(days=70)
+    with course.transaction() as session:
+        for source in load_sources(courses_dir):
+            report = sync_course(session, source, synced_at)
+    assert report.reopened == 1
+    with course.read() as session:
+        statuses = dict(
+            session.execute(select(Subscriber.email, Enrollment.status).join(Enrollment)).all()
+        )
+    assert statuses == {ANN: "active", BOB: "completed"}
