@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -131,3 +132,36 @@ def test_any_club_name_fills_the_stencil_exactly_as_a_full_render(club: str, lev
     fast: Any = course.render("feet", recipient, LINKS)
     full: Any = course.render_in_full("feet", recipient, LINKS)
     assert (fast.subject, fast.html, fast.text) == (full.subject, full.html, full.text)
+
+
+HOSTILE_CLUBS = ['"><script>x</script>', "a > b & 'c'", "\u00a0nbsp\u00a0", 'x" onmouseover="y']
+
+
+@pytest.mark.parametrize("club", HOSTILE_CLUBS)
+def test_a_value_in_an_attribute_stays_in_it_and_matches_the_full_render(club: str) -> None:
+    # A `>` inside an earlier attribute value must not pass for the end of the tag.
+    layout = (
+        '<html><body><a title="a>b" href="https://x.example/?c={{ subscriber.fields.club }}">'
+        "{{ subscriber.fields.club }}</a><!-- {{ subscriber.fields.club }} -->"
+        "{% block body %}{% endblock %}</body></html>"
+    )
+    lesson = LessonContent("feet", 1, "Lesson 1", "Feet first", {}, "Hi.\n", "01-feet.md")
+    course = CourseRenderer(settings=SETTINGS, lessons=[lesson], layout_html=layout)
+    recipient = Recipient(email="a@example.com", fields={"club": club})
+    fast = course.render("feet", recipient, LINKS)
+    assert course._stencils["feet"] is not None
+    assert fast.html == course.render_in_full("feet", recipient, LINKS).html
+    # Parsed as a mail client would: one link with its two attributes, the value inside them.
+    tags = Tags()
+    tags.feed(fast.html)
+    assert [tag for tag, _ in tags.found] == ["html", "head", "body", "a", "p"]
+    assert tags.found[3][1] == {"title": "a>b", "href": f"https://x.example/?c={club}"}
+
+
+class Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found.append((tag, dict(attrs)))

@@ -107,25 +107,59 @@ _SERIALISED = {
     "text": str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\xa0": "&nbsp;"}),
     "attribute": str.maketrans({"&": "&amp;", '"': "&quot;", "\xa0": "&nbsp;"}),
 }
-_RAW_OPEN = re.compile(r"<(script|style)\b", re.IGNORECASE)
-_RAW_CLOSE = re.compile(r"</(script|style)\b", re.IGNORECASE)
+_RAW_ELEMENTS = ("script", "style")
+_TAG_START = re.compile(r"</?([a-zA-Z][^\s/>]*)")
 
 
 def html_contexts(pieces: Pieces) -> tuple[str, ...]:
     """For each slot of an inlined HTML text: `text`, `attribute` (inside a tag) or `raw` (inside
-    <script> or <style>, where the serialiser writes what Jinja escaped as it is)."""
+    <script>, <style> or a comment, where the serialiser writes what Jinja escaped as it is).
+
+    One pass over the text as the serialiser wrote it: in text a `<` is always escaped, so one that
+    starts a tag name opens a tag; in a tag, attribute values are always in double quotes (a `"` in
+    them escaped), so a `>` outside quotes closes it. A `>` inside a value cannot pass for the end.
+    """
     contexts: list[str] = []
-    before = ""
+    state, quoted, raw_end, tag = "text", False, "", ""
     for literal in pieces.literals[:-1]:
-        before += literal
-        opened = [m.end() for m in _RAW_OPEN.finditer(before)]
-        closed = [m.end() for m in _RAW_CLOSE.finditer(before)]
-        if opened and (not closed or opened[-1] > closed[-1]):
-            contexts.append("raw")
-        elif before.rfind("<") > before.rfind(">"):
-            contexts.append("attribute")
-        else:
-            contexts.append("text")
+        at = 0
+        while at < len(literal):
+            if state == "text":
+                found = literal.find("<", at)
+                if found < 0:
+                    break
+                if literal.startswith("<!--", found):
+                    state, raw_end, at = "raw", "-->", found + 4
+                    continue
+                opened = _TAG_START.match(literal, found)
+                if opened is None:
+                    at = found + 1
+                    continue
+                closing = literal.startswith("</", found)
+                state, quoted, at = "tag", False, opened.end()
+                tag = "" if closing else opened.group(1).lower()
+            elif state == "tag":
+                ends = {'"': literal.find('"', at), ">": -1 if quoted else literal.find(">", at)}
+                hits = [(index, char) for char, index in ends.items() if index >= 0]
+                if not hits:
+                    break
+                index, char = min(hits)
+                at = index + 1
+                if char == '"':
+                    quoted = not quoted
+                elif tag in _RAW_ELEMENTS:
+                    state, raw_end = "raw", f"</{tag}"
+                else:
+                    state = "text"
+            else:  # raw: until the end of the element or comment
+                found = literal.lower().find(raw_end, at)
+                if found < 0:
+                    break
+                if raw_end == "-->":
+                    state, at = "text", found + 3
+                else:
+                    state, quoted, tag, at = "tag", False, "", found + len(raw_end)
+        contexts.append({"text": "text", "tag": "attribute", "raw": "raw"}[state])
     return tuple(contexts)
 
 
