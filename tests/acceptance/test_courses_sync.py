@@ -37,7 +37,7 @@ def test_sync_loads_the_good_courses_and_refuses_the_broken_one_by_name(
     ]
     assert result.err.splitlines() == [
         "dripcourse: error: course 'walkers' not synced: 1 problem(s); first: "
-        f"{broken}:38: body: unknown field subscriber.nme; known: email, first_name, name, timezone"
+        f"{broken}:38: body: unknown field subscriber.nme; known: email, fields, first_name, name, timezone"
     ]
     listed = cli("courses", "list").out
     assert "hikers" in listed and "runners" in listed and "walkers" not in listed

@@ -224,7 +224,7 @@ def test_an_undefined_name_in_the_subject_is_reported_at_the_subject_line(runner
     [
         (
             "{{ subscriber.surname }}",
-            "unknown field subscriber.surname; known: email, first_name, name, timezone",
+            "unknown field subscriber.surname; known: email, fields, first_name, name, timezone",
         ),
         ("{{ links.home }}", "unknown field links.home; known: early, unsubscribe, view_online"),
         ("{{ course.links.home }}", "unknown field course.links.home; known: equipment, website"),
@@ -257,8 +257,8 @@ def test_an_unknown_name_in_the_subject_lists_the_names_that_exist(runners: Path
     replace_line(lesson, 2, "subject = ", 'subject = "Lesson 1, {{ subscriber.nme }}"')
 
     assert problems(runners) == [
-        f"{lesson}:2: subject: unknown field subscriber.nme; known: email, first_name, name, "
-        "timezone"
+        f"{lesson}:2: subject: unknown field subscriber.nme; known: email, fields, first_name, "
+        "name, timezone"
     ]
 
 
@@ -268,7 +268,7 @@ def test_an_unknown_name_in_a_course_layout_is_said_as_written(runners: Path) ->
 
     assert problems(runners)[0] == (
         f"{layout}:2: layout: unknown field subscriber.surname; "
-        "known: email, first_name, name, timezone"
+        "known: email, fields, first_name, name, timezone"
     )
 
 

@@ -44,4 +44,6 @@ def test_a_message_built_at_send_time_names_the_field_and_the_known_ones() -> No
         renderer.render_in_full("feet", recipient, Links("https://u.example", "https://v.example"))
 
     assert isinstance(raised.value, UnknownName)
-    assert str(raised.value) == "unknown field surname; known: email, first_name, name, timezone"
+    assert str(raised.value) == (
+        "unknown field surname; known: email, fields, first_name, name, timezone"
+    )

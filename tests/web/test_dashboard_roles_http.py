@@ -29,6 +29,7 @@ MATRIX: dict[str, tuple[Role | None, dict[str, str]]] = {
     "/admin/invitation": (ANYONE, {}),
     "/admin/subscribers/{subscriber_id}/enrollments/{course}/{action}": (EDITOR, {}),
     "/admin/subscribers/{subscriber_id}/enrollments/{course}/queue": (EDITOR, {"lesson": "2"}),
+    "/admin/subscribers/{subscriber_id}/enrollments/{course}/fields": (EDITOR, {}),
     "/admin/subscribers/{subscriber_id}/details": (EDITOR, {"name": "N", "timezone": "UTC"}),
     "/admin/subscribers/{subscriber_id}/forget": (EDITOR, {"confirm": "p000@example.com"}),
     "/admin/deliveries/{delivery_id}/retry": (EDITOR, {}),

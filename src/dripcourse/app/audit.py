@@ -41,6 +41,7 @@ SUBSCRIBER_ACTIONS = (
     "unsubscribed",
     "lesson queued",
     "details changed",
+    "fields changed",
     "delivery retried",
     "bounced",
     "complained",

@@ -12,7 +12,10 @@ operator, since both reached the mail server alike; test sends are not in the le
   sent before they unsubscribed was this one. A complaint ("this is spam") counts as leaving; an
   enrolment ended because the address bounced does not, nobody chose that;
 - clicked: people who followed at least one tracked link of this lesson (`clicks.py`); None when
-  the course does not track clicks and never did.
+  the course does not track clicks and never did;
+- audience and skipped, for a lesson written for an audience (front matter `audience`): whom it
+  is for (`for level returning`), and how many of the course's people (enrolments not ended by
+  unsubscribing) are outside it by their field values today, and skip it (`audience_plans.py`).
 
 Lessons come in their order in the course, then retired lessons that were ever sent (number None).
 """
@@ -26,7 +29,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from dripcourse.app.audience_plans import audience_of, reach
 from dripcourse.courses.catalog import get_course
+from dripcourse.domain.audiences import describe
 from dripcourse.mail.links import tracks_clicks
 from dripcourse.store import tallies
 from dripcourse.store.models import (
@@ -55,6 +60,10 @@ class LessonReport:
     bounced: int
     unsubscribed: int
     clicked: int | None
+    audience: str | None = None
+    """Whom the lesson is for, when it is for an audience only."""
+    skipped: int | None = None
+    """How many of the course's people skip it (outside its audience); None without one."""
 
 
 def course_report(session: Session, slug: str) -> list[LessonReport]:
@@ -70,6 +79,8 @@ def course_report(session: Session, slug: str) -> list[LessonReport]:
     retired = [lesson for lesson in lessons if not lesson.is_current]
     numbered: list[tuple[int | None, Lesson]] = list(enumerate(current, start=1))
     numbered += [(None, lesson) for lesson in retired if lesson.id in outcomes]
+    audiences = audience_of(current).by_key
+    outside = reach(session, course)
     report = []
     for number, lesson in numbered:
         sent, failed, bounced = outcomes.get(lesson.id, (0, 0, 0))
@@ -83,6 +94,10 @@ def course_report(session: Session, slug: str) -> list[LessonReport]:
                 bounced=bounced,
                 unsubscribed=left.get(lesson.id, 0),
                 clicked=clicked.get(lesson.id, 0) if counts_clicks else None,
+                audience=describe(audiences[lesson.key])
+                if number and lesson.key in audiences
+                else None,
+                skipped=outside[lesson.key][1] if number and lesson.key in outside else None,
             )
         )
     return report

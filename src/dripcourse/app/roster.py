@@ -2,6 +2,11 @@
 
 An import keeps every good row and reports each bad one with its line number; a file that is not a
 usable CSV at all is refused before anything is written. The whole import is one transaction.
+
+Columns beyond a person's own (email, name, timezone; an export's other columns are read and
+ignored) are the course's custom fields (course.toml `[fields]`): a column that is none of them is
+refused, naming it, before anything is written, and each value is checked like a sign-up's
+(`domain.fields.check_values`). An export writes one column per declared field.
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TextIO
 from zoneinfo import ZoneInfo
@@ -23,6 +28,7 @@ from dripcourse.app.subscriptions import subscribe
 from dripcourse.courses.catalog import get_course
 from dripcourse.domain.cohort import starting_due
 from dripcourse.domain.enrolment import Admission, admission
+from dripcourse.domain.fields import check_values
 from dripcourse.domain.policy import SELF_LIFTED, owed_delivery
 from dripcourse.domain.schedule import first_lesson_due
 from dripcourse.domain.states import parse_enrollment_status
@@ -55,6 +61,9 @@ class Row:
     email: str
     name: str
     timezone: str | None
+    fields: dict[str, str] = field(default_factory=dict)
+    """Every column that is not an export's own, as read: the course's custom fields, checked
+    against its declaration by `import_subscribers`."""
 
 
 @dataclass
@@ -97,6 +106,7 @@ def read_rows(stream: TextIO) -> Iterator[Row | tuple[int, str]]:
                     email=normalise_email(record.get("email") or ""),
                     name=clean_name(record.get("name")),
                     timezone=check_timezone(zone) if zone else None,
+                    fields={k: v for k, v in record.items() if k not in EXPORT_FIELDS},
                 )
             except DripcourseError as exc:
                 yield line, str(exc)
@@ -127,10 +137,17 @@ def import_subscribers(
     line) raises, and the caller's transaction then keeps nothing. `actor` and `file_name` are
     for the audit entry of the import (one entry for the whole file)."""
     course = get_course(session, course_slug)
+    rows = list(rows)
+    check_columns(rows, course)
     report = ImportReport()
     seen: dict[str, int] = {}
     chunk: list[Row] = []
     for row in rows:
+        if isinstance(row, Row):
+            try:
+                row = replace(row, fields=check_values(row.fields, course.settings.fields))
+            except BadInput as exc:
+                row = (row.line, str(exc))
         if isinstance(row, tuple):
             report.rejected.append(row)
         elif (key := mailbox_key(row.email)) in seen:
@@ -158,6 +175,20 @@ def import_subscribers(
             + ("" if confirmed else "; confirmation emails queued"),
         )
     return report
+
+
+def check_columns(rows: Iterable[Row | tuple[int, str]], course: Course) -> None:
+    """`BadInput` naming the columns that are no field of the course, before anything is written."""
+    first = next((row for row in rows if isinstance(row, Row)), None)
+    declared = [spec.name for spec in course.settings.fields]
+    unknown = [name for name in (first.fields if first else {}) if name not in declared]
+    if unknown:
+        shown = ", ".join(repr(name[:60]) for name in unknown)
+        known = ", ".join(["email", "name", "timezone", *declared])
+        raise BadInput(
+            f"the CSV has column(s) {shown} that {course.slug!r} does not know (its columns: "
+            f"{known}); nothing was imported"
+        )
 
 
 def _import_chunk(
@@ -252,6 +283,7 @@ def _import_chunk(
                 "next_due_at": _first_due(now, ZoneInfo(zones[subscriber_id]), course)
                 if confirmed
                 else None,
+                "fields": row.fields,
             }
         )
     if not enrollments:
@@ -312,12 +344,25 @@ def _readmit_through_subscribe(
         timezone=row.timezone,
         confirmed=confirmed,
         source="import",
+        fields=row.fields,
     )
+
+
+@dataclass(frozen=True)
+class ExportRows:
+    """The rows of an export and its columns: the export's own, then one per custom field of the
+    courses exported (a row of a course without that field leaves it empty)."""
+
+    columns: list[str]
+    rows: Iterator[dict[str, str]]
+
+    def __iter__(self) -> Iterator[dict[str, str]]:
+        return self.rows
 
 
 def export_rows(
     session: Session, course_slug: str | None = None, status: str | None = None
-) -> Iterator[dict[str, str]]:
+) -> ExportRows:
     """One row per enrolment (a subscriber without any gets one row with an empty course); only
     the enrolments in `course_slug` and of `status` when given. The filters are checked at once
     (`NotFound`: no such course; `BadInput`: no such status), before the first row is read."""
@@ -328,18 +373,26 @@ def export_rows(
         .order_by(Subscriber.email, Course.slug)
         .execution_options(yield_per=CHUNK)
     )
+    courses = select(Course)
     if course_slug is not None:
-        query = query.where(Enrollment.course_id == get_course(session, course_slug).id)
+        course = get_course(session, course_slug)
+        query = query.where(Enrollment.course_id == course.id)
+        courses = courses.where(Course.id == course.id)
     if status is not None:
         query = query.where(Enrollment.status == parse_enrollment_status(status))
-    return _exported(session, query)
+    names: list[str] = []
+    for course in session.scalars(courses.order_by(Course.slug)):
+        names += [spec.name for spec in course.settings.fields if spec.name not in names]
+    return ExportRows(EXPORT_FIELDS + names, _exported(session, query, names))
 
 
 def _exported(
-    session: Session, query: Select[Subscriber, Enrollment, str]
+    session: Session, query: Select[Subscriber, Enrollment, str], names: list[str]
 ) -> Iterator[dict[str, str]]:
     for subscriber, enrollment, slug in session.execute(query):
-        yield {
+        given = enrollment.fields if enrollment else {}
+        # What the person gave, not the defaults: an export imported again stores the same.
+        yield {name: str(given.get(name, "")) for name in names} | {
             "email": subscriber.email,
             "name": subscriber.name,
             "timezone": subscriber.timezone,
@@ -383,7 +436,8 @@ def csv_lines(rows: Iterable[dict[str, str]]) -> Iterator[str]:
     # CRLF (RFC 4180): the csv module quotes only the characters of its line terminator, and a CR
     # left unquoted would end the row early when the file is read back.
     line = io.StringIO(newline="")
-    writer = csv.DictWriter(line, fieldnames=EXPORT_FIELDS, lineterminator="\r\n")
+    columns = rows.columns if isinstance(rows, ExportRows) else EXPORT_FIELDS
+    writer = csv.DictWriter(line, fieldnames=columns, lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         yield line.getvalue()

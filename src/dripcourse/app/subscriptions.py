@@ -8,6 +8,7 @@ The rules they share with the engine live in `domain.policy` and `store.queries`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from dripcourse.app.cohorts import resume_in_cohort, starting_due
 from dripcourse.app.people import find_subscriber, get_subscriber, holder_of
 from dripcourse.courses.catalog import get_course
 from dripcourse.domain.enrolment import Admission, Change, admission, apply
+from dripcourse.domain.fields import check_values
 from dripcourse.domain.policy import (
     CONFIRMATION_INTERVAL,
     CONFIRMATIONS_UNTIL_CONFIRMED,
@@ -89,6 +91,7 @@ def subscribe(
     evidence: Evidence | None = None,
     own_sign_up: bool = False,
     actor: str | None = None,
+    fields: Mapping[str, object] | None = None,
 ) -> SubscribeResult:
     """Enrol a person. Confirmed: lesson 1 is owed at the next send slot; else a confirmation email.
 
@@ -97,7 +100,9 @@ def subscribe(
     Who may come back, and how, is `domain.enrolment.admission`; `own_sign_up` says the person
     asked themselves (a course without double opt-in), not an operator. `actor`: the operator
     who did it, for the audit log (None: the person themselves, or an import, which is audited
-    whole).
+    whole). `fields`: the course's custom field values as given (checked by
+    `domain.fields.check_values`); like a name, they change an existing enrolment only when
+    `confirmed`.
     """
     address = normalise_email(email)
     clean = clean_name(name)
@@ -114,6 +119,7 @@ def subscribe(
             )
         )
     )
+    values = check_values(fields or {}, course.settings.fields, require=enrollment is None)
     decision = admission(
         found.reason if found else None,
         enrollment.status if enrollment else None,
@@ -152,9 +158,12 @@ def subscribe(
             created_at=now,
             status=EnrollmentStatus.PENDING,
             source=source,
+            fields=values,
         )
         session.add(enrollment)
         session.flush()
+    elif confirmed and values:
+        enrollment.fields = {**enrollment.fields, **values}
     if decision is Admission.ALREADY_IN:
         if created:
             _audit(session, now, actor, "subscribed", subscriber, course.slug)

@@ -10,6 +10,7 @@ dispatcher will do if every pass runs on time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -19,10 +20,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from dripcourse.app.audience_plans import Skip, audience_of, skips
 from dripcourse.app.cohorts import plan_enrolment
 from dripcourse.app.people import find_subscriber, get_subscriber
 from dripcourse.courses.catalog import load_sources
+from dripcourse.domain.audiences import remaining_for
 from dripcourse.domain.cohort import Cohort, parse_late_joiners, plan_from_joining
+from dripcourse.domain.fields import check_values, complete
 from dripcourse.domain.policy import HAD, OPEN_DELIVERY
 from dripcourse.domain.schedule import (
     PlannedLesson,
@@ -32,7 +36,6 @@ from dripcourse.domain.schedule import (
     following_on_rhythm,
     plan_from_start,
     plan_lessons,
-    remaining_lessons,
 )
 from dripcourse.domain.validation import check_timezone
 from dripcourse.errors import BadInput, NotFound
@@ -113,6 +116,9 @@ class EnrollmentTimeline:
     before_joining: list[PlannedLesson] = field(default_factory=list)
     """Lessons not owed to this person: in a cohort course they joined in progress, the ones the
     cohort had before (each at the cohort's date, `skipped` saying why)."""
+    skipped: list[Skip] = field(default_factory=list)
+    """The lessons for an audience they are outside (by their field values today): never sent
+    to them, the next lesson goes in their place (domain/audiences.py)."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +190,9 @@ def _enrollment_timeline(
     history = [had.key for had in lesson_histories(session, [enrollment.id])[enrollment.id]]
     if in_flight is not None and in_flight.lesson is not None:
         history.append(in_flight.lesson.key)
-    remaining = remaining_lessons(current, history)
+    audiences = audience_of(course.current_lessons)
+    is_for = audiences.is_for(enrollment.fields, course.settings.fields)
+    remaining, _passed = remaining_for(current, history, is_for)
     owed: list[PlannedLesson] = []
     held = _hold(enrollment, suppressed, remaining)
     before_joining: list[PlannedLesson] = []
@@ -227,6 +235,7 @@ def _enrollment_timeline(
         owed=owed,
         held=held,
         before_joining=before_joining,
+        skipped=skips(current, history, is_for, audiences),
     )
 
 
@@ -325,6 +334,10 @@ class Calendar:
     cohort: Cohort | None = None
     """A cohort course's start and the way late joiners are placed (the course's, or the one
     asked for); `lessons` then has each lesson's cohort date, the skipped ones included."""
+    skipped: list[Skip] = field(default_factory=list)
+    """The lessons for an audience this person is outside (their `fields`)."""
+    fields: dict[str, str] = field(default_factory=dict)
+    """Every field's value the calendar is for, the defaults filled in."""
 
 
 def course_calendar(
@@ -332,10 +345,13 @@ def course_calendar(
     slug: str,
     start: datetime,
     timezone: str | None = None,
+    *,
     late_joiners: str | None = None,
+    fields: Mapping[str, object] | None = None,
 ) -> Calendar:
-    """The send times of someone confirmed at `start` in `timezone` (default: the course's zone),
-    from the course files under `courses_dir`: nothing is read from or written to the database.
+    """The send times of someone confirmed at `start` in `timezone` (default: the course's zone)
+    with these custom field values (checked like a sign-up's; default: none given), from the
+    course files under `courses_dir`: nothing is read from or written to the database.
 
     In a cohort course, `late_joiners` previews the other way of placing late joiners without
     editing the course (BadInput for a course that is not a cohort course)."""
@@ -353,7 +369,11 @@ def course_calendar(
     settings = source.checked_settings
     zone_name = check_timezone(timezone) if timezone else settings.timezone
     rhythm = settings.rhythm
-    lessons = [(number, lesson.key) for number, lesson in enumerate(source.lessons, 1)]
+    given = check_values(fields or {}, settings.fields, require=False)
+    keys = [lesson.key for lesson in source.lessons]
+    audiences = audience_of(source.lessons)
+    is_for = audiences.is_for(given, settings.fields)
+    lessons, _passed = remaining_for(keys, [], is_for)
     cohort = _cohort_asked(settings.cohort, late_joiners, slug)
     zone = ZoneInfo(zone_name)
     return Calendar(
@@ -364,8 +384,10 @@ def course_calendar(
         rhythm=rhythm,
         lessons=plan_from_start(lessons, start, zone, rhythm)
         if cohort is None
-        else plan_from_joining(lessons, start, cohort, zone, rhythm),
+        else plan_from_joining(lessons, start, cohort, zone, rhythm, lesson_count=len(keys)),
         cohort=cohort,
+        skipped=skips(keys, [], is_for, audiences),
+        fields=complete(given, settings.fields),
     )
 
 

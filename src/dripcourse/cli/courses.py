@@ -13,6 +13,7 @@ from dripcourse.cli.timeline import print_calendar
 from dripcourse.courses.catalog import SyncReport, check_course, load_sources, sync_course
 from dripcourse.courses.checks import course_warnings
 from dripcourse.domain.cohort import LateJoiners
+from dripcourse.domain.fields import parse_assignments
 from dripcourse.domain.validation import parse_instant
 from dripcourse.errors import BadInput
 
@@ -124,15 +125,35 @@ def list_courses(app: App) -> None:
     help="A cohort course only: preview this way of placing late joiners instead of the "
     "course's own (schedule.late_joiners), without editing the course.",
 )
+@click.option(
+    "--field",
+    "field_pairs",
+    metavar="NAME=VALUE",
+    multiple=True,
+    help="Their value of a custom field, e.g. level=returning (repeatable; default: none given).",
+)
 @pass_app
 def calendar(
-    app: App, slug: str, start: str | None, timezone: str | None, late_joiners: str | None
+    app: App,
+    slug: str,
+    start: str | None,
+    timezone: str | None,
+    late_joiners: str | None,
+    field_pairs: tuple[str, ...],
 ) -> None:
     """The send times, lesson by lesson, of a person subscribing to SLUG at --start in --timezone,
     from the course files alone (the database is not touched). In a cohort course each lesson is
     shown against the cohort's date: caught up, catching up, or skipped (joined in progress)."""
     instant = parse_instant(start) if start is not None else app.clock.now()
-    found = course_calendar(app.settings.courses_dir, slug, instant, timezone, late_joiners)
+    fields = parse_assignments(field_pairs)
+    found = course_calendar(
+        app.settings.courses_dir,
+        slug,
+        instant,
+        timezone,
+        late_joiners=late_joiners,
+        fields=fields,
+    )
     print_calendar(found)
 
 

@@ -15,6 +15,7 @@ from dripcourse.cli.main import App, pass_app
 FIELDS = ("lesson", "subject", "sent", "failed", "bounced", "unsubscribed", "clicked")
 """The columns of every format, in order (the lesson's key is left out: the subject names it)."""
 _HEADINGS = ("LESSON", "SUBJECT", "SENT", "FAILED", "BOUNCED", "UNSUBSCRIBED", "CLICKED")
+AUDIENCE_FIELDS = ("audience", "skipped")
 _SUBJECT_WIDTH = 44
 
 
@@ -34,36 +35,46 @@ def report(app: App, slug: str, output: str) -> None:
     the course tracks clicks: "-" otherwise)."""
     with app.database().read() as session:
         rows = course_report(session, slug)
+    columns = _columns(rows)
     if output == "json":
-        click.echo(json.dumps([_record(row) for row in rows], indent=2, ensure_ascii=False))
+        records = [_record(row, columns) for row in rows]
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
     elif output == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(FIELDS)
+        writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if value is None else value for value in _record(row).values()])
+            record = _record(row, columns)
+            writer.writerow(["" if value is None else value for value in record.values()])
     else:
         click.echo(table(rows))
 
 
-def _record(row: LessonReport) -> dict[str, object]:
+def _columns(rows: list[LessonReport]) -> tuple[str, ...]:
+    """FIELDS, and `audience` and `skipped` when a lesson of the course is for an audience."""
+    return FIELDS + AUDIENCE_FIELDS if any(row.audience for row in rows) else FIELDS
+
+
+def _record(row: LessonReport, columns: tuple[str, ...] = FIELDS) -> dict[str, object]:
     values = dataclasses.asdict(row)
-    return {name: values[name] for name in FIELDS}
+    return {name: values[name] for name in columns}
 
 
 def table(rows: list[LessonReport]) -> str:
     """Aligned columns; a retired lesson's number and clicks not tracked show as "-"."""
+    columns = _columns(rows)
+    headings = list(_HEADINGS) + [name.upper() for name in columns[len(FIELDS) :]]
     cells = [
         [
             "-" if value is None else _clip(str(value)) if name == "subject" else str(value)
-            for name, value in _record(row).items()
+            for name, value in _record(row, columns).items()
         ]
         for row in rows
     ]
-    widths = [max(len(line[i]) for line in [list(_HEADINGS), *cells]) for i in range(len(FIELDS))]
+    widths = [max(len(line[i]) for line in [headings, *cells]) for i in range(len(columns))]
     lines = []
-    for line in [list(_HEADINGS), *cells]:
+    for line in [headings, *cells]:
         parts = [
-            cell.ljust(width) if i == 1 else cell.rjust(width)
+            cell.ljust(width) if i in (1, 7) else cell.rjust(width)
             for i, (cell, width) in enumerate(zip(line, widths, strict=True))
         ]
         lines.append("  ".join(parts).rstrip())

@@ -19,6 +19,7 @@ from dripcourse.cli.main import (
 )
 from dripcourse.courses.catalog import get_course
 from dripcourse.domain.cohort import LateJoiners
+from dripcourse.domain.fields import parse_assignments
 from dripcourse.domain.states import EnrollmentStatus
 from dripcourse.errors import BadInput
 
@@ -37,6 +38,13 @@ course_option = click.option("--course", "course", metavar="SLUG", help="Only th
     is_flag=True,
     help="They have already agreed to receive the course: skip the confirmation email.",
 )
+@click.option(
+    "--field",
+    "field_pairs",
+    metavar="NAME=VALUE",
+    multiple=True,
+    help="A custom field of the course (course.toml [fields]), e.g. level=returning; repeatable.",
+)
 @now_option
 @pass_app
 def subscribe(
@@ -46,11 +54,13 @@ def subscribe(
     name: str | None,
     timezone: str | None,
     confirmed: bool,
+    field_pairs: tuple[str, ...],
     now: str | None,
 ) -> None:
     """Enrol EMAIL in a course."""
     app.at(now)
     now_instant = app.clock.now()
+    fields = parse_assignments(field_pairs)
     with app.database().transaction() as session:
         result = subscriptions.subscribe(
             session,
@@ -62,6 +72,7 @@ def subscribe(
             now=now_instant,
             source="cli",
             actor=command_line_actor(),
+            fields=fields,
         )
         enrollment = result.enrollment
         address, zone = enrollment.subscriber.email, enrollment.subscriber.timezone
@@ -221,8 +232,9 @@ def show(app: App, email: str) -> None:
 @now_option
 @pass_app
 def import_csv(app: App, csv_file: Path, course: str, confirmed: bool, now: str | None) -> None:
-    """Enrol everyone in CSV (header: email, name, timezone). Bad rows are reported with their line
-    numbers and skipped; good rows are kept. Exit status 1 if any row was skipped."""
+    """Enrol everyone in CSV (header: email, name, timezone, and a column per custom field of the
+    course; an unknown column is refused before anything is written). Bad rows are reported with
+    their line numbers and skipped; good rows are kept. Exit status 1 if any row was skipped."""
     app.at(now)
     try:
         text = csv_file.read_text(encoding="utf-8-sig")
@@ -230,7 +242,8 @@ def import_csv(app: App, csv_file: Path, course: str, confirmed: bool, now: str 
         raise BadInput(f"{csv_file} is not UTF-8 text") from None
     rows = list(roster.read_rows(io.StringIO(text, newline="")))
     with app.database().transaction() as session:
-        get_course(session, course)  # refused before the progress bar draws anything
+        # Refused before the progress bar draws anything: no such course, an unknown column.
+        roster.check_columns(rows, get_course(session, course))
         with click.progressbar(length=len(rows), label="importing", file=sys.stderr) as bar:
             report = roster.import_subscribers(
                 session,

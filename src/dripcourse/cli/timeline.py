@@ -53,17 +53,35 @@ def enrollment_lines(enrollment: EnrollmentTimeline, zone: str, now: datetime) -
     held = enrollment.held.lessons if enrollment.held else []
     labels += [_label(number, key) for number, key in held]
     labels += [_label(lesson.number, lesson.key) for lesson in enrollment.before_joining]
+    labels += [_label(skip.number, skip.key) for skip in enrollment.skipped]
     width = max([18, *map(len, labels)])
     for lesson in enrollment.before_joining:
         label = _label(lesson.number, lesson.key)
         note = (cohort_note(lesson, ZoneInfo(zone)) or "").removeprefix("skipped: ")
         lines.append(f"  {'skipped':<9} {label:<{width}} {note}")
-    for row, label in zip(enrollment.ledger, labels, strict=False):
-        lines.append(f"  {_state(row):<9} {label:<{width}} {_when(row.at, zone)}{_detail(row)}")
+    # Each line with the lesson number it is about (None: a confirmation), so that the lessons
+    # they skip (for an audience they are outside) can be put in their place.
+    rows: list[tuple[int | None, str]] = [
+        (
+            row.number if row.key else None,
+            f"  {_state(row):<9} {label:<{width}} {_when(row.at, zone)}{_detail(row)}",
+        )
+        for row, label in zip(enrollment.ledger, labels, strict=False)
+    ]
     for lesson in enrollment.owed:
         label = _label(lesson.number, lesson.key)
         note = _owed_note(lesson, zone, now)
-        lines.append(f"  {'owed':<9} {label:<{width}} {_when(lesson.due_at, zone)}{note}")
+        rows.append(
+            (lesson.number, f"  {'owed':<9} {label:<{width}} {_when(lesson.due_at, zone)}{note}")
+        )
+    for skip in enrollment.skipped:
+        line = f"  {'skipped':<9} {_label(skip.number, skip.key):<{width}} ({skip.note})"
+        # Before the first lesson after it: a skipped lesson has no time of its own.
+        at = next(
+            (i for i, (n, _) in enumerate(rows) if n is not None and n > skip.number), len(rows)
+        )
+        rows.insert(at, (skip.number, line))
+    lines += [line for _number, line in rows]
     if enrollment.held is not None:
         reason = _held_reason(enrollment.held, zone)
         for index, (number, key) in enumerate(held):
@@ -135,15 +153,26 @@ def print_calendar(calendar: Calendar) -> None:
     click.echo(f"{_rhythm_text(calendar.rhythm)}, in {zone}")
     if calendar.cohort is not None:
         click.echo(_cohort_text(calendar.cohort))
-    width = max([18, *(len(_label(x.number, x.key)) for x in calendar.lessons)])
+    if calendar.fields:
+        click.echo("for " + ", ".join(f"{k}={v or '(none)'}" for k, v in calendar.fields.items()))
+    labels = [_label(x.number, x.key) for x in calendar.lessons]
+    width = max([18, *map(len, labels), *(len(_label(s.number, s.key)) for s in calendar.skipped)])
+    lines: list[tuple[int, str]] = [
+        (skip.number, f"  {_label(skip.number, skip.key):<{width}} ({skip.note})")
+        for skip in calendar.skipped
+    ]
     for lesson in calendar.lessons:
         label = _label(lesson.number, lesson.key)
         if lesson.skipped is not None:
-            click.echo(f"  {label:<{width}} {cohort_note(lesson, ZoneInfo(zone))}")
+            lines.append(
+                (lesson.number, f"  {label:<{width}} {cohort_note(lesson, ZoneInfo(zone))}")
+            )
             continue
         notes = [lesson.moved_note(ZoneInfo(zone)), cohort_note(lesson, ZoneInfo(zone))]
         line = f"  {label:<{width}} {_when(lesson.due_at, zone)}"
-        click.echo(line + "".join(f"  {note}" for note in notes if note))
+        lines.append((lesson.number, line + "".join(f"  {note}" for note in notes if note)))
+    for _number, line in sorted(lines, key=lambda item: item[0]):
+        click.echo(line)
 
 
 def _cohort_text(cohort: Cohort) -> str:

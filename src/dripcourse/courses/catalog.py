@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -25,13 +26,13 @@ from dripcourse.courses.files import (
     read_course,
 )
 from dripcourse.courses.media import CourseMedia, collect_media
+from dripcourse.domain.audiences import lesson_is_for, next_lesson_for
 from dripcourse.domain.cohort import due_after_history
 from dripcourse.domain.completion import COMPLETION_FILE, COMPLETION_KEY
 from dripcourse.domain.enrolment import Change, apply
 from dripcourse.domain.media import Picture, merged
 from dripcourse.domain.policy import OPEN_DELIVERY
 from dripcourse.domain.schedule import first_slot_at_or_after, next_lesson_due
-from dripcourse.domain.schedule import next_lesson as owed_next
 from dripcourse.errors import BadInput, NotFound
 from dripcourse.mail.builder import CourseView, media_url_of
 from dripcourse.mail.rendering import CourseRenderer, LessonContent, Links, Recipient
@@ -322,10 +323,23 @@ def _reopen_finished(session: Session, course: Course, order: list[str], now: da
     ).all()
     rhythm = course.settings.rhythm
     histories = lesson_histories(session, [enrollment.id for enrollment in finished])
+    # A lesson for an audience they are outside reopens nothing (domain/audiences.py).
+    audiences = {
+        key: data["audience"]
+        for key, data in session.execute(
+            select(Lesson.key, Lesson.data).where(Lesson.course_id == course.id, Lesson.is_current)
+        )
+        if (data or {}).get("audience")
+    }
+    declared = course.settings.fields
     reopened = 0
     for enrollment in finished:
         history = histories[enrollment.id]
-        if owed_next(order, [had.key for had in history]) is None:
+
+        def is_for(key: str, fields: dict[str, Any] = enrollment.fields) -> bool:
+            return lesson_is_for(audiences.get(key), fields, declared)
+
+        if next_lesson_for(order, [had.key for had in history], is_for)[0] is None:
             continue
         zone = ZoneInfo(enrollment.subscriber.timezone)
         last_sent = history[-1].at if history else now

@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dripcourse.domain.audiences import check_audience
 from dripcourse.domain.cohort import Cohort, parse_late_joiners
 from dripcourse.domain.completion import COMPLETION_FILE, CompletionEmail
 from dripcourse.domain.course_settings import DEFAULT_IMAGE_KB, CourseSettings
+from dripcourse.domain.fields import parse_declaration
 from dripcourse.domain.schedule import parse_send_days, parse_send_time
 from dripcourse.domain.validation import has_control_characters, normalise_email
 from dripcourse.errors import BadInput
@@ -139,6 +141,7 @@ LESSON_KEYS: dict[str, tuple[type, bool]] = {
     "teaser": (_STR, False),
     "exercises": (_LIST, False),
     "related": (_LIST, False),
+    "audience": (dict, False),
 }
 ITEM_KEYS = {
     "exercises": {"name": True, "instructions": True, "dose": False},
@@ -201,6 +204,8 @@ def read_course(path: Path) -> CourseSource:
         seen[lesson.key] = file
         source.lessons.append(lesson)
     _read_completion(source)
+    if source.settings is not None:
+        _check_audiences(source)
     return source
 
 
@@ -224,6 +229,16 @@ def _read_completion(source: CourseSource) -> None:
             source_file=COMPLETION_FILE,
         )
         source.settings = replace(source.settings, completion=email)
+
+
+def _check_audiences(source: CourseSource) -> None:
+    """Each lesson's `audience` names declared choice fields and their choices."""
+    declared = source.checked_settings.fields
+    for lesson in source.lessons:
+        if "audience" in lesson.data:
+            line = lesson.front_matter_lines.get("audience", 1)
+            for message in check_audience(lesson.data["audience"], declared):
+                source.problems.append(Problem(lesson.file, line, message))
 
 
 def _opens_with_front_matter(file: Path) -> bool:
@@ -265,6 +280,7 @@ def _read_settings(file: Path, problems: list[Problem]) -> CourseSettings | None
         _item_lines(text, "related"),
         problems,
     )
+    settings["fields"] = _read_fields(raw.get("fields", {}), file, lines, problems)
     settings = _normalise_settings(settings, file, lines, problems)
     # Checked above, every default filled in: the shape `CourseSettings.from_json` reads.
     return CourseSettings.from_json(settings) if len(problems) == known else None
@@ -291,6 +307,20 @@ def _brand_of(
     flat = {key: value for key, value in raw.items() if key != "brand"}
     flat["brand"] = name if isinstance(name, str) else ""
     return flat, logo if isinstance(logo, str) else None
+
+
+def _read_fields(
+    table: Any, file: Path, lines: dict[str, int], problems: list[Problem]
+) -> list[dict[str, Any]]:
+    """`[fields]`: the custom fields (domain/fields.py), in the JSON shape of the settings."""
+    if not isinstance(table, dict):
+        problems.append(Problem(file, lines.get("fields", 1), "fields must be a table"))
+        return []
+    specs, messages = parse_declaration(table)
+    for message in messages:
+        name = message.split(":", 1)[0].removeprefix("fields.")
+        problems.append(Problem(file, lines.get(name, lines.get("fields", 1)), message))
+    return [spec.to_json() for spec in specs]
 
 
 def _normalise_settings(
@@ -575,7 +605,7 @@ def _check_keys(
                 )
                 continue
             values[key] = value
-        elif section or (key not in COURSE_SCHEMA and key != "related"):
+        elif section or (key not in COURSE_SCHEMA and key not in ("related", "fields")):
             problems.append(Problem(file, lines.get(key, 1), f"unknown setting {prefix + key!r}"))
     for key, (_kind, required) in keys.items():
         if required and key not in table:
@@ -635,4 +665,5 @@ def _kind_name(kind: type) -> str:
         list: "a list",
         bool: "true or false",
         date: "a date like 2027-01-11 (not in quotes)",
+        dict: "a table",
     }[kind]

@@ -24,12 +24,13 @@ lesson whose cohort slot is at or before it) and is not owed the lessons before 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from dripcourse.domain.audiences import next_lesson_for
 from dripcourse.domain.schedule import (
     DAY_ABBREVIATIONS,
     PlannedLesson,
@@ -50,6 +51,7 @@ __all__ = [
     "due_after_history",
     "joining_lesson",
     "lesson_due",
+    "owed_at",
     "owed_lesson",
     "parse_late_joiners",
     "plan_cohort",
@@ -196,12 +198,29 @@ def owed_lesson(
     zone: ZoneInfo,
     rhythm: Rhythm,
     cohort: Cohort | None,
+    is_for: Callable[[str], bool] = lambda key: True,
 ) -> str | None:
     """The lesson owed to an enrolment whose next lesson is due at `due_at`: `schedule.next_lesson`,
-    except that in a cohort course someone who has had none starts at `joining_lesson`."""
-    if cohort is None or history:
-        return next_lesson(lesson_keys, history)
-    return joining_lesson(lesson_keys, due_at, cohort, zone, rhythm)
+    except that in a cohort course someone who has had none starts at `joining_lesson`; and
+    passing over the lessons that are not for them (`audiences.next_lesson_for`)."""
+    if cohort is not None and not history:
+        first = joining_lesson(lesson_keys, due_at, cohort, zone, rhythm)
+        if first is None:
+            return None
+        # The lessons before it are not owed: the cohort had them before this person joined.
+        history = lesson_keys[: lesson_keys.index(first)]
+    return next_lesson_for(lesson_keys, history, is_for)[0]
+
+
+def owed_at(
+    number: int, due_at: datetime, zone: ZoneInfo, rhythm: Rhythm, cohort: Cohort | None
+) -> datetime:
+    """When lesson `number`, owed from `due_at`, goes: then, but in a cohort course never before
+    the cohort's date for it. (A lesson passed over for an audience leaves its week empty there,
+    where elsewhere the next lesson takes its day: nobody is ever ahead of their cohort.)"""
+    if cohort is None:
+        return due_at
+    return max(due_at, cohort_slot(cohort, number, zone, rhythm))
 
 
 def plan_cohort(
@@ -250,18 +269,23 @@ def plan_from_joining(
     cohort: Cohort,
     zone: ZoneInfo,
     rhythm: Rhythm,
+    *,
+    lesson_count: int | None = None,
 ) -> list[PlannedLesson]:
-    """Every lesson of `lessons` (the course's, (number, key) in order) for someone who starts at
-    `start` with none had: those they are not owed (joined in progress) first, marked skipped."""
+    """Every lesson of `lessons` ((number, key) in order: the course's, or those of them for one
+    person's audience) for someone who starts at `start` with none had: those they are not owed
+    (joined in progress) first, marked skipped. `lesson_count` is the course's number of lessons
+    (default: the last number of `lessons`)."""
     if not lessons:
         return []
     due = starting_due(start, cohort, zone, rhythm)
-    first = 0
+    first = 1
     if cohort.late_joiners is LateJoiners.JOIN_IN_PROGRESS:
-        first = current_lesson(cohort, due, len(lessons), zone, rhythm) - 1
+        count = lessons[-1][0] if lesson_count is None else lesson_count
+        first = current_lesson(cohort, due, count, zone, rhythm)
     return [
-        *skipped_before(lessons[:first], cohort, zone, rhythm),
-        *plan_cohort(lessons[first:], due, cohort, zone, rhythm),
+        *skipped_before([x for x in lessons if x[0] < first], cohort, zone, rhythm),
+        *plan_cohort([x for x in lessons if x[0] >= first], due, cohort, zone, rhythm),
     ]
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from dripcourse.domain.cohort import Cohort, parse_late_joiners
 from dripcourse.domain.completion import CompletionEmail
+from dripcourse.domain.fields import FieldSpec
 from dripcourse.domain.media import Picture
 from dripcourse.domain.schedule import Rhythm, parse_send_time
 
@@ -147,6 +148,8 @@ class CourseSettings:
     """`[images] max_kb`: the largest an image may be once processed."""
     media: tuple[Picture, ...] = ()
     """The course's images as processed by its last `courses sync` (empty as read from files)."""
+    fields: tuple[FieldSpec, ...] = ()
+    """`[fields]`: the custom fields a person may give, in the order written (domain/fields.py)."""
 
     def to_json(self) -> dict[str, Any]:
         """The settings as stored and as templates see them (a new dict each time)."""
@@ -182,6 +185,8 @@ class CourseSettings:
             shape["images"] = {"max_kb": self.max_image_kb}
         if self.media:
             shape["media"] = [picture.to_json() for picture in self.media]
+        if self.fields:  # a key only when declared: the shape of a course without stays as it was
+            shape["fields"] = [spec.to_json() for spec in self.fields]
         return shape | self._after_json()
 
     def _after_json(self) -> dict[str, Any]:
@@ -242,6 +247,8 @@ class CourseSettings:
             logo=data.get("logo"),
             max_image_kb=int((data.get("images") or {}).get("max_kb", DEFAULT_IMAGE_KB)),
             media=tuple(Picture.from_json(item) for item in data.get("media") or []),
+            # Courses synced before custom fields existed declare none.
+            fields=tuple(FieldSpec.from_json(spec) for spec in data.get("fields") or []),
         )
 
 

@@ -8,7 +8,8 @@ them under their old names, for third-party backends).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -32,6 +33,8 @@ class Job:
     lesson_id: int | None = None
     """The lesson's row (None for a confirmation or a completion email): the early-lesson link
     names it."""
+    fields: Mapping[str, str] = field(default_factory=dict)
+    """The custom field values the person gave for this course (`enrollments.fields`)."""
 
 
 class Outcome(enum.StrEnum):

@@ -126,7 +126,9 @@ class MessageBuilder:
 
     def render(self, job: Job, course: CourseView) -> tuple[RenderedLesson, str | None]:
         """The rendered email, and its unsubscribe URL (None for a confirmation)."""
-        recipient = Recipient(email=job.email, name=job.name, timezone=job.timezone)
+        recipient = Recipient(
+            email=job.email, name=job.name, timezone=job.timezone, fields=job.fields or {}
+        )
         if job.kind == DeliveryKind.CONFIRMATION:
             token = self.signer.make(Purpose.CONFIRM, {"e": job.enrollment_id})
             confirm_url = f"{self.base_url.rstrip('/')}/confirm/{token}"
@@ -213,4 +215,5 @@ def sample_job(course: CourseView, lesson_key: str, recipient: Recipient, now: d
         due_at=now,
         attempts=1,
         first_attempt_at=now,
+        fields=recipient.fields if isinstance(recipient.fields, dict) else {},
     )

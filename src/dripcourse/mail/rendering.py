@@ -10,8 +10,8 @@ Every template compiles in the sandbox of `sandbox.py`: course text cannot reach
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import css_inline
@@ -19,10 +19,18 @@ import jinja2
 
 from dripcourse.domain.completion import COMPLETION_KEY
 from dripcourse.domain.course_settings import CourseSettings
+from dripcourse.domain.fields import complete
 from dripcourse.domain.media import Use, find
 from dripcourse.mail.plaintext import ImagePlacer, Placed, markdown_to_html, markdown_to_text
 from dripcourse.mail.sandbox import course_environment, named_sources
-from dripcourse.mail.stencil import Pieces, Placeholders, Stencil, only_printed, values_of
+from dripcourse.mail.stencil import (
+    Pieces,
+    Placeholders,
+    Stencil,
+    html_contexts,
+    only_printed,
+    values_of,
+)
 
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 _PLACEHOLDER = re.compile(r"DCJ(\d{4})Z")
@@ -81,10 +89,56 @@ class Recipient:
     email: str
     name: str = ""
     timezone: str = "UTC"
+    fields: Mapping[str, str] | FieldValues = field(default_factory=dict)
+    """The custom field values the person gave (`enrollments.fields`); the renderer fills in
+    each declared field's default and hands templates a `FieldValues`."""
 
     @property
     def first_name(self) -> str:
         return self.name.split()[0] if self.name.strip() else "there"
+
+
+class FieldValues:
+    """`subscriber.fields` in a template: `subscriber.fields.level` or `subscriber.fields["club"]`.
+
+    Not a dict: a field named `items` or `keys` must be the field, not a dict method."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = dict(values)
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FieldValues) and other._values == self._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._values.items())))
+
+    def __repr__(self) -> str:
+        return f"FieldValues({self._values!r})"
+
+
+# Read-only like a mapping (an author's mistake lists the known fields; `{% for %}` walks them),
+# without a mapping's methods, which would hide fields of the same names.
+Mapping.register(FieldValues)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,9 +219,20 @@ class CourseRenderer:
             for article in related or []
         ]
 
+    def _field_names(self) -> list[str]:
+        return [spec.name for spec in self.settings.fields]
+
+    def _completed(self, recipient: Recipient | Placeholders) -> Recipient | Placeholders:
+        """The recipient as templates see it: every declared field, its default where not given."""
+        if not isinstance(recipient, Recipient) or isinstance(recipient.fields, FieldValues):
+            return recipient
+        values = complete(recipient.fields, self.settings.fields)
+        return replace(recipient, fields=FieldValues(values))
+
     def context(
         self, key: str, recipient: Recipient | Placeholders, links: Links | Placeholders
     ) -> dict[str, Any]:
+        recipient = self._completed(recipient)
         lesson = self._by_key[key]
         data = dict(lesson.data)
         return {
@@ -198,19 +263,26 @@ class CourseRenderer:
         stencil = self._stencils[key]
         if stencil is None:
             return self.render_in_full(key, recipient, links)
-        subject, html, text = stencil.fill(values_of(recipient, links))
+        values = values_of(self._completed(recipient), links, self._field_names())
+        subject, html, text = stencil.fill(values)
         return RenderedLesson(subject=one_line(subject), html=html, text=text)
 
     def _stencil(self, key: str) -> Stencil | None:
-        html, text = f"{key}.html", f"{key}.txt"
+        html, text, fields = f"{key}.html", f"{key}.txt", self._field_names()
         if not (
-            only_printed(self._html_env, [html])
-            and only_printed(self._text_env, [text])
-            and only_printed(self._text_env, [f"{key}.subject"])
+            only_printed(self._html_env, [html], fields)
+            and only_printed(self._text_env, [text], fields)
+            and only_printed(self._text_env, [f"{key}.subject"], fields)
         ):
             return None
-        marked = self.render_in_full(key, Placeholders("subscriber"), Placeholders("links"))
-        return Stencil(Pieces.cut(marked.subject), Pieces.cut(marked.html), Pieces.cut(marked.text))
+        marked = self.render_in_full(key, Placeholders("subscriber", fields), Placeholders("links"))
+        html_pieces = Pieces.cut(marked.html)
+        return Stencil(
+            Pieces.cut(marked.subject),
+            html_pieces,
+            Pieces.cut(marked.text),
+            html_contexts(html_pieces),
+        )
 
     def subject(self, key: str, recipient: Recipient, links: Links) -> str:
         """The subject alone, as `render` gives it: the preview names other lessons by it."""

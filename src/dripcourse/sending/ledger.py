@@ -7,7 +7,7 @@ one to read when reasoning about concurrency: on PostgreSQL `FOR UPDATE SKIP LOC
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, and_, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
-from dripcourse.domain.cohort import owed_lesson
+from dripcourse.domain.audiences import lesson_is_for
+from dripcourse.domain.cohort import owed_at, owed_lesson
 from dripcourse.domain.delivery import Job
 from dripcourse.domain.policy import SENDABLE_WHILE, blocked_by, owed_delivery
 from dripcourse.domain.validation import address_hash
@@ -76,6 +77,7 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
             Enrollment.next_due_at,
             Subscriber.email,
             Subscriber.timezone,
+            Enrollment.fields,
         )
         .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)
         .where(Enrollment.status == EnrollmentStatus.ACTIVE, Enrollment.next_due_at <= now)
@@ -103,10 +105,13 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
             continue  # held: nothing is owed to a suppressed address
         course = courses[row.course_id]
         history = [had.key for had in histories[row.id]]
-        # In a cohort course a late joiner's first lesson may be the cohort's current one.
+        # In a cohort course a late joiner's first lesson may be the cohort's current one. A
+        # lesson for an audience they are outside is passed over: the next one for them is owed
+        # at this same time, so they lose no week (domain/audiences.py).
         settings, zone = course.course.settings, ZoneInfo(row.timezone)
+        is_for = course.for_person(row.fields)
         key = owed_lesson(
-            course.keys, history, row.next_due_at, zone, settings.rhythm, settings.cohort
+            course.keys, history, row.next_due_at, zone, settings.rhythm, settings.cohort, is_for
         )
         if key is None:
             # Its time came and no lesson is left: what follows the course takes this slot.
@@ -117,7 +122,13 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
                 row.id,
                 course.lesson_ids[key],
                 DeliveryKind.LESSON,
-                row.next_due_at,
+                owed_at(
+                    course.keys.index(key) + 1,
+                    row.next_due_at,
+                    zone,
+                    settings.rhythm,
+                    settings.cohort,
+                ),
                 now,
                 make_message_id(course.course),
             )
@@ -282,13 +293,19 @@ class _LessonOrder:
     course: Course
     keys: list[str] = field(default_factory=list)
     lesson_ids: dict[str, int] = field(default_factory=dict)
+    audiences: dict[str, Any] = field(default_factory=dict)
+    """The lessons for an audience only: key -> front matter `audience`."""
+
+    def for_person(self, fields: dict[str, Any] | None) -> Callable[[str], bool]:
+        declared = self.course.settings.fields
+        return lambda key: lesson_is_for(self.audiences.get(key), fields or {}, declared)
 
 
 def _lesson_orders(session: Session, course_ids: set[int]) -> dict[int, _LessonOrder]:
     # One query for the courses and their current lessons (a course without any still comes).
     orders: dict[int, _LessonOrder] = {}
-    for course, key, lesson_id in session.execute(
-        select(Course, Lesson.key, Lesson.id)
+    for course, key, lesson_id, data in session.execute(
+        select(Course, Lesson.key, Lesson.id, Lesson.data)
         .outerjoin(Lesson, and_(Lesson.course_id == Course.id, Lesson.is_current))
         .where(Course.id.in_(course_ids))
         .order_by(Course.id, Lesson.position)
@@ -297,4 +314,6 @@ def _lesson_orders(session: Session, course_ids: set[int]) -> dict[int, _LessonO
         if key is not None:
             order.keys.append(key)
             order.lesson_ids[key] = lesson_id
+            if (data or {}).get("audience"):
+                order.audiences[key] = data["audience"]
     return orders

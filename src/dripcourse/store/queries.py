@@ -98,6 +98,7 @@ def jobs_for(session: Session, delivery_ids: Sequence[int]) -> list[Job]:
             Delivery.attempts,
             func.coalesce(Delivery.first_attempt_at, Delivery.due_at).label("first_attempt_at"),
             Delivery.lesson_id,
+            Enrollment.fields,
         )
         .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
         .join(Subscriber, Enrollment.subscriber_id == Subscriber.id)

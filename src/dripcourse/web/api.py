@@ -18,7 +18,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from dripcourse.app import audit, lessons, overview, people, subscriptions, timeline
+from dripcourse.app import (
+    audit,
+    custom_fields,
+    lessons,
+    overview,
+    people,
+    subscriptions,
+    timeline,
+)
 from dripcourse.app.report import course_report
 from dripcourse.domain.validation import MAX_EMAIL, MAX_NAME
 from dripcourse.mail.builder import MessageBuilder
@@ -33,6 +41,7 @@ from dripcourse.web.payloads import (
     CourseOut,
     DeliveryPage,
     EnrollmentOut,
+    FieldChanges,
     LedgerEntry,
     LessonDetail,
     LessonOut,
@@ -198,6 +207,7 @@ def create_subscriber(body: NewSubscriber, context: Context) -> SubscriberOut:
             source="api",
             now=context.clock.now(),
             actor=audit.API_ACTOR,
+            fields=body.fields,
         )
         created = SubscriberOut.model_validate(result.enrollment.subscriber)
     if result.confirmation_queued:
@@ -262,6 +272,19 @@ def delete_subscriber(subscriber_id: SubscriberId, context: Context) -> Response
 
 
 _ENROLMENT = "/subscribers/{subscriber_id}/enrollments/{course}"
+
+
+@router.patch(_ENROLMENT, response_model=EnrollmentOut, responses=errors(400, 404, 413, 422))
+def change_enrollment(
+    subscriber_id: SubscriberId, course: Slug, body: FieldChanges, context: Context
+) -> EnrollmentOut:
+    """Change this enrolment's custom field values. The lessons owed from now on follow them: a
+    lesson for an audience they have left is skipped, one they have joined is sent in its place."""
+    with context.database.transaction() as session:
+        enrollment = custom_fields.change_fields(
+            session, subscriber_id, course, body.fields, context.clock.now(), actor=audit.API_ACTOR
+        )
+        return EnrollmentOut.model_validate(enrollment)
 
 
 @router.post(f"{_ENROLMENT}/pause", response_model=EnrollmentOut, responses=errors(404, 409, 422))

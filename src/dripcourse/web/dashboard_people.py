@@ -12,12 +12,23 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from dripcourse.app import audit, lessons, overview, people, subscriptions, timeline
+from dripcourse.app import (
+    audit,
+    custom_fields,
+    lessons,
+    overview,
+    people,
+    subscriptions,
+    timeline,
+)
+from dripcourse.app.audience_plans import Skip
 from dripcourse.domain.enrolment import Change
 from dripcourse.domain.roles import Permission, Role, may
+from dripcourse.domain.schedule import PlannedLesson
 from dripcourse.domain.validation import MAX_NAME, mailbox_key, parse_local_instant
 from dripcourse.errors import BadInput, DripcourseError
 from dripcourse.store.models import EnrollmentStatus, Operator
@@ -125,6 +136,33 @@ def queue_lesson(
         return when <= now  # due now: the scheduler is woken to send it
 
     return _change(request, context, operator, subscriber_id, course, queue)
+
+
+@router.post("/subscribers/{subscriber_id}/enrollments/{course}/fields")
+async def change_fields(
+    request: Request,
+    context: Context,
+    operator: Signed,
+    subscriber_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    course: Annotated[str, Path(max_length=64)],
+) -> Response:
+    """Set this enrolment's custom field values (`field.<name>`; empty: back to the default). The
+    names come from the course, so the form is read as a whole rather than field by field."""
+    form = await public.read_form(request)
+    check_csrf(request, str(form.get("csrf", "")))
+    allowed(operator, Permission.CHANGE_SUBSCRIBERS)
+    given = public.custom_fields_of({key: str(value) for key, value in form.items()})
+
+    def change(session: Session) -> bool:
+        actor = audit.operator_actor(operator.email)
+        custom_fields.change_fields(
+            session, subscriber_id, course, given, context.clock.now(), actor=actor
+        )
+        return False
+
+    return await run_in_threadpool(
+        _change, request, context, operator, subscriber_id, course, change
+    )
 
 
 @router.post("/subscribers/{subscriber_id}/enrollments/{course}/{action}")
@@ -300,4 +338,17 @@ def _subscriber_page(
         fields=fields or {},
         typed=typed or {"name": found.name, "timezone": found.timezone},
         zones=public.ZONES,
+        upcoming=upcoming,
     )
+
+
+def upcoming(
+    course: timeline.EnrollmentTimeline,
+) -> list[tuple[int, PlannedLesson | None, Skip | None]]:
+    """The lessons still to come and those skipped (for an audience they are outside), in course
+    order: (number, planned lesson, skip), one of the two set."""
+    rows: list[tuple[int, PlannedLesson | None, Skip | None]] = [
+        (lesson.number, lesson, None) for lesson in course.owed
+    ]
+    rows += [(skip.number, None, skip) for skip in course.skipped] if course.owed else []
+    return sorted(rows, key=lambda row: row[0])

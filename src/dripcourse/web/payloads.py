@@ -9,7 +9,7 @@ operations, and answered with 400.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import (
     AliasPath,
@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StringConstraints,
     field_validator,
 )
 
@@ -40,6 +41,19 @@ MAX_ID = 2**63 - 1
 """The largest id the database can hold: larger ones are refused (422), not looked up."""
 MAX_OFFSET = 1_000_000_000
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+MAX_FIELD_NAME = 64
+MAX_FIELD_VALUE = 1000
+"""Shape only: what a value may be (at most 200 characters of text, one of the choices) is
+`domain/fields.check_values`'s, answered with 400."""
+FieldValuesIn = Annotated[
+    dict[
+        Annotated[str, StringConstraints(max_length=MAX_FIELD_NAME)],
+        Annotated[str, StringConstraints(max_length=MAX_FIELD_VALUE)] | None,
+    ],
+    Field(max_length=50),
+]
 
 
 class Input(BaseModel):
@@ -71,6 +85,20 @@ class NewSubscriber(Input):
     confirmed: StrictBool = Field(
         default=False,
         description="They have already agreed to receive the course: no confirmation email.",
+    )
+    fields: FieldValuesIn | None = Field(
+        default=None,
+        description="Values of the course's custom fields (course.toml [fields]), by name; an "
+        "unknown field or a value outside a field's choices is refused (400).",
+        examples=[{"level": "returning"}],
+    )
+
+
+class FieldChanges(Input):
+    fields: FieldValuesIn = Field(
+        description="The values to set, by field name; an empty string or null removes a value, "
+        "so that the field's default applies again. Fields not named keep their values.",
+        examples=[{"level": "returning", "club": "Riverside Runners"}],
     )
 
 
@@ -139,6 +167,8 @@ class EnrollmentOut(Output):
     ended_at: datetime | None
     next_due_at: datetime | None
     """When the next lesson in the rhythm is owed; null while one is in the ledger or none is."""
+    fields: dict[str, str] = {}
+    """The custom field values this person gave (a field's default applies to one not given)."""
 
 
 class SubscriberOut(Output):

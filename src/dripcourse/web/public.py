@@ -110,6 +110,19 @@ async def subscribe(request: Request, context: Context) -> Response:
     return page(request, "message.html", title="Almost there", text=message)
 
 
+FIELD_PREFIX = "field."
+
+
+def custom_fields_of(fields: dict[str, Any]) -> dict[str, object]:
+    """The course's custom fields among what was posted: `field.level` (a select of the form, or a
+    hidden input on the clinic's own site; the same key in JSON). Checked by `subscribe`."""
+    return {
+        key.removeprefix(FIELD_PREFIX): value
+        for key, value in fields.items()
+        if key.startswith(FIELD_PREFIX)
+    }
+
+
 def _sign_up(
     context: WebContext, course: str, fields: dict[str, Any], evidence: subscriptions.Evidence
 ) -> tuple[bool, bool]:
@@ -128,6 +141,7 @@ def _sign_up(
                 source="http",
                 evidence=evidence,
                 now=context.clock.now(),
+                fields=custom_fields_of(fields),
             )
         except Conflict:
             return double_opt_in, False  # suppressed: answered like any other sign-up
@@ -223,6 +237,12 @@ async def _fields(request: Request, wants_json: bool) -> dict[str, Any]:
             raise BadInput("send a JSON object of text fields: email, name, timezone, course")
         return {k: v or "" for k, v in data.items()}
     return dict(await _form(request))
+
+
+async def read_form(request: Request) -> FormData:
+    """A posted form (`BadInput` if it cannot be read, 415 if it is no form): the sign-up's reading,
+    for the dashboard's forms whose field names come from a course."""
+    return await _form(request)
 
 
 async def _form(request: Request) -> FormData:

@@ -1,6 +1,7 @@
 """The JSON body of `GET /api/v1/courses/{course}/report`: `report.LessonReport` as the API shows it.
 
-The same seven fields as `dripcourse report SLUG --format json`, in the same order.
+The same seven fields as `dripcourse report SLUG --format json`, in the same order, then the two
+of a lesson written for an audience (null for the others).
 """
 
 from __future__ import annotations
@@ -24,3 +25,7 @@ class LessonReportOut(Output):
     clicked: int | None
     """People who followed at least one link of this lesson; null when the course does not track
     clicks (`[tracking] clicks`) and never did."""
+    audience: str | None = None
+    """Whom the lesson is for (`for level returning`); null for a lesson for everyone."""
+    skipped: int | None = None
+    """How many of the course's people are outside its audience today and skip it."""

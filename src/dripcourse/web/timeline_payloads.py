@@ -110,6 +110,14 @@ class HoldOut(Output):
         )
 
 
+class SkippedLesson(Output):
+    number: int
+    key: str
+    audience: str
+    """Whom the lesson is for (`for level returning`): this person is outside it, by their field
+    values today, and the next lesson for them goes at its time instead."""
+
+
 class EnrollmentTimelineOut(Output):
     course: str
     title: str
@@ -126,6 +134,8 @@ class EnrollmentTimelineOut(Output):
     before_joining: list[LessonBeforeJoining] = []
     """Lessons this person is not owed: in a cohort course joined in progress, those the cohort
     had before they joined."""
+    skipped: list[SkippedLesson] = []
+    """The lessons for an audience this person is outside: never sent to them."""
 
     @classmethod
     def of(cls, enrollment: EnrollmentTimeline, zone: str) -> EnrollmentTimelineOut:
@@ -138,6 +148,7 @@ class EnrollmentTimelineOut(Output):
             owed=[OwedLesson.of(lesson, zone) for lesson in enrollment.owed],
             held=None if enrollment.held is None else HoldOut.of(enrollment.held),
             before_joining=[LessonBeforeJoining.of(lesson) for lesson in enrollment.before_joining],
+            skipped=[SkippedLesson.model_validate(skip) for skip in enrollment.skipped],
         )
 
 
