@@ -30,6 +30,8 @@ from dripcourse.domain.cohort import (
     due_after_history,
     joining_lesson,
     lesson_due,
+    owed_at,
+    owed_lesson,
     parse_late_joiners,
     plan_from_joining,
     starting_due,
@@ -354,3 +356,37 @@ def test_a_written_cohort_is_read_or_refused_at_its_line(
             # Every date TOML can write is a cohort's start: its dates can be computed.
             cohort = source.settings.cohort
             assert cohort_slot(cohort, 3, TORONTO, WEEKLY).tzinfo is UTC
+
+
+def test_a_lesson_passed_over_for_an_audience_leaves_its_cohort_week_empty() -> None:
+    keys = [k for _, k in LESSONS[:6]]
+    not_l4 = lambda key: key != "l4"  # noqa: E731 - the audience of one person
+    # They had lessons 1 to 3; lesson 4 (not for them) was due on the cohort's date, 22 March.
+    due = cohort_slot(MARCH, 4, LONDON, WEEKLY)
+
+    key = owed_lesson(keys, ["l1", "l2", "l3"], due, LONDON, WEEKLY, MARCH, not_l4)
+
+    assert key == "l5"
+    # Lesson 5 waits for its own date: nobody is ahead of the cohort.
+    assert local(owed_at(5, due, LONDON, WEEKLY, MARCH), LONDON) == (date(2027, 3, 29), time(8))
+    # Without a cohort the next lesson takes the skipped one's day.
+    assert owed_at(5, due, LONDON, WEEKLY, None) == due
+
+
+def test_a_joiner_in_progress_whose_current_lesson_is_not_for_them_gets_the_next_one() -> None:
+    cohort = Cohort(MARCH.starts_on, LateJoiners.JOIN_IN_PROGRESS)
+    keys = [k for _, k in LESSONS[:6]]
+    due = starting_due(utc(2027, 3, 17, 15), cohort, LONDON, WEEKLY)  # the current lesson is 3
+
+    assert owed_lesson(keys, [], due, LONDON, WEEKLY, cohort) == "l3"
+    assert owed_lesson(keys, [], due, LONDON, WEEKLY, cohort, lambda key: key != "l3") == "l4"
+    # Calendars of such a person number the lessons as the course does.
+    plan = plan_from_joining(
+        [x for x in LESSONS[:6] if x[1] != "l3"], utc(2027, 3, 17, 15), cohort, LONDON, WEEKLY
+    )
+    assert [(p.number, p.skipped) for p in plan][:3] == [
+        (1, BEFORE_JOINING),
+        (2, BEFORE_JOINING),
+        (4, None),
+    ]
+    assert local(plan[2].due_at, LONDON)[0] == date(2027, 3, 22)

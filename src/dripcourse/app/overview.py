@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
+from dripcourse.app.audience_plans import audience_of
 from dripcourse.app.people import find_subscriber, get_subscriber
 from dripcourse.courses.catalog import get_course
 from dripcourse.domain.cohort import owed_lesson
@@ -102,6 +103,7 @@ def upcoming(session: Session, limit: int = 50) -> list[QueueEntry]:
         lessons = enrollment.course.current_lessons
         history = [had.key for had in histories[enrollment.id]]
         settings, zone = enrollment.course.settings, ZoneInfo(enrollment.subscriber.timezone)
+        is_for = audience_of(lessons).is_for(enrollment.fields, settings.fields)
         key = owed_lesson(
             [lesson.key for lesson in lessons],
             history,
@@ -109,6 +111,7 @@ def upcoming(session: Session, limit: int = 50) -> list[QueueEntry]:
             zone,
             settings.rhythm,
             settings.cohort,
+            is_for,
         )
         label = "(course complete)"
         if key is not None:

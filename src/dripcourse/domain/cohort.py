@@ -283,9 +283,12 @@ def plan_from_joining(
     if cohort.late_joiners is LateJoiners.JOIN_IN_PROGRESS:
         count = lessons[-1][0] if lesson_count is None else lesson_count
         first = current_lesson(cohort, due, count, zone, rhythm)
+    owed = [x for x in lessons if x[0] >= first]
+    if owed:  # the first of them may be later than lesson `first` (an audience): on its date
+        due = owed_at(owed[0][0], due, zone, rhythm, cohort)
     return [
         *skipped_before([x for x in lessons if x[0] < first], cohort, zone, rhythm),
-        *plan_cohort([x for x in lessons if x[0] >= first], due, cohort, zone, rhythm),
+        *plan_cohort(owed, due, cohort, zone, rhythm),
     ]
 
 
