@@ -2,11 +2,12 @@
 and what `courses sync` stores.
 
 A course uses an image in three places: `[brand] logo` in course.toml, a Markdown image in a lesson
-body (`![Dead bug, start position](images/dead-bug.png)`), and the `thumbnail` of a `[[related]]`
-article (in course.toml or a lesson's front matter). Every one must be a file inside the course
-folder: a path relative to it, without `..`, that does not lead outside it through a symlink, and
-not an address (images are ours; an email must not fetch from elsewhere). Each is processed by
-`images.py`; a problem is said as `file:line: message` at the line that names the image.
+body (`![Dead bug, start position](images/dead-bug.png)`; completion.md counts as a lesson), and
+the `thumbnail` of a `[[related]]` article (in course.toml or a lesson's front matter). Every one
+must be a file inside the course folder: a path relative to it, without `..`, that does not lead
+outside it through a symlink, and not an address (images are ours; an email must not fetch from
+elsewhere). Each is processed by `images.py`; a problem is said as `file:line: message` at the
+line that names the image.
 """
 
 from __future__ import annotations
@@ -140,7 +141,9 @@ def _references(source: CourseSource) -> list[_Reference]:
             if article.thumbnail is not None:
                 line = _line_of(toml_lines, article.thumbnail, "thumbnail")
                 found.append(_Reference(Use.THUMBNAIL, article.thumbnail, course_toml, line))
-    for lesson in source.lessons:
+    # The completion email is written like a lesson, so its images are a lesson's.
+    closing = [] if source.completion is None else [source.completion]
+    for lesson in [*source.lessons, *closing]:
         found.extend(_lesson_references(lesson))
     return found
 
