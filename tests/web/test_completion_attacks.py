@@ -1,0 +1,76 @@
+"""The completion email's "view in your browser" link as a careless author may leave it: the
+email went out through a real SMTP server, then `completion.md` was deleted and the course synced
+again. The link then says the email is gone (404), never a 500. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from strength_courses import write_strength_courses
+
+from dripcourse.app import subscriptions
+from dripcourse.backends import load_backend
+from dripcourse.clock import FixedClock
+from dripcourse.config import Settings
+from dripcourse.courses.catalog import load_sources, sync_course
+from dripcourse.devtools.smtpserver import CapturingSMTPServer
+from dripcourse.sending.dispatch import Dispatcher
+from dripcourse.store.db import Database
+from dripcourse.web.app import create_app
+
+pytestmark = pytest.mark.both_databases
+
+SIGN_UP = datetime(2027, 3, 1, 15, 0, tzinfo=UTC)
+"""Lesson 1 on Tuesday 2 March 2027, 08:00 in Toronto; the completion email on the 30th, after
+the spring DST change (14 March)."""
+
+
+def sync(database: Database, courses_dir: Path, now: datetime) -> None:
+    with database.transaction() as session:
+        for source in load_sources(courses_dir):
+            sync_course(session, source, now)
+
+
+def test_view_online_of_a_completion_email_whose_file_was_removed_is_a_404(
+    database: Database,
+    courses_dir: Path,
+    settings: Settings,
+    clock: FixedClock,
+    smtpd: CapturingSMTPServer,
+) -> None:
+    write_strength_courses(courses_dir)
+    sync(database, courses_dir, SIGN_UP)
+    with database.transaction() as session:
+        subscriptions.subscribe(
+            session,
+            email="ada@example.com",
+            course_slug="strength-phase-1",
+            name="Ada Lovelace",
+            timezone="America/Toronto",
+            confirmed=True,
+            now=SIGN_UP,
+        )
+    backend, at = load_backend(settings.email_backend), SIGN_UP
+    while at <= datetime(2027, 3, 30, 14, 0, tzinfo=UTC):
+        clock.set(at)
+        Dispatcher(database, settings, backend, clock).run_pass()
+        at += timedelta(hours=2)
+    [completion] = [
+        m.message for m in smtpd.messages if "You finished" in str(m.message["Subject"])
+    ]
+    body = completion.get_body(preferencelist=("plain",))
+    assert body is not None
+    [link] = re.findall(r"https://courses\.example\.org(/view/\S+)", str(body.get_content()))
+    client = TestClient(create_app(settings, database, clock), raise_server_exceptions=False)
+    assert client.get(link).status_code == 200
+
+    (courses_dir / "strength-phase-1" / "completion.md").unlink()
+    sync(database, courses_dir, clock.now())
+    gone = client.get(link)
+
+    assert gone.status_code == 404
+    assert "no longer available" in gone.text
