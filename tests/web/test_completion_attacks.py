@@ -1,6 +1,7 @@
-"""The completion email's "view in your browser" link as a careless author may leave it: the
-email went out through a real SMTP server, then `completion.md` was deleted and the course synced
-again. The link then says the email is gone (404), never a 500. SQLite and PostgreSQL."""
+"""The completion email as a careless author may leave it: `completion.md` deleted and the course
+synced again, after the email went out through a real SMTP server (its "view in your browser" link
+then says the email is gone, a 404, never a 500) or while it waits for its slot (it is cancelled,
+as a retired lesson's copies are, not retried for days and failed). SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from strength_courses import write_strength_courses
 
 from dripcourse.app import subscriptions
@@ -20,6 +22,7 @@ from dripcourse.courses.catalog import load_sources, sync_course
 from dripcourse.devtools.smtpserver import CapturingSMTPServer
 from dripcourse.sending.dispatch import Dispatcher
 from dripcourse.store.db import Database
+from dripcourse.store.models import Delivery, DeliveryKind
 from dripcourse.web.app import create_app
 
 pytestmark = pytest.mark.both_databases
@@ -35,15 +38,7 @@ def sync(database: Database, courses_dir: Path, now: datetime) -> None:
             sync_course(session, source, now)
 
 
-def test_view_online_of_a_completion_email_whose_file_was_removed_is_a_404(
-    database: Database,
-    courses_dir: Path,
-    settings: Settings,
-    clock: FixedClock,
-    smtpd: CapturingSMTPServer,
-) -> None:
-    write_strength_courses(courses_dir)
-    sync(database, courses_dir, SIGN_UP)
+def enrol_and_run(database: Database, settings: Settings, clock: FixedClock, end: datetime) -> None:
     with database.transaction() as session:
         subscriptions.subscribe(
             session,
@@ -54,11 +49,29 @@ def test_view_online_of_a_completion_email_whose_file_was_removed_is_a_404(
             confirmed=True,
             now=SIGN_UP,
         )
-    backend, at = load_backend(settings.email_backend), SIGN_UP
-    while at <= datetime(2027, 3, 30, 14, 0, tzinfo=UTC):
+    run_until(database, settings, clock, SIGN_UP, end)
+
+
+def run_until(
+    database: Database, settings: Settings, clock: FixedClock, at: datetime, end: datetime
+) -> None:
+    backend = load_backend(settings.email_backend)
+    while at <= end:
         clock.set(at)
         Dispatcher(database, settings, backend, clock).run_pass()
         at += timedelta(hours=2)
+
+
+def test_view_online_of_a_completion_email_whose_file_was_removed_is_a_404(
+    database: Database,
+    courses_dir: Path,
+    settings: Settings,
+    clock: FixedClock,
+    smtpd: CapturingSMTPServer,
+) -> None:
+    write_strength_courses(courses_dir)
+    sync(database, courses_dir, SIGN_UP)
+    enrol_and_run(database, settings, clock, datetime(2027, 3, 30, 14, 0, tzinfo=UTC))
     [completion] = [
         m.message for m in smtpd.messages if "You finished" in str(m.message["Subject"])
     ]
@@ -74,3 +87,29 @@ def test_view_online_of_a_completion_email_whose_file_was_removed_is_a_404(
 
     assert gone.status_code == 404
     assert "no longer available" in gone.text
+
+
+def test_a_completion_email_waiting_when_its_file_is_removed_is_cancelled(
+    database: Database,
+    courses_dir: Path,
+    settings: Settings,
+    clock: FixedClock,
+    smtpd: CapturingSMTPServer,
+) -> None:
+    write_strength_courses(courses_dir)
+    sync(database, courses_dir, SIGN_UP)
+    # Lesson 4 on Tuesday 23 March; the completion email waits for the 30th.
+    enrol_and_run(database, settings, clock, datetime(2027, 3, 24, 0, 0, tzinfo=UTC))
+
+    (courses_dir / "strength-phase-1" / "completion.md").unlink()
+    sync(database, courses_dir, clock.now())
+    run_until(database, settings, clock, clock.now(), datetime(2027, 4, 3, 0, 0, tzinfo=UTC))
+
+    assert not [m for m in smtpd.messages if "You finished" in str(m.message["Subject"])]
+    with database.read() as session:
+        statuses = session.scalars(
+            select(Delivery.status).where(Delivery.kind == DeliveryKind.COMPLETION)
+        ).all()
+    assert statuses == ["cancelled"]
+    # The next course goes on: it was owed at the finish.
+    assert [m for m in smtpd.messages if "Phase 2, lesson 1" in str(m.message["Subject"])]
