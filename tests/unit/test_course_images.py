@@ -14,14 +14,17 @@ import re
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
+from dripcourse.courses import media as course_media
 from dripcourse.courses.catalog import SAMPLE_RECIPIENT, check_course, renderer_for_source
 from dripcourse.courses.files import read_course
+from dripcourse.courses.images import MAX_SOURCE_BYTES
 from dripcourse.courses.media import collect_media
 from dripcourse.domain.completion import COMPLETION_KEY
 from dripcourse.mail.rendering import Links
@@ -353,3 +356,22 @@ def test_the_completion_emails_images_are_checked_and_served_like_a_lessons(
     _logo, medal = images_of(rendered.html)
     assert re.fullmatch(r"https://cdn\.test/media/course/[0-9a-f]{12}-medal\.png", medal["src"])
     assert (medal["alt"], medal["width"], medal["height"]) == ("A medal", "400", "400")
+
+
+def test_a_huge_file_is_refused_without_being_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A video saved as .png (gigabytes) is refused from its size, before a byte is read."""
+    folder = course(tmp_path, ["![A run](images/run.png)"])
+    with open(folder / "images" / "run.png", "wb") as sparse:
+        sparse.truncate(MAX_SOURCE_BYTES + 1)
+
+    def watched(file: Path, *args: Any, **kwargs: Any) -> Any:
+        assert Path(file).name != "run.png", "the huge file was opened"
+        return open(file, *args, **kwargs)
+
+    monkeypatch.setattr(course_media, "open", watched, raising=False)
+
+    assert problems(folder) == [
+        f"{folder / '01-feet.md'}:6: image images/run.png: the file is over 30 MB"
+    ]

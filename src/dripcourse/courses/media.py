@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from dripcourse.courses.files import CourseSource, LessonSource, Problem
-from dripcourse.courses.images import ImageRefused, Processed, process
+from dripcourse.courses.images import MAX_SOURCE_BYTES, ImageRefused, Processed, process
 from dripcourse.domain.media import Picture, Use, display_size
 from dripcourse.mail.plaintext import markdown_images
 
@@ -120,6 +120,9 @@ def read_image_file(folder: Path, written: str) -> bytes:
         raise ImageRefused("leads outside the course folder (through a symlink)")
     if not real.is_file():
         raise ImageRefused("not a file")
+    if real.stat().st_size > MAX_SOURCE_BYTES:
+        # Said before reading: a video saved as .png must not be read into memory.
+        raise ImageRefused(f"the file is over {MAX_SOURCE_BYTES // (1024 * 1024)} MB")
     try:
         # O_NOFOLLOW-free on purpose: the resolved path was checked; open that one.
         with open(real, "rb") as opened:
