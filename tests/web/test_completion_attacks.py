@@ -22,7 +22,7 @@ from dripcourse.courses.catalog import load_sources, sync_course
 from dripcourse.devtools.smtpserver import CapturingSMTPServer
 from dripcourse.sending.dispatch import Dispatcher
 from dripcourse.store.db import Database
-from dripcourse.store.models import Delivery, DeliveryKind
+from dripcourse.store.models import Delivery, DeliveryKind, Enrollment, Subscriber
 from dripcourse.web.app import create_app
 
 pytestmark = pytest.mark.both_databases
@@ -113,3 +113,35 @@ def test_a_completion_email_waiting_when_its_file_is_removed_is_cancelled(
     assert statuses == ["cancelled"]
     # The next course goes on: it was owed at the finish.
     assert [m for m in smtpd.messages if "Phase 2, lesson 1" in str(m.message["Subject"])]
+
+
+def test_unsubscribing_from_the_completion_email_stops_the_next_course_it_started(
+    database: Database,
+    courses_dir: Path,
+    settings: Settings,
+    clock: FixedClock,
+    smtpd: CapturingSMTPServer,
+) -> None:
+    """The completion email announces the next course, in which the person was enrolled on the
+    consent of this one: its unsubscribe link (a mail client's one-click button) must stop that
+    course too, or the next lessons come the day after they said stop."""
+    write_strength_courses(courses_dir)
+    sync(database, courses_dir, SIGN_UP)
+    enrol_and_run(database, settings, clock, datetime(2027, 3, 30, 14, 0, tzinfo=UTC))
+    [completion] = [
+        m.message for m in smtpd.messages if "You finished" in str(m.message["Subject"])
+    ]
+    one_click = str(completion["List-Unsubscribe"]).strip("<>").split(">")[0]
+    path = re.sub(r"^https://courses\.example\.org", "", one_click)
+    client = TestClient(create_app(settings, database, clock), raise_server_exceptions=False)
+
+    answer = client.post(path, data={"List-Unsubscribe": "One-Click"})
+    run_until(database, settings, clock, clock.now(), datetime(2027, 4, 10, 0, 0, tzinfo=UTC))
+
+    assert answer.status_code == 200
+    assert not [m for m in smtpd.messages if "Phase 2" in str(m.message["Subject"])]
+    with database.read() as session:
+        statuses = session.scalars(
+            select(Enrollment.status).join(Subscriber).order_by(Enrollment.id)
+        ).all()
+    assert statuses == ["unsubscribed", "unsubscribed"]
