@@ -233,3 +233,32 @@ def test_a_course_finished_twice_owes_one_completion_email(
         statuses = session.scalars(select(Enrollment.status).order_by(Enrollment.id)).all()
     assert completions == ["sent"]
     assert statuses == ["completed", "completed"]
+
+
+def test_a_lesson_added_while_the_completion_email_waits_moves_it_after_the_new_last_lesson(
+    strength, courses_dir, settings, clock, smtpd
+):
+    """Lesson 4 went out, the completion email waits for its slot a week later, and a fifth
+    lesson is added meanwhile: the completion email keeps the rhythm after lesson 5 (one send
+    later), never the same morning as it."""
+    enrol(strength, ADA, "strength-phase-1", SIGN_UP)
+    clock.set(SIGN_UP)
+    # Lesson 4 on Tuesday 23 March 2027 at 08:00 EDT (12:00 UTC); the completion owed for the 30th.
+    run_until(strength, settings, clock, datetime(2027, 3, 24, 0, 0, tzinfo=UTC))
+    (courses_dir / "strength-phase-1" / "05-carry.md").write_text(
+        lesson_text("Phase 1, lesson 5: The farmer's carry", "The farmer's carry")
+    )
+    with strength.transaction() as session:
+        [source] = [s for s in load_sources(courses_dir) if s.slug == "strength-phase-1"]
+        assert sync_course(session, source, clock.now()).reopened == 1
+
+    run_until(strength, settings, clock, datetime(2027, 4, 14, 0, 0, tzinfo=UTC))
+
+    phase_1 = [(k, at) for slug, k, at in sent_at(strength, ADA[0]) if slug == "strength-phase-1"]
+    assert phase_1[3:] == [
+        ("lesson", datetime(2027, 3, 23, 12, 0, tzinfo=UTC)),
+        ("lesson", datetime(2027, 3, 30, 12, 0, tzinfo=UTC)),
+        ("completion", datetime(2027, 4, 6, 12, 0, tzinfo=UTC)),
+    ]
+    subjects = [subject for _d, subject in subjects_with_dates(smtpd, ADA[0])]
+    assert subjects.count("You finished Strength, phase 1, Ada") == 1

@@ -14,15 +14,19 @@ import re
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
+from dripcourse.courses import media as course_media
 from dripcourse.courses.catalog import SAMPLE_RECIPIENT, check_course, renderer_for_source
 from dripcourse.courses.files import read_course
+from dripcourse.courses.images import MAX_SOURCE_BYTES
 from dripcourse.courses.media import collect_media
+from dripcourse.domain.completion import COMPLETION_KEY
 from dripcourse.mail.rendering import Links
 
 LINKS = Links("https://example.com/u/x", "https://example.com/v/x")
@@ -307,3 +311,67 @@ def test_no_path_an_author_writes_reads_a_file_outside_the_folder(src: str) -> N
             for picture in media.pictures:
                 resolved = (folder / picture.source).resolve()
                 assert resolved.is_relative_to(folder.resolve())
+
+
+def test_the_completion_emails_images_are_checked_and_served_like_a_lessons(
+    tmp_path: Path,
+) -> None:
+    """completion.md is written like a lesson: its images are refused at its lines when missing or
+    without alt text, and one used only there is processed and served, never sent as the author's
+    relative path (which no mail client can load)."""
+    folder = course(tmp_path, ["Hello."], files={"images/medal.png": png((400, 400))})
+    (folder / "completion.md").write_text(
+        "\n".join(
+            [
+                "+++",  # 1
+                'subject = "Done"',  # 2
+                'title = "Well done"',  # 3
+                "+++",  # 4
+                "![A medal](images/medal.png)",  # 5
+                "",  # 6
+                "![](images/medal.png)",  # 7
+                "",  # 8
+                "![Gone](images/gone.png)",  # 9
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    completion = folder / "completion.md"
+
+    found = problems(folder)
+
+    assert f"{completion}:7: image images/medal.png has no alt text" in "\n".join(found)
+    assert any(
+        p.startswith(f"{completion}:9: image images/gone.png: file not found") for p in found
+    )
+    (folder / "completion.md").write_text(
+        '+++\nsubject = "Done"\ntitle = "Well done"\n+++\n![A medal](images/medal.png)\n'
+    )
+    source = read_course(folder)
+    assert check_course(source) == []
+    rendered = renderer_for_source(source, "https://cdn.test/media").render(
+        COMPLETION_KEY, SAMPLE_RECIPIENT, LINKS
+    )
+    _logo, medal = images_of(rendered.html)
+    assert re.fullmatch(r"https://cdn\.test/media/course/[0-9a-f]{12}-medal\.png", medal["src"])
+    assert (medal["alt"], medal["width"], medal["height"]) == ("A medal", "400", "400")
+
+
+def test_a_huge_file_is_refused_without_being_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A video saved as .png (gigabytes) is refused from its size, before a byte is read."""
+    folder = course(tmp_path, ["![A run](images/run.png)"])
+    with open(folder / "images" / "run.png", "wb") as sparse:
+        sparse.truncate(MAX_SOURCE_BYTES + 1)
+
+    def watched(file: Path, *args: Any, **kwargs: Any) -> Any:
+        assert Path(file).name != "run.png", "the huge file was opened"
+        return open(file, *args, **kwargs)
+
+    monkeypatch.setattr(course_media, "open", watched, raising=False)
+
+    assert problems(folder) == [
+        f"{folder / '01-feet.md'}:6: image images/run.png: the file is over 30 MB"
+    ]

@@ -137,6 +137,20 @@ def test_gif_becomes_png_and_webp_becomes_jpeg_or_png() -> None:
     assert (clear.content_type, clear.name[-4:]) == ("image/png", ".png")
 
 
+def test_a_camera_jpeg_with_a_second_picture_is_a_jpeg() -> None:
+    """Phones and cameras write JPEGs with a depth map or preview appended (Multi-Picture Format,
+    which Pillow calls MPO): they are JPEG photos, and the first picture is the one shown."""
+    first, second = Image.new("RGB", (300, 200), "red"), Image.new("RGB", (300, 200), "blue")
+    buffer = io.BytesIO()
+    first.save(buffer, "MPO", save_all=True, append_images=[second])
+    assert opened(buffer.getvalue()).format == "MPO"
+
+    done = process(buffer.getvalue(), "images/phone-photo.jpg", Use.CONTENT)
+
+    assert (done.content_type, done.name[-4:]) == ("image/jpeg", ".jpg")
+    assert opened(done.data).convert("RGB").getpixel((150, 100))[0] > 200  # red: the first
+
+
 @pytest.mark.parametrize(
     ("data", "said"),
     [

@@ -23,7 +23,14 @@ from dripcourse.courses.catalog import load_sources, sync_course
 from dripcourse.devtools.smtpserver import CapturingSMTPServer
 from dripcourse.sending.dispatch import Dispatcher
 from dripcourse.store.db import Database
-from dripcourse.store.models import AuditEntry, Delivery, Enrollment, Subscriber
+from dripcourse.store.models import (
+    AuditEntry,
+    Delivery,
+    Enrollment,
+    Subscriber,
+    SuppressionReason,
+)
+from dripcourse.store.queries import suppress
 from dripcourse.web.app import create_app
 
 pytestmark = pytest.mark.both_databases
@@ -206,3 +213,24 @@ def test_a_paused_or_unsubscribed_enrolment_gets_a_clear_page(
     left = client.post(bruno)
     assert left.status_code == 200 and "has ended: you unsubscribed" in left.text
     assert (state(strength, ADA[0]), state(strength, BRUNO[0])) == before
+
+
+def test_an_address_that_bounced_or_complained_is_not_promised_a_lesson(
+    strength, settings, clock, smtpd, client, wakes
+):
+    """A suppressed address gets no lesson (the ledger holds it): the page must not say one is on
+    its way, and the press changes nothing."""
+    clock.set(SIGN_UP)
+    run_until(strength, settings, clock, datetime(2027, 3, 9, 14, 0, tzinfo=UTC))
+    link = early_path(lessons_of(smtpd, ADA[0])[1])
+    with strength.transaction() as session:
+        suppress(session, ADA[0], SuppressionReason.COMPLAINT, clock.now(), "marked as spam")
+    clock.set(EARLY)
+    before = state(strength, ADA[0])
+
+    asked = client.post(link)
+
+    assert asked.status_code == 200
+    assert "on its way" not in asked.text
+    assert "no longer sends to your address, so no lesson was sent" in asked.text
+    assert state(strength, ADA[0]) == before and wakes == []

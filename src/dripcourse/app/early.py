@@ -9,7 +9,7 @@ the dispatcher schedules the one after it a cadence after it went out, as after 
 
 Once per lesson: asking again, or using an older lesson's link after the next one went out,
 changes nothing and says so. So does a link of an enrolment that is paused, unsubscribed or
-completed, or of a course that no longer allows it.
+completed, of an address no lesson may go to (suppressed), or of a course that no longer allows it.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dripcourse.app import audit
-from dripcourse.domain.policy import OPEN_DELIVERY
+from dripcourse.domain.policy import OPEN_DELIVERY, blocked_by
 from dripcourse.domain.schedule import next_lesson
 from dripcourse.errors import NotFound
 from dripcourse.store.models import Delivery, DeliveryKind, Enrollment, EnrollmentStatus, Lesson
-from dripcourse.store.queries import lesson_histories
+from dripcourse.store.queries import lesson_histories, suppression_of
 
 EARLY_ACTOR = "subscriber (early-lesson link)"
 EARLY_ACTION = "early lesson asked"
@@ -45,6 +45,9 @@ class Answer(enum.StrEnum):
     """The enrolment is paused, unsubscribed, completed or unconfirmed: nothing changed."""
     NOT_OFFERED = "not-offered"
     """The course no longer allows early lessons: nothing changed."""
+    HELD = "held"
+    """The address is suppressed (a bounce, a complaint, an operator): no lesson goes to it, so
+    none is promised and nothing changed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,9 @@ def ask_early(session: Session, enrollment_id: int, lesson_id: int, now: datetim
         return answer(Answer.NOT_RUNNING)
     if not settings.allow_early:
         return answer(Answer.NOT_OFFERED)
+    suppression = suppression_of(session, enrollment.subscriber.email)
+    if blocked_by(DeliveryKind.LESSON, suppression.reason if suppression else None):
+        return answer(Answer.HELD)
     lesson = session.get(Lesson, lesson_id)
     if lesson is None or lesson.course_id != course.id:
         raise NotFound("this link does not belong to a lesson of this course")

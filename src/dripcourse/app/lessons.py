@@ -217,5 +217,8 @@ def view_online(session: Session, builder: MessageBuilder, delivery_id: int) -> 
     course = session.scalars(
         select(Course).where(Course.id == jobs[0].course_id).options(selectinload(Course.lessons))
     ).one()
+    if jobs[0].kind == DeliveryKind.COMPLETION and course.settings.completion is None:
+        # completion.md was removed since: unlike a retired lesson, it is not kept.
+        raise NotFound("this email is no longer available")
     rendered, _ = builder.render(jobs[0], CourseView.of(course, builder.media_root))
     return rendered

@@ -20,7 +20,7 @@ from dripcourse.app import audit
 from dripcourse.app.cohorts import resume_in_cohort, starting_due
 from dripcourse.app.people import find_subscriber, get_subscriber, holder_of
 from dripcourse.courses.catalog import get_course
-from dripcourse.domain.enrolment import Admission, Change, admission, apply
+from dripcourse.domain.enrolment import RUNNING, Admission, Change, admission, apply
 from dripcourse.domain.fields import check_values
 from dripcourse.domain.policy import (
     CONFIRMATION_INTERVAL,
@@ -30,6 +30,7 @@ from dripcourse.domain.policy import (
     confirmation_slot,
 )
 from dripcourse.domain.schedule import resumed_due
+from dripcourse.domain.sequel import NEXT_COURSE_SOURCE
 from dripcourse.domain.validation import (
     check_timezone,
     clean_name,
@@ -38,6 +39,7 @@ from dripcourse.domain.validation import (
 )
 from dripcourse.errors import BadInput, Conflict, NotFound
 from dripcourse.store.models import (
+    Course,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
@@ -289,7 +291,29 @@ def unsubscribe_by_link(
         unsubscribe(session, enrollment.subscriber.email, now)
     else:
         end_enrollment(session, enrollment, now)
+        following = _carried_over_to(session, enrollment)
+        if following is not None:
+            # Enrolled on this course's consent (`[next] course`), announced by its last emails:
+            # their unsubscribe link must not leave the next course's lessons coming.
+            end_enrollment(session, following, now)
     return enrollment
+
+
+def _carried_over_to(session: Session, enrollment: Enrollment) -> Enrollment | None:
+    """The running enrolment in the course's next course that finishing this one made, if any."""
+    slug = enrollment.course.settings.next_course
+    if slug is None:
+        return None
+    return session.scalar(
+        select(Enrollment)
+        .join(Course, Enrollment.course_id == Course.id)
+        .where(
+            Course.slug == slug,
+            Enrollment.subscriber_id == enrollment.subscriber_id,
+            Enrollment.source == NEXT_COURSE_SOURCE,
+            Enrollment.status.in_(RUNNING),
+        )
+    )
 
 
 def end_enrollment(session: Session, enrollment: Enrollment, now: datetime) -> bool:

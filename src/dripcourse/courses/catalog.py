@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from dripcourse.courses.files import (
@@ -245,6 +245,8 @@ def sync_course(session: Session, source: CourseSource, now: datetime) -> SyncRe
     ]
     session.flush()
     _cancel_retired(session, course, now)
+    if settings.completion is None:
+        _cancel_completions(session, course)
     if report.added or report.retired or report.reordered:
         report.reopened = _reopen_finished(session, course, new_order, now)
     following = settings.next_course
@@ -292,6 +294,26 @@ def _store_media(session: Session, course: Course, media: CourseMedia, now: date
         added += 1
     session.flush()
     return added
+
+
+def _cancel_completions(session: Session, course: Course) -> None:
+    """Completion emails still waiting when completion.md is removed are cancelled: there is
+    nothing left to render them from (unlike a retired lesson, it is not kept)."""
+    session.execute(
+        update(Delivery)
+        .where(
+            Delivery.kind == DeliveryKind.COMPLETION,
+            Delivery.status == DeliveryStatus.PENDING,
+            Delivery.enrollment_id.in_(
+                select(Enrollment.id).where(Enrollment.course_id == course.id)
+            ),
+        )
+        .values(
+            status=DeliveryStatus.CANCELLED,
+            last_error="completion email removed: completion.md is no longer in the course",
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _cancel_retired(session: Session, course: Course, now: datetime) -> None:

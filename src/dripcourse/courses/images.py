@@ -93,6 +93,10 @@ def _process(data: bytes, file_name: str, use: Use) -> Processed:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as opened:
                 image_format = opened.format or ""
+                if image_format == "MPO":
+                    # A camera's JPEG with a depth map or preview appended (Multi-Picture
+                    # Format): a JPEG photo, whose first picture is the one shown.
+                    image_format = "JPEG"
                 if image_format not in READABLE:
                     raise ImageRefused(
                         f"a {image_format or 'file of unknown kind'}, not a PNG, JPEG, GIF or "

@@ -2,11 +2,12 @@
 and what `courses sync` stores.
 
 A course uses an image in three places: `[brand] logo` in course.toml, a Markdown image in a lesson
-body (`![Dead bug, start position](images/dead-bug.png)`), and the `thumbnail` of a `[[related]]`
-article (in course.toml or a lesson's front matter). Every one must be a file inside the course
-folder: a path relative to it, without `..`, that does not lead outside it through a symlink, and
-not an address (images are ours; an email must not fetch from elsewhere). Each is processed by
-`images.py`; a problem is said as `file:line: message` at the line that names the image.
+body (`![Dead bug, start position](images/dead-bug.png)`; completion.md counts as a lesson), and
+the `thumbnail` of a `[[related]]` article (in course.toml or a lesson's front matter). Every one
+must be a file inside the course folder: a path relative to it, without `..`, that does not lead
+outside it through a symlink, and not an address (images are ours; an email must not fetch from
+elsewhere). Each is processed by `images.py`; a problem is said as `file:line: message` at the
+line that names the image.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from dripcourse.courses.files import CourseSource, LessonSource, Problem
-from dripcourse.courses.images import ImageRefused, Processed, process
+from dripcourse.courses.images import MAX_SOURCE_BYTES, ImageRefused, Processed, process
 from dripcourse.domain.media import Picture, Use, display_size
 from dripcourse.mail.plaintext import markdown_images
 
@@ -119,6 +120,9 @@ def read_image_file(folder: Path, written: str) -> bytes:
         raise ImageRefused("leads outside the course folder (through a symlink)")
     if not real.is_file():
         raise ImageRefused("not a file")
+    if real.stat().st_size > MAX_SOURCE_BYTES:
+        # Said before reading: a video saved as .png must not be read into memory.
+        raise ImageRefused(f"the file is over {MAX_SOURCE_BYTES // (1024 * 1024)} MB")
     try:
         # O_NOFOLLOW-free on purpose: the resolved path was checked; open that one.
         with open(real, "rb") as opened:
@@ -140,7 +144,9 @@ def _references(source: CourseSource) -> list[_Reference]:
             if article.thumbnail is not None:
                 line = _line_of(toml_lines, article.thumbnail, "thumbnail")
                 found.append(_Reference(Use.THUMBNAIL, article.thumbnail, course_toml, line))
-    for lesson in source.lessons:
+    # The completion email is written like a lesson, so its images are a lesson's.
+    closing = [] if source.completion is None else [source.completion]
+    for lesson in [*source.lessons, *closing]:
         found.extend(_lesson_references(lesson))
     return found
 

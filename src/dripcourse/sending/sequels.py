@@ -6,7 +6,8 @@ costs a fixed number of statements, whatever its size: the finish (which returns
 it did finish, so a second worker that finishes the same one owes nothing), one read of those
 enrolments with their courses, one INSERT of the completion emails, and for the next course one
 read each of the courses, the suppressions and the enrolments already there, one INSERT of the
-new enrolments and one of their audit entries.
+new enrolments and one of their audit entries. (A completion email still waiting from an earlier
+finish, the course reopened by a lesson added before its slot, moves to the new slot.)
 
 Consent carries over: the new enrolment starts without a confirmation email, its `source` says
 `next-course`, it copies the finished one's consent evidence (the address and browser of the
@@ -36,6 +37,7 @@ from dripcourse.store.models import (
     Course,
     Delivery,
     DeliveryKind,
+    DeliveryStatus,
     Enrollment,
     EnrollmentStatus,
     Subscriber,
@@ -84,14 +86,22 @@ def _owe_completions(
         if course.settings.completion is not None
     ]
     insert_into = upsert_insert(session)
+    table = Delivery.__table__.c
     for group in chunks(owed):
         # Once per enrolment (`uq_deliveries_completion_once`): a course finished again after a
-        # lesson was added owes no second one.
+        # lesson was added owes no second one. One still waiting from the first finish (the
+        # lesson was added before its slot) moves to the new slot: it keeps the rhythm after the
+        # new last lesson instead of going out with it.
+        statement = insert_into(Delivery).values(list(group))
         session.execute(
-            insert_into(Delivery)
-            .values(list(group))
-            .on_conflict_do_nothing(
-                index_elements=["enrollment_id"], index_where=text("kind = 'completion'")
+            statement.on_conflict_do_update(
+                index_elements=["enrollment_id"],
+                index_where=text("kind = 'completion'"),
+                set_={
+                    "due_at": statement.excluded.due_at,
+                    "next_attempt_at": statement.excluded.next_attempt_at,
+                },
+                where=(table.status == DeliveryStatus.PENDING) & (table.attempts == 0),
             )
         )
 

@@ -87,6 +87,11 @@ def _answer_words(result: EarlyResult) -> tuple[str, list[str]]:
             return "That was the last lesson", [
                 f"You have had every lesson of {result.course_title}. Well done!",
             ]
+        case Answer.HELD:
+            return "Nothing to send", [
+                f"{result.course_title} no longer sends to your address, so no lesson was sent. "
+                "If you did not mean that, write to us and we will sort it out.",
+            ]
         case Answer.NOT_OFFERED:
             return "Not available", [
                 f"{result.course_title} no longer sends lessons early: the next one comes on "
