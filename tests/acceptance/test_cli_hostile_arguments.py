@@ -206,6 +206,7 @@ TIMELESS = {
     ("demo",),
     ("lessons", "list"),
     ("lessons", "preview"),
+    ("media", "export"),
     ("operators", "list"),
     ("preview",),
     ("queue",),
