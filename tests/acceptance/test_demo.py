@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -28,3 +29,8 @@ def test_the_demo_sends_each_lesson_at_eight_local_and_nothing_after_an_unsubscr
     # Five weeks: five lessons each, but Bruno left after his third.
     assert received == {"ada": 5, "bruno": 3, "chiara": 5}
     assert "Hi Ada," in (folder / "lesson-01.html").read_text(encoding="utf-8")
+    # The page opened from a file shows the course's images, exported beside it.
+    page = (folder / "lesson-01.html").read_text(encoding="utf-8")
+    sources = re.findall(r'<img[^>]*\bsrc="([^"]*)"', page)
+    assert sources and all(src.startswith("media/runners/") for src in sources), sources
+    assert all((folder / src).is_file() for src in sources)

@@ -16,7 +16,7 @@ from importlib.resources import files
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from dripcourse.app import overview, subscriptions
+from dripcourse.app import media, overview, subscriptions
 from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
@@ -96,8 +96,12 @@ def run_demo(folder: Path, weeks: int, courses_dir: Path, echo: Callable[[str], 
         dispatcher = Dispatcher(database, settings, load_backend(server.url), clock)
         _simulate(database, dispatcher, clock, START + timedelta(weeks=weeks), echo)
         received = server.messages
+        # The lesson page written below is opened from a file, where BASE_URL/media is not
+        # served: the course's images go beside it, as `dripcourse media export` writes them.
+        with database.read() as session:
+            media.export(session, folder / "media")
         database.dispose()
-    _report(received, folder, echo)
+    _report(received, folder, f"{settings.base_url}/media/", echo)
 
 
 def _simulate(
@@ -132,7 +136,9 @@ def _simulate(
             sent_to_leaver += 1
 
 
-def _report(received: list[ReceivedMessage], folder: Path, echo: Callable[[str], None]) -> None:
+def _report(
+    received: list[ReceivedMessage], folder: Path, media_url: str, echo: Callable[[str], None]
+) -> None:
     echo(f"\nThe SMTP server received {len(received)} messages:")
     for person in PEOPLE:
         mine = [m for m in received if person.email in m.rcpt_tos]
@@ -145,5 +151,7 @@ def _report(received: list[ReceivedMessage], folder: Path, echo: Callable[[str],
     html = first.message.get_body(("html",)) if first else None
     if html is not None:
         page = folder / "lesson-01.html"
-        write_private(page, html.get_content().encode("utf-8"))
+        # Only this local copy points at the exported images; the .eml files stay as sent.
+        local = html.get_content().replace(f'src="{media_url}', 'src="media/')
+        write_private(page, local.encode("utf-8"))
         echo(f"Open {page} in a browser to see lesson 1 as {PEOPLE[0].name} got it.")
