@@ -91,6 +91,14 @@ def test_an_unknown_key_in_course_toml_is_reported_once(runners: Path) -> None:
     assert problems(runners) == [f"{toml}:5: unknown setting 'colour'"]
 
 
+def test_a_course_toml_section_name_in_a_lesson_is_an_unknown_setting(runners: Path) -> None:
+    # `theme` is a table of course.toml, not a key of a lesson's front matter.
+    lesson = runners / "01-feet.md"
+    replace_line(lesson, 4, "title = ", 'title = "Feet first"', 'theme = "dark"')
+
+    assert problems(runners) == [f"{lesson}:5: unknown setting 'theme'"]
+
+
 def test_an_unknown_key_in_a_section_is_reported_at_its_line(runners: Path) -> None:
     toml = runners / "course.toml"
     replace_line(toml, 13, "send_time = ", 'send_time = "08:00"', 'sendtime = "07:00"')
