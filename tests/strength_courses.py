@@ -5,7 +5,16 @@ Written here in our own words, not copied from any real course."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
+
+from dripcourse.app import overview
+from dripcourse.backends import load_backend
+from dripcourse.clock import FixedClock
+from dripcourse.config import Settings
+from dripcourse.sending.dispatch import Dispatcher, Sent
+from dripcourse.store.db import Database
 
 COMMON = """
 brand = "Northside Physio"
@@ -89,3 +98,30 @@ def write_strength_courses(
             (folder / name).write_text(lesson_text(subject, title))
     if completion:
         (courses_dir / "strength-phase-1" / "completion.md").write_text(COMPLETION)
+
+
+def run_passes(
+    database: Database,
+    settings: Settings,
+    clock: FixedClock,
+    end: datetime,
+    *,
+    step: timedelta = timedelta(minutes=30),
+    on_outcome: Callable[[Sent], None] | None = None,
+) -> None:
+    """Dispatcher passes from the clock's time up to `end`, as a scheduler waking every `step`
+    would run them, but only those that can find something due: from one pass the clock jumps to
+    the next step at or after the next due instant (a pass at any step before it would find
+    nothing). The clock ends on the last step at or before `end`, as a step-by-step loop leaves it."""
+    backend = load_backend(settings.email_backend)
+    start = at = clock.now()
+    while at <= end:
+        clock.set(at)
+        Dispatcher(database, settings, backend, clock).run_pass(on_outcome=on_outcome)
+        with database.read() as session:
+            due = overview.status(session, at).next_due
+        if due is None:
+            break
+        # The first step at or after `due`, and never the same step twice.
+        at = max(start + step * -((start - due) // step), at + step)
+    clock.set(start + step * ((end - start) // step))

@@ -5,20 +5,18 @@ the next course, with the consent carried over; dates cross Toronto's spring DST
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from strength_courses import lesson_text, write_strength_courses
+from strength_courses import lesson_text, run_passes, write_strength_courses
 
 from dripcourse.app import subscriptions
-from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
 from dripcourse.courses.catalog import load_sources, sync_course
 from dripcourse.devtools.smtpserver import CapturingSMTPServer
-from dripcourse.sending.dispatch import Dispatcher
 from dripcourse.store.db import Database
 from dripcourse.store.models import (
     AuditEntry,
@@ -67,15 +65,13 @@ def run_until(
 ) -> list[tuple[datetime, str, str]]:
     """Dispatcher passes every half hour up to `end`: (when it went, to whom, subject)."""
     arrived: list[tuple[datetime, str, str]] = []
-    backend = load_backend(settings.email_backend)
-    at = clock.now()
-    while at <= end:
-        clock.set(at)
-        report = Dispatcher(database, settings, backend, clock).run_pass(
-            on_outcome=lambda sent: arrived.append((clock.now(), sent.email, sent.status))
-        )
-        del report
-        at += timedelta(minutes=30)
+    run_passes(
+        database,
+        settings,
+        clock,
+        end,
+        on_outcome=lambda sent: arrived.append((clock.now(), sent.email, sent.status)),
+    )
     return arrived
 
 

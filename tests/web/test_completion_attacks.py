@@ -12,15 +12,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from strength_courses import write_strength_courses
+from strength_courses import run_passes, write_strength_courses
 
 from dripcourse.app import subscriptions
-from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
 from dripcourse.courses.catalog import load_sources, sync_course
 from dripcourse.devtools.smtpserver import CapturingSMTPServer
-from dripcourse.sending.dispatch import Dispatcher
 from dripcourse.store.db import Database
 from dripcourse.store.models import Delivery, DeliveryKind, Enrollment, Subscriber
 from dripcourse.web.app import create_app
@@ -55,11 +53,8 @@ def enrol_and_run(database: Database, settings: Settings, clock: FixedClock, end
 def run_until(
     database: Database, settings: Settings, clock: FixedClock, at: datetime, end: datetime
 ) -> None:
-    backend = load_backend(settings.email_backend)
-    while at <= end:
-        clock.set(at)
-        Dispatcher(database, settings, backend, clock).run_pass()
-        at += timedelta(hours=2)
+    clock.set(at)
+    run_passes(database, settings, clock, end, step=timedelta(hours=2))
 
 
 def test_view_online_of_a_completion_email_whose_file_was_removed_is_a_404(

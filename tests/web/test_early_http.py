@@ -13,15 +13,13 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from strength_courses import write_strength_courses
+from strength_courses import run_passes, write_strength_courses
 
 from dripcourse.app import subscriptions
-from dripcourse.backends import load_backend
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
 from dripcourse.courses.catalog import load_sources, sync_course
 from dripcourse.devtools.smtpserver import CapturingSMTPServer
-from dripcourse.sending.dispatch import Dispatcher
 from dripcourse.store.db import Database
 from dripcourse.store.models import (
     AuditEntry,
@@ -73,12 +71,7 @@ def client(strength, settings, clock, wakes) -> TestClient:
 
 def run_until(database: Database, settings: Settings, clock: FixedClock, end: datetime) -> None:
     """Dispatcher passes every half hour from the clock's time up to `end`."""
-    backend = load_backend(settings.email_backend)
-    at = clock.now()
-    while at <= end:
-        clock.set(at)
-        Dispatcher(database, settings, backend, clock).run_pass()
-        at += timedelta(minutes=30)
+    run_passes(database, settings, clock, end)
 
 
 def lessons_of(smtpd: CapturingSMTPServer, email: str) -> list[EmailMessage]:
