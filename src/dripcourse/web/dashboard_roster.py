@@ -218,7 +218,10 @@ def import_status(
     job = jobs_of(request).get(job_id)
     if job is None:
         raise NotFound("no such import: it finished more than an hour ago, or never was")
-    refreshing = job.running and refresh != "off"
+    # Read once: the import runs in another thread, and the page and its Refresh header must
+    # tell the same story (a job that ends between two reads would refresh its own report).
+    running = job.running
+    refreshing = running and refresh != "off"
     response = render(
         request,
         operator,
@@ -226,6 +229,7 @@ def import_status(
         title="Import",
         section="subscribers",
         job=job,
+        running=running,
         refreshing=refreshing,
     )
     if refreshing:
