@@ -25,7 +25,7 @@ from dripcourse.devtools.smtpserver import CapturingSMTPServer, ReceivedMessage
 from dripcourse.sending.dispatch import Dispatcher, Sent
 from dripcourse.store import migrations
 from dripcourse.store.db import Database
-from dripcourse.store.privatefiles import make_private_dir, write_private
+from dripcourse.store.privatefiles import make_private_dir, tighten, write_private
 
 COURSE = "runners"
 # Early March: the demo's weeks cross the clock changes of North America (8 March), Europe
@@ -100,6 +100,8 @@ def run_demo(folder: Path, weeks: int, courses_dir: Path, echo: Callable[[str], 
         # served: the course's images go beside it, as `dripcourse media export` writes them.
         with database.read() as session:
             media.export(session, folder / "media")
+        for path in [folder / "media", *(folder / "media").rglob("*")]:
+            tighten(path)  # the demo's folder is private, the copies of the images too
         database.dispose()
     _report(received, folder, f"{settings.base_url}/media/", echo)
 
