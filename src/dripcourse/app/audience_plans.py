@@ -14,8 +14,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dripcourse.domain.audiences import Audience, describe, lesson_is_for
-from dripcourse.domain.fields import FieldSpec
+from dripcourse.domain.audiences import Audiences, describe
 from dripcourse.store.models import Course, Enrollment, EnrollmentStatus
 
 
@@ -41,23 +40,8 @@ class Skip:
         return f"skipped: {self.audience}"
 
 
-@dataclass(frozen=True, slots=True)
-class Audiences:
-    """The audience of each lesson that has one, by key."""
-
-    by_key: dict[str, Audience]
-
-    def is_for(
-        self, fields: Mapping[str, Any], declared: Sequence[FieldSpec]
-    ) -> Callable[[str], bool]:
-        """Whether lesson `key` is for a person with these stored values."""
-        return lambda key: lesson_is_for(self.by_key.get(key), fields, declared)
-
-
 def audience_of(lessons: Iterable[_HasData]) -> Audiences:
-    return Audiences(
-        {lesson.key: lesson.data["audience"] for lesson in lessons if lesson.data.get("audience")}
-    )
+    return Audiences.of((lesson.key, lesson.data) for lesson in lessons)
 
 
 def skips(

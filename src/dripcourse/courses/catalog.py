@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -26,7 +25,7 @@ from dripcourse.courses.files import (
     read_course,
 )
 from dripcourse.courses.media import CourseMedia, collect_media
-from dripcourse.domain.audiences import lesson_is_for, next_lesson_for
+from dripcourse.domain.audiences import Audiences, next_lesson_for
 from dripcourse.domain.cohort import due_after_history
 from dripcourse.domain.completion import COMPLETION_FILE, COMPLETION_KEY
 from dripcourse.domain.enrolment import Change, apply
@@ -346,21 +345,16 @@ def _reopen_finished(session: Session, course: Course, order: list[str], now: da
     rhythm = course.settings.rhythm
     histories = lesson_histories(session, [enrollment.id for enrollment in finished])
     # A lesson for an audience they are outside reopens nothing (domain/audiences.py).
-    audiences = {
-        key: data["audience"]
-        for key, data in session.execute(
+    audiences = Audiences.of(
+        session.execute(
             select(Lesson.key, Lesson.data).where(Lesson.course_id == course.id, Lesson.is_current)
-        )
-        if (data or {}).get("audience")
-    }
+        ).tuples()
+    )
     declared = course.settings.fields
     reopened = 0
     for enrollment in finished:
         history = histories[enrollment.id]
-
-        def is_for(key: str, fields: dict[str, Any] = enrollment.fields) -> bool:
-            return lesson_is_for(audiences.get(key), fields, declared)
-
+        is_for = audiences.is_for(enrollment.fields, declared)
         if next_lesson_for(order, [had.key for had in history], is_for)[0] is None:
             continue
         zone = ZoneInfo(enrollment.subscriber.timezone)

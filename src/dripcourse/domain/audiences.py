@@ -8,7 +8,8 @@ The rules are pure: the ledger, the timeline, the calendar and the report ask th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from dripcourse.domain.fields import FieldSpec, complete
@@ -50,6 +51,28 @@ def lesson_is_for(
         return True
     values = complete(fields, declared)
     return all(values.get(name, "") in allowed for name, allowed in audience.items())
+
+
+@dataclass(frozen=True, slots=True)
+class Audiences:
+    """The audience of each lesson of a course that has one, by key: "is this lesson for this
+    person", asked alike by the ledger, the catalog (reopening a finished course) and the plans."""
+
+    by_key: Mapping[str, Audience]
+
+    @classmethod
+    def of(cls, lessons: Iterable[tuple[str, Mapping[str, Any] | None]]) -> Audiences:
+        """From each lesson's key and data (its front matter, as stored)."""
+        return cls(
+            {key: data["audience"] for key, data in lessons if data and data.get("audience")}
+        )
+
+    def is_for(
+        self, fields: Mapping[str, Any] | None, declared: Sequence[FieldSpec]
+    ) -> Callable[[str], bool]:
+        """Whether lesson `key` is for a person with these stored values."""
+        values = fields or {}
+        return lambda key: lesson_is_for(self.by_key.get(key), values, declared)
 
 
 def describe(audience: Audience) -> str:

@@ -7,8 +7,8 @@ one to read when reasoning about concurrency: on PostgreSQL `FOR UPDATE SKIP LOC
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, cast
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Table, and_, func, or_, select, text, true, update
 from sqlalchemy.orm import Session
 
-from dripcourse.domain.audiences import lesson_is_for
+from dripcourse.domain.audiences import Audiences
 from dripcourse.domain.cohort import owed_at, owed_lesson
 from dripcourse.domain.delivery import Job
 from dripcourse.domain.policy import SENDABLE_WHILE, blocked_by, owed_delivery
@@ -109,7 +109,7 @@ def materialise_due(session: Session, now: datetime, limit: int) -> int:
         # lesson for an audience they are outside is passed over: the next one for them is owed
         # at this same time, so they lose no week (domain/audiences.py).
         settings, zone = course.course.settings, ZoneInfo(row.timezone)
-        is_for = course.for_person(row.fields)
+        is_for = course.audiences.is_for(row.fields, settings.fields)
         key = owed_lesson(
             course.keys, history, row.next_due_at, zone, settings.rhythm, settings.cohort, is_for
         )
@@ -287,33 +287,35 @@ def release(session: Session, jobs: Sequence[Job], worker: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class _LessonOrder:
-    """A course as materialising needs it: its current lessons in order, and the course itself
-    (for the Message-ID of what it owes)."""
+    """A course as materialising needs it: its current lessons in order, whom each is for, and
+    the course itself (for the Message-ID of what it owes)."""
 
     course: Course
-    keys: list[str] = field(default_factory=list)
-    lesson_ids: dict[str, int] = field(default_factory=dict)
-    audiences: dict[str, Any] = field(default_factory=dict)
-    """The lessons for an audience only: key -> front matter `audience`."""
-
-    def for_person(self, fields: dict[str, Any] | None) -> Callable[[str], bool]:
-        declared = self.course.settings.fields
-        return lambda key: lesson_is_for(self.audiences.get(key), fields or {}, declared)
+    keys: list[str]
+    lesson_ids: dict[str, int]
+    audiences: Audiences
 
 
 def _lesson_orders(session: Session, course_ids: set[int]) -> dict[int, _LessonOrder]:
     # One query for the courses and their current lessons (a course without any still comes).
-    orders: dict[int, _LessonOrder] = {}
+    courses: dict[int, Course] = {}
+    lessons: dict[int, list[tuple[str, int, dict[str, Any] | None]]] = {}
     for course, key, lesson_id, data in session.execute(
         select(Course, Lesson.key, Lesson.id, Lesson.data)
         .outerjoin(Lesson, and_(Lesson.course_id == Course.id, Lesson.is_current))
         .where(Course.id.in_(course_ids))
         .order_by(Course.id, Lesson.position)
     ):
-        order = orders.setdefault(course.id, _LessonOrder(course))
+        courses[course.id] = course
+        rows = lessons.setdefault(course.id, [])
         if key is not None:
-            order.keys.append(key)
-            order.lesson_ids[key] = lesson_id
-            if (data or {}).get("audience"):
-                order.audiences[key] = data["audience"]
-    return orders
+            rows.append((key, lesson_id, data))
+    return {
+        course_id: _LessonOrder(
+            course,
+            keys=[key for key, _, _ in lessons[course_id]],
+            lesson_ids={key: lesson_id for key, lesson_id, _ in lessons[course_id]},
+            audiences=Audiences.of((key, data) for key, _, data in lessons[course_id]),
+        )
+        for course_id, course in courses.items()
+    }
