@@ -80,7 +80,8 @@ def live_api(settings: Settings, synced: Database, clock: FixedClock) -> Iterato
             )
     app = create_app(settings.with_overrides(api_token="t1,t2"), synced, clock)
     with serving(app) as url:
-        assert httpx.get(f"{url}/openapi.json").json() == schema.raw_schema
+        # A generous timeout: on a busy machine the first answer (the schema made) may take seconds.
+        assert httpx.get(f"{url}/openapi.json", timeout=60).json() == schema.raw_schema
         yield url
 
 
