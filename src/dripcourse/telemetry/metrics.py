@@ -150,24 +150,20 @@ def on_commit(session: Session, count: Callable[[], Any]) -> None:
     pending: list[Callable[[], Any]] | None = session.info.get(_PENDING)
     if pending is None:
         pending = session.info[_PENDING] = []
+        # Listened to for the life of the session (one unit of work): a listener cannot be
+        # removed while the event runs it.
         event.listen(session, "after_commit", _flush)
         event.listen(session, "after_rollback", _forget)
     pending.append(count)
 
 
 def _flush(session: Session) -> None:
-    pending = session.info.pop(_PENDING, [])
-    _unlisten(session)
+    pending = session.info.get(_PENDING) or []
+    session.info[_PENDING] = []
     for count in pending:
         count()
 
 
 def _forget(session: Session) -> None:
-    session.info.pop(_PENDING, None)
-    _unlisten(session)
-
-
-def _unlisten(session: Session) -> None:
-    for name, handler in (("after_commit", _flush), ("after_rollback", _forget)):
-        if event.contains(session, name, handler):
-            event.remove(session, name, handler)
+    if session.info.get(_PENDING):
+        session.info[_PENDING] = []
