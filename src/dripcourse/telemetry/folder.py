@@ -24,6 +24,7 @@ import hashlib
 import importlib
 import os
 import stat
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -58,10 +59,14 @@ def folder_for(settings: Settings) -> Path:
     return Path(tempfile.gettempdir()) / f"dripcourse-metrics-{os.geteuid()}-{digest}"
 
 
-def prepare(settings: Settings) -> Path:
+def prepare(settings: Settings) -> Path | None:
     """Point prometheus_client at this deployment's folder; call before anything is counted. The
     folder is made at the first count (`ensure_current`), or checked at once by `claim`."""
     path = folder_for(settings).absolute()
+    if "prometheus_client" in sys.modules and current() != path:
+        # Too late for this process (a program that runs several commands in one, as tests do):
+        # the library chose where counts go when it was imported. Say where they really go.
+        return current()
     os.environ[ENV] = str(path)
     return path
 
