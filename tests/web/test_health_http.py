@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from api_server import serving
 
 from dripcourse import __version__
 from dripcourse.clock import FixedClock
@@ -18,7 +19,6 @@ from dripcourse.config import Settings
 from dripcourse.store.db import Database
 from dripcourse.web import health
 from dripcourse.web.app import create_app
-from api_server import serving
 
 
 def get(url: str) -> httpx.Response:
@@ -33,6 +33,7 @@ def test_healthz_answers_without_a_token(settings: Settings, database: Database,
     assert answer.headers["cache-control"] == "no-store"
 
 
+@pytest.mark.both_databases
 def test_readyz_with_a_migrated_database(settings: Settings, database: Database, clock) -> None:
     with serving(create_app(settings, database, clock)) as url:
         answer = get(f"{url}/readyz")
