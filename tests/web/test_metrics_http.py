@@ -59,6 +59,7 @@ def test_metrics_need_an_operator_token(with_token: Settings, synced: Database, 
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"] == "Bearer"
         assert "dripcourse_" not in refused.text
+        assert refused.json() == {"error": "a valid bearer token is required"}
     assert right.status_code == 200
     assert right.headers["content-type"].startswith("text/plain; version=")
 

@@ -209,7 +209,8 @@ _TITLES = {
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    # /metrics is read by Prometheus, not a person: its refusals are JSON like the API's.
+    return request.url.path.startswith("/api/") or request.url.path == "/metrics"
 
 
 def jsonable_errors(exc: RequestValidationError) -> list[dict[str, object]]:
