@@ -34,7 +34,12 @@ _SECRETS: set[str] = set()
 _SHORTEST_SECRET = 6
 
 # What every LogRecord has; anything else on a record came from a call's `extra`.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# uvicorn's `color_message` is its message again with terminal colours: noise for a shipper.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def keep_secret(values: Iterable[str | None]) -> None:
