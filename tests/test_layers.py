@@ -3,7 +3,7 @@ way, from the shells down to the domain. A module may import from its own packag
 layers below it; never from a layer above, nor from a neighbour on its own level. Every import
 counts, those inside functions and under TYPE_CHECKING too: a lazy import is still a dependency.
 
-    errors, clock < domain < config < store < mail | backends < courses < app | sending
+    errors, clock < domain < config < telemetry < store < mail | backends < courses < app | sending
         < devtools < web < cli < __main__
 """
 
@@ -17,6 +17,7 @@ LAYERS: list[set[str]] = [
     {"__init__", "errors", "clock"},
     {"domain"},
     {"config"},
+    {"telemetry"},
     {"store"},
     {"mail", "backends"},
     {"courses"},

@@ -97,6 +97,10 @@ class Settings:
     """Where course images are served when a CDN serves them (`https://cdn.example/media`): their
     URLs are then `<media_url>/<course>/<name>`, and `dripcourse media export DIR` writes the files
     to upload there. Empty: the HTTP side serves them at `<base_url>/media/<course>/<name>`."""
+    metrics_dir: Path | None = None
+    """Where every process writes its counts for `/metrics` (Prometheus multiprocess mode); unset:
+    `<file>-metrics/` beside an SQLite database, else a private folder in the temporary folder
+    named after the database (`telemetry/folder.py`)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property

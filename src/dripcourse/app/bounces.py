@@ -61,6 +61,7 @@ from dripcourse.store.models import (
 )
 from dripcourse.store.privatefiles import make_private_dir
 from dripcourse.store.queries import secret_key, suppress, suppression_of
+from dripcourse.telemetry.metrics import count_bounce
 
 QUARANTINE = "quarantine"
 
@@ -256,6 +257,7 @@ def _outcome(
     else:
         result.complaints += 1
     _record_on(delivery, report.kind, now)
+    count_bounce(session, str(report.kind))
     _audit(session, delivery, report, now)
     _apply(session, delivery.enrollment.subscriber, report, now, soft_limit, result)
     return str(report.kind)

@@ -49,6 +49,7 @@ from dripcourse.store.models import (
     SuppressionReason,
 )
 from dripcourse.store.queries import new_delivery, suppress, suppression_of
+from dripcourse.telemetry.metrics import count_confirmation, count_signup
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,8 @@ def subscribe(
         session.flush()
     elif confirmed and values:
         enrollment.fields = {**enrollment.fields, **values}
+    if decision is not Admission.ALREADY_IN:
+        count_signup(session, course.slug)
     if decision is Admission.ALREADY_IN:
         if created:
             _audit(session, now, actor, "subscribed", subscriber, course.slug)
@@ -231,6 +234,7 @@ def confirm(
     _lift_own_unsubscribe(session, enrollment.subscriber.email)
     enrollment.confirm_ip, enrollment.confirm_user_agent = (evidence or Evidence()).clipped()
     activate(session, enrollment, now)
+    count_confirmation(session, enrollment.course.slug)
     return True
 
 

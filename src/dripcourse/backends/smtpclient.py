@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import smtplib
 import socket
+import time
 from dataclasses import dataclass
 from typing import BinaryIO, Literal
 
 from dripcourse.backends.base import OutgoingMessage
+from dripcourse.telemetry.metrics import record_smtp_reply
 
 Stage = Literal["MAIL", "RCPT", "DATA", "END"]
 """The command whose reply settled a transaction; END is the reply to the content's final dot."""
@@ -90,9 +92,11 @@ class Pipeline:
         commands = envelope_commands(message.sender, message.recipient, options)
         verdicts: list[Verdict] = []
         pending, self._pending = self._pending, None
+        sent = time.perf_counter()
         self._sock.sendall(pending[1] + commands if pending else commands)
         if pending:
             end = self._read()
+            record_smtp_reply(time.perf_counter() - sent)
             verdicts.append(Verdict(pending[0], "END", end))
             if end.code == _CLOSING:
                 return verdicts
@@ -121,8 +125,11 @@ class Pipeline:
         pending, self._pending = self._pending, None
         if pending is None:
             return []
+        sent = time.perf_counter()
         self._sock.sendall(pending[1])
-        return [Verdict(pending[0], "END", self._read())]
+        end = self._read()
+        record_smtp_reply(time.perf_counter() - sent)
+        return [Verdict(pending[0], "END", end)]
 
     def reset(self) -> Reply:
         """RSET (RFC 5321 4.1.1.5): forget a transaction that ended before its content."""
@@ -138,6 +145,7 @@ class Pipeline:
 
 def send_one(connection: smtplib.SMTP, message: OutgoingMessage, options: list[str]) -> Verdict:
     """One transaction the plain way, a round trip per command (smtplib's `sendmail`)."""
+    started = time.perf_counter()
     try:
         connection.sendmail(
             message.sender, [message.recipient], crlf_lines(message.data), mail_options=options
@@ -150,6 +158,7 @@ def send_one(connection: smtplib.SMTP, message: OutgoingMessage, options: list[s
     except smtplib.SMTPResponseException as exc:  # SMTPDataError, or a late HELO error
         return Verdict(message, "END", Reply(exc.smtp_code, exc.smtp_error))
     # smtplib keeps the final reply to itself; it raised for anything but 250.
+    record_smtp_reply(time.perf_counter() - started)
     return Verdict(message, "END", Reply(250, b""))
 
 

@@ -28,6 +28,7 @@ from dripcourse.errors import BadInput, DripcourseError
 from dripcourse.mail.dkim import signer_for
 from dripcourse.store import migrations
 from dripcourse.store.db import Database, sqlite_path
+from dripcourse.telemetry import folder, logs
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,6 +39,7 @@ class App:
 
     settings: Settings
     clock: Clock = field(default_factory=SystemClock)
+    log_format: str = "text"
     _database: Database | None = None
 
     def database(self, *, require_schema: bool = True) -> Database:
@@ -98,24 +100,32 @@ def now_option(command: F) -> F:
     help="A TOML file of settings; DRIPCOURSE_* variables override it.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log what happens (to stderr).")
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default="text",
+    envvar="DRIPCOURSE_LOG_FORMAT",
+    show_envvar=True,
+    help="How log lines on stderr look: text for people, json (one object a line) for shippers.",
+)
 @click.version_option(package_name="dripcourse")
 @click.pass_context
-def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
+def cli(ctx: click.Context, config: Path | None, verbose: bool, log_format: str) -> None:
     """dripcourse: drip email courses written as files, sent at each subscriber's own
     local send time.
 
     Settings come from DRIPCOURSE_DATABASE_URL, DRIPCOURSE_EMAIL_BACKEND, DRIPCOURSE_BASE_URL,
     DRIPCOURSE_COURSES_DIR and DRIPCOURSE_SECRET_KEY (or a --config file).
     """
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(log_format, logging.INFO if verbose else logging.WARNING)
     settings = load_settings(config)
+    logs.keep_secret(logs.secret_values(settings))
+    # Before anything counts: every process of the deployment counts into one folder (its children
+    # inherit the variable), which /metrics adds up.
+    folder.prepare(settings)
     # Checked at start-up, so that a bad DKIM key is one clear line and not a failure in every send.
     signer_for(settings)
-    app = App(settings=settings)
+    app = App(settings=settings, log_format=log_format)
     ctx.obj = app
     ctx.call_on_close(app.close)
 

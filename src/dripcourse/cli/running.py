@@ -9,6 +9,7 @@ from dripcourse.app.housekeeping import daily
 from dripcourse.cli.main import App, local_time, now_option, pass_app, utc_time
 from dripcourse.sending.dispatch import Dispatcher, Sent
 from dripcourse.sending.scheduler import Scheduler, run_forever
+from dripcourse.telemetry import folder
 
 
 def print_outcome(outcome: Sent) -> None:
@@ -55,6 +56,7 @@ def run(app: App) -> None:
     """Run the scheduler in the foreground: a dispatch pass every DRIPCOURSE_DISPATCH_INTERVAL
     seconds, housekeeping daily. Ctrl-C or SIGTERM finishes the message in flight and exits."""
     database = app.database()
+    folder.claim()
     dispatcher = Dispatcher(database, app.settings, app.backend(), app.clock)
     click.echo(
         f"dripcourse running: dispatch every {app.settings.dispatch_interval}s "

@@ -10,8 +10,10 @@ from dripcourse.app.housekeeping import daily
 from dripcourse.cli.main import App, pass_app
 from dripcourse.sending.dispatch import Dispatcher
 from dripcourse.sending.scheduler import Scheduler
+from dripcourse.telemetry import folder
 
 log = logging.getLogger(__name__)
+access = logging.getLogger("dripcourse.access")
 
 
 @click.command("serve")
@@ -36,6 +38,12 @@ def serve(app: App, host: str, port: int, no_scheduler: bool, quiet: bool) -> No
     from dripcourse.web.app import create_app
 
     database = app.database()
+    folder.claim()
+    json_logs = app.log_format == "json"
+    write_access = (lambda line: access.info(line)) if json_logs else _echo
+    if json_logs:
+        # Request lines are what a log shipper is for: written whatever -v says.
+        access.setLevel(logging.INFO)
     scheduler = None
     if not no_scheduler:
         dispatcher = Dispatcher(database, app.settings, app.backend(), app.clock)
@@ -46,21 +54,37 @@ def serve(app: App, host: str, port: int, no_scheduler: bool, quiet: bool) -> No
         database,
         app.clock,
         wake=scheduler.wake if scheduler else lambda: None,
-        access_log=None if quiet else lambda line: click.echo(line, err=True),
+        access_log=None if quiet else write_access,
+        scheduler_alive=scheduler.alive if scheduler else None,
     )
     if scheduler is not None:
         scheduler.start()
-    click.echo(f"dripcourse serving on http://{host}:{port} (Ctrl-C to stop)", err=True)
+    started = f"dripcourse serving on http://{host}:{port} (Ctrl-C to stop)"
+    if json_logs:
+        access.info(started)
+    else:
+        click.echo(started, err=True)
     try:
         # uvicorn handles SIGINT/SIGTERM itself and returns after a graceful shutdown.
         # uvicorn's own access log would write the signed tokens of confirm and unsubscribe
         # links; ours (web/accesslog.py) leaves them out.
+        # With JSON logs uvicorn keeps its own logging unconfigured: its lines go to ours.
         uvicorn.run(
-            web, host=host, port=port, log_level="info", proxy_headers=True, access_log=False
+            web,
+            host=host,
+            port=port,
+            log_level="info",
+            proxy_headers=True,
+            access_log=False,
+            log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG,
         )
     finally:
         if scheduler is not None:
             scheduler.shutdown()
+
+
+def _echo(line: str) -> None:
+    click.echo(line, err=True)
 
 
 def register(cli: click.Group) -> None:

@@ -47,6 +47,7 @@ from dripcourse.sending.outcomes import record_outcomes
 from dripcourse.sending.preparation import Preparation, ReadyGroup, reason
 from dripcourse.store.db import Database
 from dripcourse.store.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
+from dripcourse.telemetry.metrics import record_message, record_pass
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +105,14 @@ class Dispatcher:
 
         A backlog of several batches is shared with helper processes that do the same.
         """
+        started = time.perf_counter()
         helpers = self._helpers_for(workers)
         with ProcessPool(helpers, self.settings, self.clock, print_outcomes=on_outcome) as pool:
             report = self.drain(on_outcome, share=helpers + 1)
             for other in pool.results():
                 report.materialised += other.materialised
                 report.counts.update(other.counts)
+        record_pass(time.perf_counter() - started)
         log.info(
             "pass done: %d owed, %d sent, %d to retry, %d failed, %d cancelled",
             report.materialised,
@@ -158,6 +161,7 @@ class Dispatcher:
                     opened = True
                 for outcome in self._deliver(group):
                     report.counts[outcome.status] += 1
+                    record_message(outcome.course, outcome.status)
                     if on_outcome is not None:
                         on_outcome(outcome)
         report.materialised = self._preparation.materialised - materialised_before

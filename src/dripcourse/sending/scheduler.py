@@ -65,6 +65,10 @@ class Scheduler:
     def start(self) -> None:
         self._scheduler.start()
 
+    def alive(self) -> bool:
+        """Whether the scheduler's thread runs (for `/readyz` of the process that holds it)."""
+        return bool(self._scheduler.running)
+
     def wake(self) -> None:
         """Run a dispatch pass now (a confirmation email was just queued), not at the next interval.
 

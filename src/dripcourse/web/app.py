@@ -30,7 +30,9 @@ from dripcourse.web import (
     dashboard_people,
     dashboard_roster,
     early,
+    health,
     media,
+    metrics,
     public,
 )
 from dripcourse.web.accesslog import AccessLog
@@ -47,7 +49,9 @@ def create_app(
     clock: Clock,
     wake: Callable[[], None] = lambda: None,
     access_log: Callable[[str], None] | None = None,
+    scheduler_alive: Callable[[], bool] | None = None,
 ) -> FastAPI:
+    """`scheduler_alive`: given when this process runs the scheduler, for `/readyz`."""
     app = FastAPI(
         title="dripcourse",
         version=__version__,
@@ -65,6 +69,9 @@ def create_app(
         limiter=RateLimiter(settings.signup_rate_per_minute, timedelta(minutes=1)),
         signins=SignInLimits.per_minute(settings.signin_rate_per_minute),
     )
+    app.state.readiness = health.Readiness(database, scheduler_alive)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(public.router)
     app.include_router(early.router)
     app.include_router(media.router)
@@ -202,7 +209,8 @@ _TITLES = {
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
+    # /metrics is read by Prometheus, not a person: its refusals are JSON like the API's.
+    return request.url.path.startswith("/api/") or request.url.path == "/metrics"
 
 
 def jsonable_errors(exc: RequestValidationError) -> list[dict[str, object]]:
