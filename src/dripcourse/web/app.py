@@ -30,6 +30,7 @@ from dripcourse.web import (
     dashboard_people,
     dashboard_roster,
     early,
+    hooks,
     media,
     public,
 )
@@ -68,6 +69,7 @@ def create_app(
     app.include_router(public.router)
     app.include_router(early.router)
     app.include_router(media.router)
+    app.include_router(hooks.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
     app.include_router(dashboard_roster.router)  # before /admin/subscribers/{id}
@@ -108,7 +110,10 @@ def create_app(
 
 
 def body_limit(path: str, default: int = MAX_BODY_BYTES) -> int:
-    """The size cap of a request body: the dashboard's CSV upload may be larger than a form."""
+    """The size cap of a request body: the dashboard's CSV upload and a provider's batch of events
+    may be larger than a form."""
+    if path.startswith(hooks.PREFIX):
+        return hooks.MAX_HOOK_BODY
     return dashboard_roster.MAX_UPLOAD_BODY if path == dashboard_roster.IMPORT_PATH else default
 
 
