@@ -50,10 +50,22 @@ def headers_of(given: dict[str, str]) -> dict[str, str]:
     ("reply", "found"),
     [
         (b"Ok 0100018c1a2b-5e6f-000000", "0100018c1a2b-5e6f-000000"),  # Amazon SES
+        # SendGrid's relay, as its own docs repository quotes it:
+        # https://github.com/sendgrid/docs/issues/2638
+        (b"Ok: queued as nhIMmON9SFOPcT0ii4nt2A", "nhIMmON9SFOPcT0ii4nt2A"),
+        # ... and an X-Message-Id that happens to have no digit is still its id.
+        (b"Ok: queued as abcdefghIJKLmnop-RSTuv", "abcdefghIJKLmnop-RSTuv"),
+        # SendGrid's documented success text (twilio.com/docs/sendgrid/for-developers/
+        # sending-email/smtp-errors-and-troubleshooting): no id in it.
+        (b"Queued mail for delivery", None),
+        # Mailgun's relay: https://github.com/PHPMailer/PHPMailer/issues/1253
+        (b"Great success", None),
+        # Exim, as PHPMailer's smtp_transaction_id_patterns reads it.
+        (b"OK id=1TkhHl-0006EV-R3", "1TkhHl-0006EV-R3"),
+        (b"2.0.0 Ok: queued as", None),
         (b"2.0.0 Ok: queued as 4Xyz12", "4Xyz12"),  # Postfix-like relays
         (b"Ok: queued as <14c5d75ce93.dfd.64b469>", "14c5d75ce93.dfd.64b469"),
         (b"OK: queued", None),
-        (b"Great success", None),
         (b"2.0.0 Ok", None),
         (b"", None),
         (b"Ok " + b"7" * (MAX_LENGTH + 1), None),
@@ -216,6 +228,22 @@ def test_sendgrid_documented_batch() -> None:
     assert first.report is not None and first.report.kind == Kind.HARD
     assert first.report.provider_id == "14c5d75ce93.dfd.64b469"
     assert second.report is None and second.ignored == "delivered"
+
+
+@pytest.mark.parametrize(
+    "sg_message_id",
+    [
+        # The Event Webhook reference's form, and the form of events posted today (as captured
+        # in https://github.com/discourse/discourse/commit/fbe5a9c71096dde8d7d59a0b2bec932b22c38a05).
+        "nhIMmON9SFOPcT0ii4nt2A.filter0001.16648.5515E0B88.0",
+        "nhIMmON9SFOPcT0ii4nt2A.recvd-5f54b5d587-pczjm-1-67BADEEA-6.0",
+    ],
+)
+def test_sendgrid_names_the_id_its_relay_answered(sg_message_id: str) -> None:
+    answered = from_reply("Ok: queued as nhIMmON9SFOPcT0ii4nt2A")
+    event = {"event": "bounce", "type": "bounce", "sg_event_id": "e1"}
+    report = sendgrid.read_event(event | {"sg_message_id": sg_message_id}).report
+    assert report is not None and report.provider_id == answered
 
 
 def test_sendgrid_forged() -> None:

@@ -9,14 +9,17 @@ timestamp must be within `WINDOW` (SendGrid retries a failed POST for up to 24 h
 Events (https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/event): `bounce`
 (`type` bounce: a hard bounce; `type` blocked: a soft one), `dropped` (SendGrid did not send:
 its own bounce or invalid list makes it hard, its spam-report list a complaint), `spamreport`;
-`sg_event_id`; our Message-ID in `smtp-id`; `sg_message_id`, whose part before `.filter` is the
-X-Message-Id its relay answered at send time. One event that cannot be read fails alone.
+`sg_event_id`; our Message-ID in `smtp-id`; `sg_message_id`, whose part before `.filter` (the
+reference's examples) or `.recvd-` (as in https://github.com/discourse/discourse/commit/
+fbe5a9c71096dde8d7d59a0b2bec932b22c38a05's captured event) is the X-Message-Id its relay answered
+at send time (`250 Ok: queued as <id>`). One event that cannot be read fails alone.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +38,9 @@ WINDOW = timedelta(hours=25)
 SIGNATURE = "x-twilio-email-event-webhook-signature"
 TIMESTAMP = "x-twilio-email-event-webhook-timestamp"
 MAX_EVENTS = 10_000
+_SUFFIX = re.compile(r"\.(?:filter|recvd-)")
+"""Where `sg_message_id` goes past the X-Message-Id: `<id>.filter0001...` in the Event Webhook
+reference's examples, `<id>.recvd-...` in events SendGrid posts today (both documented above)."""
 
 
 def public_key(setting: str) -> ec.EllipticCurvePublicKey:
@@ -104,4 +110,4 @@ def _provider_id(event: dict[str, Any]) -> str | None:
     value = event.get("sg_message_id")
     if not isinstance(value, str) or " " in value:
         return None
-    return from_reply(value.split(".filter", 1)[0])
+    return from_reply(_SUFFIX.split(value, 1)[0])
