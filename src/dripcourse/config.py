@@ -101,6 +101,21 @@ class Settings:
     """Where every process writes its counts for `/metrics` (Prometheus multiprocess mode); unset:
     `<file>-metrics/` beside an SQLite database, else a private folder in the temporary folder
     named after the database (`telemetry/folder.py`)."""
+    sns_topic_arns: str = ""
+    """Amazon SES through SNS: the ARNs of the topics whose notifications `POST /hooks/ses` takes,
+    comma-separated; with `sns_cert_dir`, turns the hook on."""
+    sns_cert_dir: Path | None = None
+    """A folder of SNS signing certificates (PEM), each named as the last part of its
+    SigningCertURL (`SimpleNotificationService-<hash>.pem`). Never fetched by the web process."""
+    postmark_user: str = ""
+    """Postmark: the user and password of the basic auth in the webhook's URL
+    (`https://user:password@host/hooks/postmark`); both set turn the hook on."""
+    postmark_password: str = ""
+    mailgun_signing_key: str = ""
+    """Mailgun: the HTTP webhook signing key (Sending > Webhooks); set, turns the hook on."""
+    sendgrid_public_key: str = ""
+    """SendGrid: the Event Webhook's verification key (base64, as the Signed Event Webhook
+    settings show it); set, turns the hook on."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -110,6 +125,10 @@ class Settings:
             max_delay=timedelta(seconds=self.retry_max_delay),
             give_up_after=timedelta(seconds=self.retry_give_up_after),
         )
+
+    @property
+    def sns_topics(self) -> frozenset[str]:
+        return frozenset(arn.strip() for arn in self.sns_topic_arns.split(",") if arn.strip())
 
     @property
     def api_tokens(self) -> list[str]:
@@ -187,7 +206,18 @@ def load_settings(
     _ = settings.dkim
     _check_feedback_id(settings.feedback_id)
     _check_media_url(settings.media_url)
+    _check_providers(settings)
     return settings
+
+
+def _check_providers(settings: Settings) -> None:
+    # A hook half configured would answer 404 and lose every event without a word: refused here.
+    if bool(settings.sns_topics) != (settings.sns_cert_dir is not None):
+        raise BadInput("Amazon SES events need both sns_topic_arns and sns_cert_dir, or neither")
+    if settings.sns_cert_dir is not None and not settings.sns_cert_dir.is_dir():
+        raise BadInput(f"setting sns_cert_dir: {settings.sns_cert_dir} is not a folder")
+    if bool(settings.postmark_user) != bool(settings.postmark_password):
+        raise BadInput("Postmark events need both postmark_user and postmark_password, or neither")
 
 
 def _check_media_url(url: str) -> None:

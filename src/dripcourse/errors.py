@@ -56,3 +56,9 @@ class UnreadableReport(BadInput):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class Unauthentic(DripcourseError, PermissionError):
+    """A provider's event that does not prove it comes from the provider: a bad or missing
+    signature or credentials, a signing certificate from elsewhere, a topic not ours, or a
+    timestamp outside the replay window. It is refused whole and changes nothing."""

@@ -60,7 +60,8 @@ class Kind(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Report:
-    """What one bounce or complaint says, before it is matched to a delivery."""
+    """What one bounce or complaint says, before it is matched to a delivery: read from a mailbox
+    message here, or from a provider's event (`app/providers/`)."""
 
     kind: Kind
     addresses: list[str]
@@ -68,6 +69,9 @@ class Report:
     message_ids: list[str]
     """Message-IDs of the returned original (well-formed ones only)."""
     detail: str
+    provider_id: str | None = None
+    """The provider's id of the message (`Delivery.provider_id`), when a provider's event names
+    it by that rather than by our Message-ID."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,17 @@ def message_key(message: Message, data: bytes) -> str:
     if _MESSAGE_ID.fullmatch(own):
         return own
     return bytes_key(data)
+
+
+def message_id_of(value: object) -> str | None:
+    """A Message-ID given by a stranger (a header, a provider's JSON), as the ledger stores it
+    (`<...>`), if well-formed; providers give it with or without its angle brackets."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    if not value.startswith("<"):
+        value = f"<{value}>"
+    return value if _MESSAGE_ID.fullmatch(value) else None
 
 
 def bytes_key(data: bytes) -> str:

@@ -230,19 +230,29 @@ def _move(file: Path, folder: Path, outcome: str) -> None:
     file.rename(folder / "cur" / f"{uniq}:2,{flags}")
 
 
+def apply_report(
+    session: Session, report: Report, now: datetime, soft_limit: int, result: BounceReport
+) -> str:
+    """A provider's bounce or complaint (`app/provider_events.py`), applied exactly as one read
+    from the mailbox: it names its message by Message-ID or by the provider's id, never by VERP."""
+    return _outcome(session, report, None, now, soft_limit, result)
+
+
 def _outcome(
     session: Session,
     report: Report | None,
-    addresses: BounceAddresses,
+    addresses: BounceAddresses | None,
     now: datetime,
     soft_limit: int,
     result: BounceReport,
 ) -> str:
+    """The one place where a report, from a mailbox or a provider, finds its delivery and has its
+    effect: suppression, the soft-bounce count, the note on the delivery and the audit entry."""
     if report is None:
         result.not_bounces += 1
         return "not-a-bounce"
     shaped = [address for address in report.addresses if looks_like_verp(address)]
-    ids = [found for found in map(addresses.read, shaped) if found is not None]
+    ids = [found for found in map(addresses.read, shaped) if found is not None] if addresses else []
     if shaped and not ids:
         result.bad_signature += 1
         return "bad-signature"
@@ -294,6 +304,10 @@ def _by_message_id(session: Session, report: Report) -> Delivery | None:
         found = session.scalar(select(Delivery).where(Delivery.message_id == message_id))
         if found is not None:
             return found
+    if report.provider_id:
+        return session.scalar(
+            select(Delivery).where(Delivery.provider_id == report.provider_id).limit(1)
+        )
     return None
 
 

@@ -34,6 +34,8 @@ from dripcourse.backends.base import (
     OutgoingMessage,
 )
 from dripcourse.backends.smtpclient import (
+    KeepsDataReply,
+    KeepsDataReplySSL,
     Pipeline,
     Verdict,
     local_refusal,
@@ -41,6 +43,7 @@ from dripcourse.backends.smtpclient import (
     send_one,
 )
 from dripcourse.backends.smtpurl import DEFAULT_PORTS, DEFAULT_TIMEOUT, TLSMode, parse_smtp_url
+from dripcourse.domain import provider_ids
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +222,7 @@ class SMTPBackend(DeliveryBackend):
         # for certificate checks; on failure smtplib closes the socket itself.
         try:
             if self.tls == "ssl":
-                connection: smtplib.SMTP = smtplib.SMTP_SSL(
+                connection: smtplib.SMTP = KeepsDataReplySSL(
                     self.host,
                     self.port,
                     local_hostname=_local_hostname(),
@@ -227,7 +230,7 @@ class SMTPBackend(DeliveryBackend):
                     context=context,
                 )
             else:
-                connection = smtplib.SMTP(
+                connection = KeepsDataReply(
                     self.host, self.port, local_hostname=_local_hostname(), timeout=self.timeout
                 )
         except OSError as exc:  # includes smtplib.SMTPException and ssl.SSLError
@@ -352,7 +355,8 @@ class SMTPBackend(DeliveryBackend):
         """What a transaction's end means for its message; raises if it ends the session too."""
         key, code = verdict.message.key, verdict.reply.code
         if verdict.delivered:
-            return DeliveryResult(key, Outcome.SENT, code)
+            found = provider_ids.from_reply(verdict.reply.text)
+            return DeliveryResult(key, Outcome.SENT, code, provider_id=found)
         what = _REFUSED.get(verdict.stage, "message refused")
         detail = f"{what}: {_reply(code, verdict.reply.text)}"
         if code == _CLOSING:

@@ -21,7 +21,10 @@ import smtplib
 import socket
 import time
 from dataclasses import dataclass
-from typing import BinaryIO, Literal
+from typing import TYPE_CHECKING, BinaryIO, Literal
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 from dripcourse.backends.base import OutgoingMessage
 from dripcourse.telemetry.metrics import record_smtp_reply
@@ -143,9 +146,27 @@ class Pipeline:
         return read_reply(self._reader)
 
 
+class KeepsDataReply(smtplib.SMTP):
+    """smtplib's client, keeping the text of the last reply to the content (smtplib's `sendmail`
+    drops it): a provider's relay names the queued message there (`domain/provider_ids`)."""
+
+    data_reply: bytes = b""
+
+    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
+        code, text = super().data(msg)
+        self.data_reply = text
+        return code, text
+
+
+class KeepsDataReplySSL(KeepsDataReply, smtplib.SMTP_SSL):
+    """The same over implicit TLS."""
+
+
 def send_one(connection: smtplib.SMTP, message: OutgoingMessage, options: list[str]) -> Verdict:
     """One transaction the plain way, a round trip per command (smtplib's `sendmail`)."""
     started = time.perf_counter()
+    if isinstance(connection, KeepsDataReply):
+        connection.data_reply = b""
     try:
         connection.sendmail(
             message.sender, [message.recipient], crlf_lines(message.data), mail_options=options
@@ -157,9 +178,10 @@ def send_one(connection: smtplib.SMTP, message: OutgoingMessage, options: list[s
         return Verdict(message, "MAIL", Reply(exc.smtp_code, exc.smtp_error))
     except smtplib.SMTPResponseException as exc:  # SMTPDataError, or a late HELO error
         return Verdict(message, "END", Reply(exc.smtp_code, exc.smtp_error))
-    # smtplib keeps the final reply to itself; it raised for anything but 250.
     record_smtp_reply(time.perf_counter() - started)
-    return Verdict(message, "END", Reply(250, b""))
+    # smtplib raised for anything but 250; the text is only known to our own client class.
+    text = connection.data_reply if isinstance(connection, KeepsDataReply) else b""
+    return Verdict(message, "END", Reply(250, text))
 
 
 def local_refusal(connection: smtplib.SMTP, message: OutgoingMessage) -> str | None:

@@ -71,6 +71,9 @@ class CapturingSMTPServer:
         self._refused_recipients: dict[str, str] = {}
         self._scripted: dict[Command, deque[str]] = {command: deque() for command in _COMMANDS}
         self._sessions: list[SMTP] = []
+        self.accepted_reply = "250 OK: queued"
+        """The answer to a message's content that it accepts: a provider's relay names the queued
+        message in it (Amazon SES: `250 Ok <id>`), which tests may imitate."""
         self._controller: _Controller | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -278,7 +281,7 @@ class _Handler:
         if reply is not None:
             return reply
         self._owner._record(envelope)
-        return "250 OK: queued"
+        return self._owner.accepted_reply
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         return self._owner._scripted_reply("RSET") or "250 OK"

@@ -73,3 +73,6 @@ class DeliveryResult:
     """The SMTP reply code where there was one."""
     detail: str = ""
     """A short human-readable reason: the server's reply text or the error."""
+    provider_id: str | None = None
+    """The id a provider's relay gave the accepted message in its final reply (`250 Ok <id>`), as
+    `provider_ids.from_reply` read it; its bounce and complaint events name the message by it."""

@@ -117,7 +117,15 @@ def record_outcomes(
     return statuses
 
 
-_DELIVERY_COLUMNS = ("id", "status", "smtp_code", "last_error", "sent_at", "next_attempt_at")
+_DELIVERY_COLUMNS = (
+    "id",
+    "status",
+    "smtp_code",
+    "last_error",
+    "sent_at",
+    "next_attempt_at",
+    "provider_id",
+)
 _FOLLOWING_COLUMNS = ("id", "next_due_at")
 
 
@@ -143,7 +151,8 @@ def _record_deliveries(count: int, dialect: str) -> Any:
         RETURNING deliveries.id
 
     The lease is tested in the statement that writes, so a lease taken over by another worker
-    meanwhile is never overwritten. A NULL `sent_at` or `next_attempt_at` keeps the stored one.
+    meanwhile is never overwritten. A NULL `sent_at`, `next_attempt_at` or `provider_id` keeps the
+    stored one.
     """
     table = cast(Table, Delivery.__table__)
     outcome = values_of("outcome", table, _DELIVERY_COLUMNS, count, dialect)
@@ -160,6 +169,7 @@ def _record_deliveries(count: int, dialect: str) -> Any:
             last_error=outcome.c.last_error,
             sent_at=func.coalesce(outcome.c.sent_at, table.c.sent_at),
             next_attempt_at=func.coalesce(outcome.c.next_attempt_at, table.c.next_attempt_at),
+            provider_id=func.coalesce(outcome.c.provider_id, table.c.provider_id),
             lease_owner=None,
             lease_expires_at=None,
         )
@@ -197,6 +207,7 @@ def _row(job: Job, result: DeliveryResult, now: datetime, policy: RetryPolicy) -
         "smtp_code": result.code,
         "sent_at": None,
         "next_attempt_at": None,
+        "provider_id": result.provider_id,
     }
     if result.outcome == Outcome.SENT:
         return row | {"status": DeliveryStatus.SENT, "sent_at": now, "last_error": None}

@@ -313,6 +313,9 @@ class Delivery(Base):
     status stays `sent`, since the server did accept it."""
     bounced_at: Mapped[datetime | None] = mapped_column(index=True)
     """When that bounce report was read (indexed: the Deliveries page lists the latest)."""
+    provider_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    """The id the provider's relay gave the message when it accepted it (`250 Ok <id>`,
+    `domain/provider_ids`): its bounce and complaint events name the message by it."""
 
     enrollment: Mapped[Enrollment] = relationship(back_populates="deliveries")
     lesson: Mapped[Lesson | None] = relationship()
@@ -477,3 +480,8 @@ class EnrollmentTally(Base):
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(16))
     count: Mapped[int] = mapped_column(default=0)
+
+
+# Models kept in modules of their own, on the same Base: imported here so that every user of the
+# metadata (migrations, transfer, forgetting) sees their tables.
+from dripcourse.store import provider_events as provider_events  # noqa: E402

@@ -31,6 +31,7 @@ from dripcourse.web import (
     dashboard_roster,
     early,
     health,
+    hooks,
     media,
     metrics,
     public,
@@ -75,6 +76,7 @@ def create_app(
     app.include_router(public.router)
     app.include_router(early.router)
     app.include_router(media.router)
+    app.include_router(hooks.router)
     app.include_router(api.router)
     app.include_router(dashboard.router)
     app.include_router(dashboard_roster.router)  # before /admin/subscribers/{id}
@@ -115,7 +117,10 @@ def create_app(
 
 
 def body_limit(path: str, default: int = MAX_BODY_BYTES) -> int:
-    """The size cap of a request body: the dashboard's CSV upload may be larger than a form."""
+    """The size cap of a request body: the dashboard's CSV upload and a provider's batch of events
+    may be larger than a form."""
+    if path.startswith(hooks.PREFIX):
+        return hooks.MAX_HOOK_BODY
     return dashboard_roster.MAX_UPLOAD_BODY if path == dashboard_roster.IMPORT_PATH else default
 
 
