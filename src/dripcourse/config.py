@@ -18,6 +18,7 @@ from typing import Any, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 from dripcourse.domain.schedule import RetryPolicy
+from dripcourse.domain.webhooks import check_url, secret_key
 from dripcourse.errors import BadInput
 
 ENV_PREFIX = "DRIPCOURSE_"
@@ -97,6 +98,11 @@ class Settings:
     """Where course images are served when a CDN serves them (`https://cdn.example/media`): their
     URLs are then `<media_url>/<course>/<name>`, and `dripcourse media export DIR` writes the files
     to upload there. Empty: the HTTP side serves them at `<base_url>/media/<course>/<name>`."""
+    webhook_urls: str = ""
+    """Endpoints that receive every webhook event, comma-separated (`https://hooks.example/in`);
+    `dripcourse webhooks add` keeps more in the database, each with its own secret and events."""
+    webhook_secret: str = field(default="", repr=False)
+    """The `whsec_<base64>` secret that signs what goes to `webhook_urls` (Standard Webhooks)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -106,6 +112,11 @@ class Settings:
             max_delay=timedelta(seconds=self.retry_max_delay),
             give_up_after=timedelta(seconds=self.retry_give_up_after),
         )
+
+    @property
+    def webhook_endpoints(self) -> tuple[str, ...]:
+        """`webhook_urls`, each checked (`domain.webhooks.check_url`)."""
+        return tuple(check_url(url) for url in self.webhook_urls.split(",") if url.strip())
 
     @property
     def api_tokens(self) -> list[str]:
@@ -183,7 +194,15 @@ def load_settings(
     _ = settings.dkim
     _check_feedback_id(settings.feedback_id)
     _check_media_url(settings.media_url)
+    _check_webhooks(settings)
     return settings
+
+
+def _check_webhooks(settings: Settings) -> None:
+    if settings.webhook_endpoints and not settings.webhook_secret:
+        raise BadInput("setting webhook_urls needs webhook_secret (whsec_<base64>) to sign with")
+    if settings.webhook_secret:
+        secret_key(settings.webhook_secret)
 
 
 def _check_media_url(url: str) -> None:

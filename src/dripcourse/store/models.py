@@ -477,3 +477,7 @@ class EnrollmentTally(Base):
     course_id: Mapped[int] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(16))
     count: Mapped[int] = mapped_column(default=0)
+
+
+# The webhook models extend this metadata; imported here so that `Base.metadata` is whole.
+from dripcourse.store import webhook_models as webhook_models  # noqa: E402
