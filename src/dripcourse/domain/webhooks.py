@@ -55,7 +55,19 @@ class Event:
 def body_of(event: Event, at: datetime) -> str:
     """The JSON body sent for `event` (the shape Standard Webhooks recommends: `type`,
     `timestamp`, `data`), written once: every attempt sends these exact bytes."""
-    payload = {"type": str(event.type), "timestamp": iso(at), "data": dict(event.data)}
+    return _body(str(event.type), event.data, at)
+
+
+TEST_EVENT = "webhook.test"
+"""The type of what `dripcourse webhooks test` sends (never stored, never retried)."""
+
+
+def test_body(at: datetime) -> str:
+    return _body(TEST_EVENT, {"test": True}, at)
+
+
+def _body(kind: str, data: Mapping[str, Any], at: datetime) -> str:
+    payload = {"type": kind, "timestamp": iso(at), "data": dict(data)}
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
