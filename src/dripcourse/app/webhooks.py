@@ -67,13 +67,14 @@ def announce_imported(
     kinds = [EventType.SUBSCRIBER_CREATED] + ([EventType.SUBSCRIBER_CONFIRMED] if confirmed else [])
     if not wanted(session, kinds):
         return
-    by_subscriber = dict(
-        session.execute(
+    by_subscriber = {
+        subscriber_id: enrollment_id
+        for subscriber_id, enrollment_id in session.execute(
             select(Enrollment.subscriber_id, Enrollment.id).where(
                 Enrollment.course_id == course.id, Enrollment.subscriber_id.in_(ids.values())
             )
-        ).tuples()
-    )
+        )
+    }
     events = [
         Event(
             kind,

@@ -106,13 +106,14 @@ def erase_address(session: Session, subscriber_id: int) -> int:
 def configured_differ(session: Session, urls: Sequence[str], secret: str) -> bool:
     """Whether the stored endpoints of the settings differ from these (a read: most commands
     find them in step and take no write lock)."""
-    stored = dict(
-        session.execute(
+    stored = {
+        url: secret
+        for url, secret in session.execute(
             select(WebhookEndpoint.url, WebhookEndpoint.secret).where(
                 WebhookEndpoint.origin == WebhookOrigin.SETTINGS
             )
-        ).tuples()
-    )
+        )
+    }
     commanded = set(
         session.scalars(
             select(WebhookEndpoint.url).where(WebhookEndpoint.origin == WebhookOrigin.COMMAND)
