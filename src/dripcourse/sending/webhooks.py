@@ -265,14 +265,14 @@ def deliver_due(
 ) -> WebhookReport:
     """Claim, post and record until nothing is due (or we are told to stop)."""
     total = WebhookReport()
-    own = client is None
-    http = client or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
+    http = client  # made at the first batch: a pass with nothing to deliver opens no client
     try:
         while stop is None or not stop.is_set():
             with database.transaction() as session:
                 batch = claim(session, clock.now(), worker, limit, LEASE)
             if not batch:
                 break
+            http = http or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
             attempts = [post(http, message, clock.now()) for message in batch]
             with database.transaction() as session:
                 done = record_attempts(session, attempts, clock.now(), worker)
@@ -280,7 +280,7 @@ def deliver_due(
             total.retrying += done.retrying
             total.failed += done.failed
     finally:
-        if own:
+        if http is not None and client is None:
             http.close()
     if total.delivered or total.retrying or total.failed:
         log.info(
