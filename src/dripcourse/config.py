@@ -18,6 +18,7 @@ from typing import Any, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 from dripcourse.domain.schedule import RetryPolicy
+from dripcourse.domain.webhooks import check_url, secret_key
 from dripcourse.errors import BadInput
 
 ENV_PREFIX = "DRIPCOURSE_"
@@ -116,6 +117,11 @@ class Settings:
     sendgrid_public_key: str = ""
     """SendGrid: the Event Webhook's verification key (base64, as the Signed Event Webhook
     settings show it); set, turns the hook on."""
+    webhook_urls: str = ""
+    """Endpoints that receive every webhook event, comma-separated (`https://hooks.example/in`);
+    `dripcourse webhooks add` keeps more in the database, each with its own secret and events."""
+    webhook_secret: str = field(default="", repr=False)
+    """The `whsec_<base64>` secret that signs what goes to `webhook_urls` (Standard Webhooks)."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -129,6 +135,11 @@ class Settings:
     @property
     def sns_topics(self) -> frozenset[str]:
         return frozenset(arn.strip() for arn in self.sns_topic_arns.split(",") if arn.strip())
+
+    @property
+    def webhook_endpoints(self) -> tuple[str, ...]:
+        """`webhook_urls`, each checked (`domain.webhooks.check_url`)."""
+        return tuple(check_url(url) for url in self.webhook_urls.split(",") if url.strip())
 
     @property
     def api_tokens(self) -> list[str]:
@@ -207,6 +218,7 @@ def load_settings(
     _check_feedback_id(settings.feedback_id)
     _check_media_url(settings.media_url)
     _check_providers(settings)
+    _check_webhooks(settings)
     return settings
 
 
@@ -218,6 +230,13 @@ def _check_providers(settings: Settings) -> None:
         raise BadInput(f"setting sns_cert_dir: {settings.sns_cert_dir} is not a folder")
     if bool(settings.postmark_user) != bool(settings.postmark_password):
         raise BadInput("Postmark events need both postmark_user and postmark_password, or neither")
+
+
+def _check_webhooks(settings: Settings) -> None:
+    if settings.webhook_endpoints and not settings.webhook_secret:
+        raise BadInput("setting webhook_urls needs webhook_secret (whsec_<base64>) to sign with")
+    if settings.webhook_secret:
+        secret_key(settings.webhook_secret)
 
 
 def _check_media_url(url: str) -> None:

@@ -52,7 +52,7 @@ def test_a_backup_taken_while_another_connection_writes_has_the_rows(synced, clo
     thread.join()
 
     assert result.code == 0, result.err
-    assert f"to {target}" in result.out and "revision 0009" in result.out
+    assert f"to {target}" in result.out and "revision 0011" in result.out
     assert 50 < subscribers_in(target) <= 50 + WRITES
     assert not (tmp_path / "backup.db-wal").exists()
     with closing(sqlite3.connect(target)) as file:

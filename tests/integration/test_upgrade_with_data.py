@@ -27,7 +27,7 @@ from dripcourse.store import migrations
 from dripcourse.store.db import Database
 
 PREVIOUS = "0002"
-HEAD = "0010"
+HEAD = "0011"
 TABLES = ["courses", "lessons", "subscribers", "enrollments", "deliveries", "suppressions"]
 START_TEXT = "2026-03-02 15:00:00.000000"
 

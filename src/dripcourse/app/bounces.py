@@ -48,7 +48,9 @@ from dripcourse.app.bouncereports import (
     read_message,
 )
 from dripcourse.app.subscriptions import end_enrollment
+from dripcourse.app.webhooks import announce
 from dripcourse.config import Settings
+from dripcourse.domain.webhooks import EventType
 from dripcourse.errors import BadInput, DripcourseError, UnreadableReport
 from dripcourse.mail.verp import BounceAddresses, looks_like_verp
 from dripcourse.store.db import Database
@@ -269,6 +271,7 @@ def _outcome(
     _record_on(delivery, report.kind, now)
     count_bounce(session, str(report.kind))
     _audit(session, delivery, report, now)
+    _announce(session, delivery, report, now)
     _apply(session, delivery.enrollment.subscriber, report, now, soft_limit, result)
     return str(report.kind)
 
@@ -288,6 +291,22 @@ def _audit(session: Session, delivery: Delivery, report: Report, now: datetime) 
     action = "complained" if report.kind == Kind.COMPLAINT else "bounced"
     person = delivery.enrollment.subscriber.email
     audit.record(session, now, audit.BOUNCE_ACTOR, action, person, detail)
+
+
+def _announce(session: Session, delivery: Delivery, report: Report, now: datetime) -> None:
+    """`bounce.received` or `complaint.received` into the webhook outbox, where every report whose
+    kind is known passes (a mailbox's, and a provider's)."""
+    lesson = delivery.lesson
+    more: dict[str, object] = {
+        "message": delivery.kind,
+        "lesson": lesson.key if lesson else None,
+        "position": lesson.position if lesson else None,
+    }
+    if report.kind == Kind.COMPLAINT:
+        announce(session, EventType.COMPLAINT_RECEIVED, delivery.enrollment, now, **more)
+    else:
+        more["bounce"] = str(report.kind)
+        announce(session, EventType.BOUNCE_RECEIVED, delivery.enrollment, now, **more)
 
 
 def _record_on(delivery: Delivery, kind: Kind, now: datetime) -> None:

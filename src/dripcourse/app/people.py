@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dripcourse.app import audit
+from dripcourse.app.webhooks import announce_forgotten
 from dripcourse.domain.schedule import same_local_day
 from dripcourse.domain.validation import (
     address_hash,
@@ -23,6 +24,7 @@ from dripcourse.domain.validation import (
 )
 from dripcourse.errors import BadInput, NotFound
 from dripcourse.store.models import EnrollmentStatus, Subscriber, Suppression, SuppressionReason
+from dripcourse.store.outbox import erase_address
 
 
 def update_subscriber(
@@ -77,6 +79,7 @@ def delete_subscriber(session: Session, subscriber_id: int, now: datetime, *, ac
     address = subscriber.email
     # Enrolments and deliveries not loaded go with the database's ON DELETE CASCADE.
     session.delete(subscriber)
+    _erased(session, subscriber.id, now)
     audit.forget(session, address)
     audit.record(session, now, actor, "deleted", audit.FORGOTTEN, "with their delivery history")
     session.flush()
@@ -104,6 +107,7 @@ def forget(session: Session, email: str, now: datetime, *, actor: str) -> Forgot
     subscriber = holder_of(session, address)
     if subscriber is not None:
         session.delete(subscriber)  # enrolments and deliveries go with ON DELETE CASCADE
+        _erased(session, subscriber.id, now)
     audit.forget(session, address)  # any spelling: the same mailbox as the subscriber's
     suppression = session.scalar(select(Suppression).where(Suppression.email_hash == hashed))
     if suppression is None:
@@ -121,6 +125,13 @@ def forget(session: Session, email: str, now: datetime, *, actor: str) -> Forgot
     )
     session.flush()
     return Forgotten(had_data=subscriber is not None, address_hash=hashed)
+
+
+def _erased(session: Session, subscriber_id: int, now: datetime) -> None:
+    """The webhook side of erasing a person: their address taken out of every stored event
+    (those not yet delivered go without it), and `subscriber.forgotten`, ids only."""
+    erase_address(session, subscriber_id)
+    announce_forgotten(session, subscriber_id, now)
 
 
 def get_subscriber(session: Session, subscriber_id: int) -> Subscriber:

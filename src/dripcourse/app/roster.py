@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from dripcourse.app import audit
 from dripcourse.app.csvcells import escape_cell, unescape_cell
 from dripcourse.app.subscriptions import subscribe
+from dripcourse.app.webhooks import announce_imported
 from dripcourse.courses.catalog import get_course
 from dripcourse.domain.cohort import starting_due
 from dripcourse.domain.enrolment import Admission, admission
@@ -290,6 +291,7 @@ def _import_chunk(
         return
     session.execute(insert(Enrollment), enrollments)
     report.imported += len(enrollments)
+    announce_imported(session, course, [row.email for row in rows], ids, confirmed, now)
     if not confirmed:
         made = session.scalars(
             select(Enrollment.id).where(

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from dripcourse.app import audit
 from dripcourse.app.cohorts import resume_in_cohort, starting_due
 from dripcourse.app.people import find_subscriber, get_subscriber, holder_of
+from dripcourse.app.webhooks import announce
 from dripcourse.courses.catalog import get_course
 from dripcourse.domain.enrolment import RUNNING, Admission, Change, admission, apply
 from dripcourse.domain.fields import check_values
@@ -37,6 +38,7 @@ from dripcourse.domain.validation import (
     mailbox_key,
     normalise_email,
 )
+from dripcourse.domain.webhooks import EventType
 from dripcourse.errors import BadInput, Conflict, NotFound
 from dripcourse.store.models import (
     Course,
@@ -165,6 +167,7 @@ def subscribe(
         )
         session.add(enrollment)
         session.flush()
+        announce(session, EventType.SUBSCRIBER_CREATED, enrollment, now)
     elif confirmed and values:
         enrollment.fields = {**enrollment.fields, **values}
     if decision is not Admission.ALREADY_IN:
@@ -208,7 +211,8 @@ def activate(session: Session, enrollment: Enrollment, now: datetime) -> None:
         )
         .values(status=DeliveryStatus.CANCELLED, last_error="confirmed by another route")
     )
-    apply(enrollment, Change.START, now, next_due_at=starting_due(session, enrollment, now))
+    if apply(enrollment, Change.START, now, next_due_at=starting_due(session, enrollment, now)):
+        announce(session, EventType.SUBSCRIBER_CONFIRMED, enrollment, now)
 
 
 def confirm(
@@ -323,6 +327,8 @@ def _carried_over_to(session: Session, enrollment: Enrollment) -> Enrollment | N
 def end_enrollment(session: Session, enrollment: Enrollment, now: datetime) -> bool:
     """Leave the course; False when it had been left already (nothing changes then)."""
     changed = apply(enrollment, Change.LEAVE, now)
+    if changed:
+        announce(session, EventType.SUBSCRIBER_UNSUBSCRIBED, enrollment, now)
     session.execute(
         update(Delivery)
         .where(Delivery.enrollment_id == enrollment.id, Delivery.status.in_(OPEN_DELIVERY))

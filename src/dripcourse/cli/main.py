@@ -19,6 +19,7 @@ import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from dripcourse.app import audit
+from dripcourse.app.webhooks import keep_configured
 from dripcourse.backends import load_backend
 from dripcourse.backends.base import DeliveryBackend
 from dripcourse.clock import Clock, FixedClock, SystemClock
@@ -53,6 +54,13 @@ class App:
             )
             if require_schema:
                 self._check_schema(self._database)
+                # The endpoints of the settings stored before anything can emit an event.
+                keep_configured(
+                    self._database,
+                    self.settings.webhook_endpoints,
+                    self.settings.webhook_secret,
+                    self.clock.now(),
+                )
         return self._database
 
     def backend(self) -> DeliveryBackend:
@@ -152,6 +160,7 @@ def register() -> click.Group:
             serve,
             subscribers,
             timeline,
+            webhooks,
         )
 
         for module in (
@@ -169,6 +178,7 @@ def register() -> click.Group:
             operators,
             deliveries,
             media,
+            webhooks,
         ):
             module.register(cli)
         _registered = True

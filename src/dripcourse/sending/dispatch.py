@@ -45,6 +45,7 @@ from dripcourse.config import Settings
 from dripcourse.domain.delivery import Job
 from dripcourse.sending.outcomes import record_outcomes
 from dripcourse.sending.preparation import Preparation, ReadyGroup, reason
+from dripcourse.sending.webhooks import WebhookReport, deliver_due
 from dripcourse.store.db import Database
 from dripcourse.store.models import Delivery, DeliveryStatus, Enrollment, EnrollmentStatus
 from dripcourse.telemetry.metrics import record_message, record_pass
@@ -73,6 +74,7 @@ class PassReport:
     materialised: int = 0
     counts: Counter[str] = field(default_factory=Counter)
     """Messages by their new status (sent, pending: to retry, failed, cancelled)."""
+    webhooks: WebhookReport = field(default_factory=WebhookReport)
 
     def count(self, status: str) -> int:
         return self.counts[status]
@@ -112,6 +114,8 @@ class Dispatcher:
             for other in pool.results():
                 report.materialised += other.materialised
                 report.counts.update(other.counts)
+        # The events this pass wrote (lesson.sent...) go out in the same pass, from this process.
+        report.webhooks = deliver_due(self.database, self.clock, self.worker, stop=self.stop)
         record_pass(time.perf_counter() - started)
         log.info(
             "pass done: %d owed, %d sent, %d to retry, %d failed, %d cancelled",

@@ -31,6 +31,7 @@ from dripcourse.domain.schedule import (
     retry_at,
     should_give_up,
 )
+from dripcourse.domain.webhooks import Event, EventType, enrolment_data
 from dripcourse.sending.sequels import finish
 from dripcourse.store.models import (
     Course,
@@ -41,6 +42,7 @@ from dripcourse.store.models import (
     Lesson,
     SuppressionReason,
 )
+from dripcourse.store.outbox import emit, wanted
 from dripcourse.store.queries import chunks, suppress, values_of, values_params
 
 TAKEN_OVER = "taken-over"
@@ -114,7 +116,54 @@ def record_outcomes(
                 following.append({"id": job.enrollment_id, "next_due_at": due})
     _schedule_following(session, following)
     finish(session, finished, now)
+    _announce_lessons(session, outcomes, statuses, now)
     return statuses
+
+
+_LESSON_EVENTS: dict[str, EventType] = {
+    DeliveryStatus.SENT: EventType.LESSON_SENT,
+    DeliveryStatus.FAILED: EventType.LESSON_FAILED,
+}
+
+
+_FAILURES = {Outcome.PERMANENT: "refused", Outcome.UNSENDABLE: "unsendable"}
+
+
+def _announce_lessons(
+    session: Session,
+    outcomes: Sequence[tuple[Job, DeliveryResult]],
+    statuses: Sequence[str],
+    now: datetime,
+) -> None:
+    """`lesson.sent` and `lesson.failed` (refused, unsendable, or given up on; not a retry) into
+    the webhook outbox: with no endpoint nothing is read or written; with some, one read of the
+    enrolments and lessons and one INSERT, whatever the size of the group."""
+    settled = [
+        (job, result, _LESSON_EVENTS[status])
+        for (job, result), status in zip(outcomes, statuses, strict=True)
+        if job.kind == DeliveryKind.LESSON and status in _LESSON_EVENTS
+    ]
+    if not settled or not wanted(session, {event for _, _, event in settled}):
+        return
+    facts = {
+        delivery_id: (subscriber_id, slug, position)
+        for delivery_id, subscriber_id, slug, position in session.execute(
+            select(Delivery.id, Enrollment.subscriber_id, Course.slug, Lesson.position)
+            .join(Enrollment, Delivery.enrollment_id == Enrollment.id)
+            .join(Course, Enrollment.course_id == Course.id)
+            .outerjoin(Lesson, Delivery.lesson_id == Lesson.id)
+            .where(Delivery.id.in_([job.delivery_id for job, _, _ in settled]))
+        )
+    }
+    events = []
+    for job, result, event in settled:
+        subscriber_id, slug, position = facts[job.delivery_id]
+        more: dict[str, Any] = {"lesson": job.lesson_key, "position": position}
+        if event == EventType.LESSON_FAILED:
+            more["reason"] = _FAILURES.get(result.outcome, "gave up")  # a temporary one, given up
+        data = enrolment_data(subscriber_id, job.email, job.enrollment_id, slug, **more)
+        events.append(Event(event, subscriber_id, data))
+    emit(session, events, now)
 
 
 _DELIVERY_COLUMNS = (

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from dripcourse.domain.policy import owed_delivery
 from dripcourse.domain.sequel import NEXT_COURSE_SOURCE, carried_over, next_course_start
 from dripcourse.domain.validation import address_hash
+from dripcourse.domain.webhooks import Event, EventType, enrolment_data
 from dripcourse.store.db import upsert_insert
 from dripcourse.store.models import (
     AuditEntry,
@@ -43,6 +44,7 @@ from dripcourse.store.models import (
     Subscriber,
     Suppression,
 )
+from dripcourse.store.outbox import emit
 from dripcourse.store.queries import chunks, finish_enrollments, make_message_id
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,20 @@ def finish(session: Session, finished: Mapping[int, datetime], now: datetime) ->
     ).all()
     _owe_completions(session, rows, finished, now)
     _enrol_in_next(session, rows, finished, now)
+    # The one place enrolments finish: `enrollment.completed` for those finished now (one INSERT
+    # into the webhook outbox, none without an endpoint).
+    emit(
+        session,
+        [
+            Event(
+                EventType.ENROLLMENT_COMPLETED,
+                enrollment.subscriber_id,
+                enrolment_data(enrollment.subscriber_id, email, enrollment.id, course.slug),
+            )
+            for enrollment, email, _zone, course in rows
+        ],
+        now,
+    )
     return done
 
 

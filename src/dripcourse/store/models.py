@@ -485,3 +485,4 @@ class EnrollmentTally(Base):
 # Models kept in modules of their own, on the same Base: imported here so that every user of the
 # metadata (migrations, transfer, forgetting) sees their tables.
 from dripcourse.store import provider_events as provider_events  # noqa: E402
+from dripcourse.store import webhook_models as webhook_models  # noqa: E402

@@ -1,7 +1,7 @@
 """provider events: bounces and complaints from SES, Postmark, Mailgun and SendGrid
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-20 00:00:00.000000
 
 - `deliveries.provider_id`: the id a provider's relay gave the message in its final reply to DATA
@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0010'
-down_revision: str | None = '0009'
+revision: str = '0011'
+down_revision: str | None = '0010'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
