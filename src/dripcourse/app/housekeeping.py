@@ -1,8 +1,9 @@
 """Housekeeping: what the service tidies away once a day, whatever the number of workers.
 
-Today one rule: a sign-up never confirmed within `confirmation_expiry_hours` is removed (its
-confirmation rows go with it). Only enrolments that never started: someone who left a course and
-asked to come back keeps their history whether or not they confirm.
+A sign-up never confirmed within `confirmation_expiry_hours` is removed (its confirmation rows go
+with it). Only enrolments that never started: someone who left a course and asked to come back
+keeps their history whether or not they confirm. The provider events remembered against replays
+are forgotten once older than the longest replay window (`provider_events.forget_old_events`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from dripcourse.app.provider_events import forget_old_events
 from dripcourse.clock import Clock
 from dripcourse.config import Settings
 from dripcourse.store import tallies
@@ -47,10 +49,13 @@ def expire_unconfirmed(database: Database, clock: Clock, max_age: timedelta) -> 
             log.info("housekeeping: another worker is doing it")
             return 0
         removed = remove_stale_sign_ups(session, clock.now(), max_age)
+        forgotten = forget_old_events(session, clock.now())
         # The day's deltas of the dashboard's counts folded into one row per key.
         tallies.compact(session)
     if removed:
         log.info("housekeeping: removed %d unconfirmed sign-up(s)", removed)
+    if forgotten:
+        log.info("housekeeping: forgot %d provider event(s) past the replay windows", forgotten)
     return removed
 
 

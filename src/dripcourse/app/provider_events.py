@@ -16,14 +16,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from dripcourse.app.bounces import BounceReport, apply_report
-from dripcourse.app.providers import Event, mailgun, postmark, sendgrid, ses, sns
+from dripcourse.app.providers import AHEAD, Event, mailgun, postmark, sendgrid, ses, sns
 from dripcourse.config import Settings
 from dripcourse.errors import NotFound
 from dripcourse.store.provider_events import ProviderEvent
@@ -31,6 +31,11 @@ from dripcourse.store.provider_events import ProviderEvent
 log = logging.getLogger(__name__)
 
 PROVIDERS = ("ses", "postmark", "mailgun", "sendgrid")
+
+KEPT_FOR: timedelta = max(sns.WINDOW, mailgun.WINDOW, sendgrid.WINDOW) + AHEAD
+"""How long `provider_events` must remember an event: past the longest replay window (and the
+clock skew allowed ahead), a repeat of it is refused by its signed timestamp anyway. Postmark signs
+no timestamp; its retries end long before this (docs/deliverability.md)."""
 
 
 @dataclass
@@ -118,3 +123,11 @@ def _apply_one(
         )
     session.flush()
     return outcome
+
+
+def forget_old_events(session: Session, now: datetime) -> int:
+    """Delete the `provider_events` rows older than `KEPT_FOR`; returns how many (housekeeping)."""
+    result = session.execute(
+        delete(ProviderEvent).where(ProviderEvent.received_at < now - KEPT_FOR)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

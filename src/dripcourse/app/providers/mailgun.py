@@ -1,13 +1,13 @@
 """Mailgun webhooks (one event a request), verified as Mailgun documents it:
-https://documentation.mailgun.com/docs/mailgun/user-manual/tracking-messages/#securing-webhooks
+https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/securing-webhooks
 
 `signature.signature` is the hex HMAC-SHA256, keyed with the webhook signing key, of
 `signature.timestamp` followed by `signature.token`. The signature covers those two only, not the
 event: so the token is one of the event's keys (Mailgun's advice: refuse a token seen before),
 and the timestamp must be within `WINDOW` (Mailgun retries a failed webhook for 8 hours).
 
-`event-data` (https://documentation.mailgun.com/docs/mailgun/user-manual/events/): `event`
-failed (with `severity` permanent, a hard bounce, or temporary, a soft one) or complained; `id`;
+`event-data` (https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/webhook-payloads):
+`event` failed (with `severity` permanent, a hard bounce, or temporary, a soft one) or complained; `id`;
 our Message-ID in `message.headers.message-id`, without its angle brackets.
 """
 
@@ -31,6 +31,9 @@ from dripcourse.app.providers import (
 from dripcourse.errors import BadInput, Unauthentic
 
 WINDOW = timedelta(hours=9)
+"""Mailgun retries a webhook it could not deliver "during 8 hours" (5 min, 10 min, 15 min, 1 h, 2 h,
+4 h: https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/webhook-retries); whether
+a retry carries a new signature timestamp is not documented, so the window covers the original's."""
 
 
 def verify(body: bytes, signing_key: str, now: datetime) -> dict[str, Any]:

@@ -35,6 +35,9 @@ from dripcourse.domain.provider_ids import from_reply
 from dripcourse.errors import BadInput, Unauthentic
 
 WINDOW = timedelta(hours=25)
+"""SendGrid retries a POST not answered 2xx "for up to 24 hours after the event occurs"
+(https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/troubleshooting); whether a
+retry is signed with a new timestamp is not documented, so the window covers the first one's."""
 SIGNATURE = "x-twilio-email-event-webhook-signature"
 TIMESTAMP = "x-twilio-email-event-webhook-timestamp"
 MAX_EVENTS = 10_000

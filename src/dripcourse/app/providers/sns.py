@@ -8,7 +8,7 @@ https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html
   fills (`CertificateFolder`, setting `sns_cert_dir`): the web process never fetches one, so a
   forged URL cannot make it reach anywhere, and tests run offline with their own certificate;
 - the certificate must be valid at `now`, the `TopicArn` one of ours, and the `Timestamp` within
-  `WINDOW` of `now` (SNS's retries of an HTTP delivery end well within an hour).
+  `WINDOW` of `now` (SNS's retries of an HTTPS delivery end within an hour).
 
 A `SubscriptionConfirmation` is verified the same way and then only reported: the route logs its
 SubscribeURL for the operator to open (see docs/deliverability.md), rather than have a web process
@@ -34,7 +34,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from dripcourse.app.providers import load_json, within_window
 from dripcourse.errors import BadInput, Unauthentic
 
-WINDOW = timedelta(hours=1)
+WINDOW = timedelta(minutes=90)
+"""SNS keeps a retried message's MessageId and Timestamp (the time it was published), and an HTTPS
+subscription's retries end within 3,600 seconds of the first attempt, a hard limit
+(https://docs.aws.amazon.com/sns/latest/dg/sns-message-delivery-retries.html); the last half
+hour is for the first attempt's delay, jitter and throttling."""
 _SNS_HOST = re.compile(r"sns\.[a-z0-9-]{1,40}\.amazonaws\.com(\.cn)?")
 _CERT_NAME = re.compile(r"[A-Za-z0-9._-]{1,200}\.pem")
 _FIELDS = {
