@@ -21,7 +21,7 @@ from dripcourse.telemetry import metrics
 for _ in range({n}):
     metrics.record_message("runners", "sent")
 metrics.record_pass(0.3)
-metrics.record_webhook_delivery("failed")
+metrics.metrics().webhook_deliveries.labels(outcome="failed").inc()
 """
 
 

@@ -4,6 +4,7 @@ tick` beside a real `dripcourse serve`) show up; the backlog is read from the da
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import signal
@@ -11,6 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import httpx
 import pytest
 from api_server import serving
 from prometheus_client.parser import text_string_to_metric_families
+from webhook_receiver import Receiver
 
 from dripcourse.app.subscriptions import subscribe
 from dripcourse.clock import FixedClock
@@ -99,17 +103,33 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    with ExitStack() as stack:
+        yield stack
+
+
 def dripcourse() -> list[str]:
     executable = shutil.which("dripcourse", path=os.path.dirname(sys.executable))
     return [executable] if executable else [sys.executable, "-m", "dripcourse"]
 
 
 def test_a_tick_in_another_process_shows_in_the_metrics_of_serve(
-    cli_env: dict[str, str], synced: Database, tmp_path: Path
+    cli_env: dict[str, str], synced: Database, tmp_path: Path, stack: ExitStack
 ) -> None:
     """Multiprocess mode for real: `serve` and `tick` are separate processes that share nothing
     but the folder beside the SQLite file; what `tick` counted is in what `serve` answers."""
-    env = {**os.environ, **cli_env, "DRIPCOURSE_API_TOKEN": TOKEN}
+    receiver = stack.enter_context(Receiver())
+    env = {
+        **os.environ,
+        **cli_env,
+        "DRIPCOURSE_API_TOKEN": TOKEN,
+        "DRIPCOURSE_WEBHOOK_URLS": receiver.url,
+        "DRIPCOURSE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # as an operator's shell would have it
     env["DRIPCOURSE_EMAIL_BACKEND"] = f"file://{tmp_path / 'outbox'}"
 
@@ -155,4 +175,7 @@ def test_a_tick_in_another_process_shows_in_the_metrics_of_serve(
     assert value(text, "dripcourse_signups_total", course="runners") == 1
     assert value(text, "dripcourse_messages_total", course="runners", outcome="sent") == 1
     assert value(text, "dripcourse_pass_duration_seconds_count") == 1
+    # subscriber.created, subscriber.confirmed and lesson.sent reached the receiver in that pass.
+    assert len(receiver.accepted()) == 3
+    assert value(text, "dripcourse_webhook_deliveries_total", outcome="delivered") == 3
     assert list((tmp_path / "dripcourse.db-metrics").glob("counter_*.db"))

@@ -38,6 +38,7 @@ from dripcourse.domain.webhooks import (
     test_body,
 )
 from dripcourse.store.db import Database
+from dripcourse.telemetry.metrics import count_webhook_deliveries
 from dripcourse.store.webhook_models import (
     UNDELIVERED,
     WebhookEndpoint,
@@ -208,8 +209,8 @@ def record_attempts(
 ) -> WebhookReport:
     """Write what each attempt came to, for the messages this worker still leases (one statement,
     run for all rows): delivered, to try again on the schedule (`domain.webhooks.next_attempt`),
-    or given up. This is the one place a delivery attempt's outcome is recorded (the place for a
-    `dripcourse_webhook_deliveries_total` counter)."""
+    or given up. This is the one place a delivery attempt's outcome is recorded, and counted
+    (`dripcourse_webhook_deliveries_total`)."""
     report = WebhookReport()
     rows: list[dict[str, Any]] = []
     for attempt in attempts:
@@ -251,6 +252,10 @@ def record_attempts(
             ),
             rows,
         )
+    count_webhook_deliveries(
+        session,
+        {"delivered": report.delivered, "retrying": report.retrying, "failed": report.failed},
+    )
     return report
 
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 WEBHOOK_OUTCOMES = ("delivered", "retrying", "failed")
-"""The outcomes a webhook delivery is counted under (`record_webhook_delivery`)."""
+"""The outcomes a webhook delivery is counted under (`count_webhook_deliveries`)."""
 
 
 @dataclass(frozen=True)
@@ -122,11 +122,19 @@ def record_smtp_reply(seconds: float) -> None:
     metrics().smtp_reply.observe(seconds)
 
 
-def record_webhook_delivery(outcome: str) -> None:
-    """One webhook delivery attempt ended so (one of `WEBHOOK_OUTCOMES`)."""
-    if outcome not in WEBHOOK_OUTCOMES:
-        raise ValueError(f"unknown webhook outcome {outcome!r}; use one of {WEBHOOK_OUTCOMES}")
-    metrics().webhook_deliveries.labels(outcome=outcome).inc()
+def count_webhook_deliveries(session: Session, outcomes: dict[str, int]) -> None:
+    """Webhook delivery attempts that ended so, by outcome (`WEBHOOK_OUTCOMES`), counted when the
+    transaction that records them commits."""
+    unknown = set(outcomes) - set(WEBHOOK_OUTCOMES)
+    if unknown:
+        raise ValueError(f"unknown webhook outcome {unknown}; use one of {WEBHOOK_OUTCOMES}")
+
+    def count() -> None:
+        for outcome, number in outcomes.items():
+            if number:
+                metrics().webhook_deliveries.labels(outcome=outcome).inc(number)
+
+    on_commit(session, count)
 
 
 def count_signup(session: Session, course: str) -> None:
