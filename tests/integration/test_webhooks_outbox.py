@@ -5,6 +5,7 @@ endpoint that was down for a day."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections import defaultdict
 from datetime import timedelta
@@ -19,7 +20,7 @@ from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
 from dripcourse.domain.webhooks import MAX_REASON, Event, EventType
 from dripcourse.sending.dispatch import Dispatcher
-from dripcourse.sending.webhooks import deliver_due
+from dripcourse.sending.webhooks import NOT_TRIED, deliver_due
 from dripcourse.store.db import Database
 from dripcourse.store.outbox import emit
 from dripcourse.store.webhook_models import WebhookMessage, WebhookStatus
@@ -197,3 +198,24 @@ def test_two_workers_never_send_one_attempt_twice(synced, database_url, clock, r
     for person, numbers in sent_order.items():
         if person is not None:
             assert numbers == sorted(numbers)
+
+
+def test_an_endpoint_that_gives_no_answer_costs_one_try_per_batch(synced, clock):
+    """A refused connection (nothing listens on the port): the first message's attempt fails,
+    the others of that endpoint in the batch are not tried but wait on the same schedule."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/hook"
+    add_endpoint(synced, url, clock)
+    with synced.transaction() as session:
+        emit(
+            session,
+            [Event(EventType.BOUNCE_RECEIVED, None, {"n": n}) for n in range(3)],
+            clock.now(),
+        )
+    report = deliver_due(synced, clock, "w1")
+    assert (report.delivered, report.retrying, report.failed) == (0, 3, 0)
+    errors = [m.last_error for m in stored(synced)]
+    assert errors[0] == "no answer: ConnectError"
+    assert errors[1:] == [NOT_TRIED, NOT_TRIED]
+    assert all(m.status == WebhookStatus.PENDING and m.attempts == 1 for m in stored(synced))

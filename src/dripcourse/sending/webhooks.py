@@ -38,13 +38,13 @@ from dripcourse.domain.webhooks import (
     test_body,
 )
 from dripcourse.store.db import Database
-from dripcourse.telemetry.metrics import count_webhook_deliveries
 from dripcourse.store.webhook_models import (
     UNDELIVERED,
     WebhookEndpoint,
     WebhookMessage,
     WebhookStatus,
 )
+from dripcourse.telemetry.metrics import count_webhook_deliveries
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,27 @@ def send_test(url: str, secret: str, now: datetime, client: httpx.Client | None 
         return post(own, message, now)
 
 
+def _post_batch(client: httpx.Client, batch: list[Claimed], clock: Clock) -> list[Attempt]:
+    """Each message of a batch posted in turn; once an endpoint gives no answer at all (refused,
+    timed out), the rest of its messages in this batch are not tried, and count as failed
+    attempts retried on the same schedule: an endpoint that is down costs one timeout per
+    batch, not one per message (the lesson pass runs this)."""
+    silent: set[str] = set()
+    attempts = []
+    for message in batch:
+        if message.url in silent:
+            attempts.append(Attempt(message, False, None, NOT_TRIED))
+            continue
+        attempt = post(client, message, clock.now())
+        if attempt.status is None:
+            silent.add(message.url)
+        attempts.append(attempt)
+    return attempts
+
+
+NOT_TRIED = "not tried: the endpoint gave no answer to an earlier message of this batch"
+
+
 def _read_at_most(answer: httpx.Response, limit: int) -> bytes:
     got = bytearray()
     for chunk in answer.iter_bytes():
@@ -278,7 +299,7 @@ def deliver_due(
             if not batch:
                 break
             http = http or httpx.Client(timeout=TIMEOUT, follow_redirects=False)
-            attempts = [post(http, message, clock.now()) for message in batch]
+            attempts = _post_batch(http, batch, clock)
             with database.transaction() as session:
                 done = record_attempts(session, attempts, clock.now(), worker)
             total.delivered += done.delivered
