@@ -38,13 +38,13 @@ from dripcourse.domain.webhooks import (
     test_body,
 )
 from dripcourse.store.db import Database
-from dripcourse.telemetry.metrics import count_webhook_deliveries
 from dripcourse.store.webhook_models import (
     UNDELIVERED,
     WebhookEndpoint,
     WebhookMessage,
     WebhookStatus,
 )
+from dripcourse.telemetry.metrics import count_webhook_deliveries
 
 log = logging.getLogger(__name__)
 
