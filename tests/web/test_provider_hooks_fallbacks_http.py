@@ -2,7 +2,10 @@
 
 - SES through SNS with no certificate folder: the signing certificate is fetched from AWS (an
   `httpx.MockTransport` stands in for it, serving the tests' certificate), once; a fetch that
-  fails is a 503 that changes nothing, so that SNS's retry of the same message succeeds.
+  fails is a 503 that changes nothing, so that SNS's retry of the same message succeeds;
+- an event whose ids match no delivery (Postmark's relay may not say its MessageID) is applied to
+  the latest delivery sent to the address the event names, within 30 days; an address we never
+  sent to, or not lately, stays `unknown` and changes nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from provider_signing import (
     TOPIC,
     certificate,
     fixture,
+    postmark_auth,
     ses_bounce,
     ses_notification,
 )
@@ -195,3 +199,59 @@ def test_a_forged_certificate_url_is_403_and_never_fetched(
         body = ses_notification(ses_bounce("x", "<x@example.com>"), clock.now(), SigningCertURL=url)
         assert client.post("/hooks/ses", content=body).status_code == 403
     assert aws.requests == []
+
+
+# -- the recipient's address, as a last resort ----------------------------------------------------
+
+
+@pytest.mark.both_databases
+def test_a_postmark_hard_bounce_with_an_unknown_message_id_suppresses_by_address(
+    client: TestClient,
+    synced: Database,
+    hook_settings: Settings,
+    clock: FixedClock,
+    smtpd: CapturingSMTPServer,
+) -> None:
+    sent = send_first_lesson(synced, hook_settings, clock, smtpd, "250 2.0.0 Ok")
+    assert sent.provider_id is None  # the relay named no id
+    clock.set(clock.now() + timedelta(days=29))
+    body = postmark_bounce(
+        MessageID="11111111-2222-3333-4444-555555555555", Email="ADA@Example.com"
+    )
+    answer = client.post("/hooks/postmark", content=body, headers=postmark_auth())
+    assert answer.json() == {"outcomes": ["hard"]}
+    assert suppressed(synced) == [ADA]
+    with synced.read() as session:
+        assert session.scalars(select(Delivery.bounce)).one() == "hard"
+
+
+def test_an_address_we_never_sent_to_stays_unknown(
+    client: TestClient,
+    synced: Database,
+    hook_settings: Settings,
+    clock: FixedClock,
+    smtpd: CapturingSMTPServer,
+) -> None:
+    send_first_lesson(synced, hook_settings, clock, smtpd, "250 2.0.0 Ok")
+    before = state(synced)
+    emails = ["grace@example.com", "not an address", "", "ada@example.com\r\nBcc: x@y.z", 7, None]
+    for number, email in enumerate(emails):
+        body = postmark_bounce(ID=number, MessageID="nope", Email=email)
+        answer = client.post("/hooks/postmark", content=body, headers=postmark_auth())
+        assert answer.json() == {"outcomes": ["unknown"]}, email
+    assert state(synced) == before
+
+
+def test_an_address_not_sent_to_in_30_days_stays_unknown(
+    client: TestClient,
+    synced: Database,
+    hook_settings: Settings,
+    clock: FixedClock,
+    smtpd: CapturingSMTPServer,
+) -> None:
+    send_first_lesson(synced, hook_settings, clock, smtpd, "250 2.0.0 Ok")
+    clock.set(clock.now() + timedelta(days=31))  # and nothing sent to Ada since
+    before = state(synced)
+    answer = client.post("/hooks/postmark", content=postmark_bounce(), headers=postmark_auth())
+    assert answer.json() == {"outcomes": ["unknown"]}
+    assert state(synced) == before
