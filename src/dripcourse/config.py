@@ -104,10 +104,11 @@ class Settings:
     named after the database (`telemetry/folder.py`)."""
     sns_topic_arns: str = ""
     """Amazon SES through SNS: the ARNs of the topics whose notifications `POST /hooks/ses` takes,
-    comma-separated; with `sns_cert_dir`, turns the hook on."""
+    comma-separated; set, turns the hook on."""
     sns_cert_dir: Path | None = None
-    """A folder of SNS signing certificates (PEM), each named as the last part of its
-    SigningCertURL (`SimpleNotificationService-<hash>.pem`). Never fetched by the web process."""
+    """Optional: a folder of SNS signing certificates (PEM), each named as the last part of its
+    SigningCertURL (`SimpleNotificationService-<hash>.pem`), read before fetching one from AWS
+    (for a deployment that cannot reach AWS). Unset: every certificate is fetched, then cached."""
     postmark_user: str = ""
     """Postmark: the user and password of the basic auth in the webhook's URL
     (`https://user:password@host/hooks/postmark`); both set turn the hook on."""
@@ -224,8 +225,8 @@ def load_settings(
 
 def _check_providers(settings: Settings) -> None:
     # A hook half configured would answer 404 and lose every event without a word: refused here.
-    if bool(settings.sns_topics) != (settings.sns_cert_dir is not None):
-        raise BadInput("Amazon SES events need both sns_topic_arns and sns_cert_dir, or neither")
+    if settings.sns_cert_dir is not None and not settings.sns_topics:
+        raise BadInput("setting sns_cert_dir needs sns_topic_arns (the topics to take events of)")
     if settings.sns_cert_dir is not None and not settings.sns_cert_dir.is_dir():
         raise BadInput(f"setting sns_cert_dir: {settings.sns_cert_dir} is not a folder")
     if bool(settings.postmark_user) != bool(settings.postmark_password):

@@ -62,3 +62,10 @@ class Unauthentic(DripcourseError, PermissionError):
     """A provider's event that does not prove it comes from the provider: a bad or missing
     signature or credentials, a signing certificate from elsewhere, a topic not ours, or a
     timestamp outside the replay window. It is refused whole and changes nothing."""
+
+
+class VerificationUnavailable(Unauthentic):
+    """A provider's event whose proof cannot be checked now: the signing certificate it names
+    could not be fetched (a timeout, an error answer, a redirect, too large, not a certificate).
+    Nothing is written, as for any `Unauthentic` event; but the fault is not the event's, so the
+    hook answers 503 and the provider sends it again later."""

@@ -253,3 +253,21 @@ def test_the_findings_values_are_refused_by_name_and_range():
             load_settings(environ={f"DRIPCOURSE_{name}": value})
     with pytest.raises(BadInput, match=r"batch_size .* out of range"):
         load_settings(environ={"DRIPCOURSE_BATCH_SIZE": "99999999999999999999"})
+
+
+def test_the_ses_hook_needs_only_its_topics(tmp_path: Path) -> None:
+    """The signing certificates are fetched from AWS when no folder is given (docs/deliverability.md)."""
+    topic = "arn:aws:sns:us-east-1:123456789012:ses-bounces"
+    settings = load_settings(None, {"DRIPCOURSE_SNS_TOPIC_ARNS": topic})
+    assert settings.sns_topics == {topic} and settings.sns_cert_dir is None
+    folder = {"DRIPCOURSE_SNS_CERT_DIR": str(tmp_path)}
+    assert (
+        load_settings(None, folder | {"DRIPCOURSE_SNS_TOPIC_ARNS": topic}).sns_cert_dir == tmp_path
+    )
+    # A folder with no topic to take events of is half a configuration: refused, not ignored.
+    with pytest.raises(BadInput, match="sns_cert_dir needs sns_topic_arns"):
+        load_settings(None, folder)
+    with pytest.raises(BadInput, match="is not a folder"):
+        load_settings(
+            None, {"DRIPCOURSE_SNS_TOPIC_ARNS": topic, "DRIPCOURSE_SNS_CERT_DIR": "/nope"}
+        )

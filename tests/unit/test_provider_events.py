@@ -298,3 +298,46 @@ def test_postmark_any_record_reads_or_is_bad_input(record: object) -> None:
         postmark.read(json.dumps(record).encode())
     except BadInput:
         assert not isinstance(record, dict)
+
+
+# -- the recipient each provider names (the last resort of `bounces.apply_report`) -------------
+
+
+def _reports_of_documented_payloads() -> dict[str, object]:
+    sendgrid_batch = json.loads(sendgrid_events(OURS))
+    mailgun_data = json.loads(mailgun_payload(OURS, NOW))
+    return {
+        "ses-bounce": ses.read_notification(
+            sns.SnsMessage("Notification", "m-1", TOPIC, json.dumps(ses_bounce("id", OURS)))
+        ).report,
+        "ses-complaint": ses.read_notification(
+            sns.SnsMessage("Notification", "m-2", TOPIC, json.dumps(fixture("ses_complaint.json")))
+        ).report,
+        "postmark": postmark.read(json.dumps(fixture("postmark_bounce.json")).encode()).report,
+        "mailgun": mailgun.read_event(mailgun_data).report,
+        "sendgrid": sendgrid.read_event(sendgrid_batch[0]).report,
+    }
+
+
+def test_each_provider_names_the_recipient_of_its_documented_payload() -> None:
+    for name, report in _reports_of_documented_payloads().items():
+        assert getattr(report, "recipient", None) == "ada@example.com", name
+
+
+@pytest.mark.parametrize(
+    ("given_address", "read"),
+    [
+        ("Ada@Example.COM", "Ada@example.com"),  # the domain as addresses are kept
+        ("  ada@example.com ", "ada@example.com"),
+        ("ada@example.com\r\nBcc: eve@example.com", None),
+        ("not an address", None),
+        ("", None),
+        (42, None),
+        (["ada@example.com"], None),
+        (None, None),
+    ],
+)
+def test_a_recipient_is_a_valid_address_or_none(given_address: object, read: str | None) -> None:
+    record = fixture("postmark_bounce.json") | {"Email": given_address}
+    report = postmark.read(json.dumps(record).encode()).report
+    assert report is not None and report.recipient == read

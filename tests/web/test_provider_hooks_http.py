@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from provider_signing import (
@@ -91,9 +92,15 @@ def hook_settings(settings: Settings, tmp_path: Path) -> Settings:
     )
 
 
+def no_network(request: httpx.Request) -> httpx.Response:
+    raise AssertionError(f"fetched {request.url}: the certificate is in sns_cert_dir")
+
+
 @pytest.fixture
 def client(synced: Database, hook_settings: Settings, clock: FixedClock) -> TestClient:
-    return TestClient(create_app(hook_settings, synced, clock))
+    """The app with the certificate in `sns_cert_dir`: read from there, never fetched."""
+    transport = httpx.MockTransport(no_network)
+    return TestClient(create_app(hook_settings, synced, clock, sns_transport=transport))
 
 
 @pytest.fixture

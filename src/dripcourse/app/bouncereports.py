@@ -72,6 +72,10 @@ class Report:
     provider_id: str | None = None
     """The provider's id of the message (`Delivery.provider_id`), when a provider's event names
     it by that rather than by our Message-ID."""
+    recipient: str | None = None
+    """The address a provider's verified event says bounced or complained, normalised
+    (`validation.normalise_email`): the last resort when no id matches (`bounces.apply_report`).
+    Never read from a mailbox message, whose addresses anybody could write."""
 
 
 @dataclass(frozen=True)

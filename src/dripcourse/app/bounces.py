@@ -30,7 +30,7 @@ import mailbox
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -50,12 +50,14 @@ from dripcourse.app.bouncereports import (
 from dripcourse.app.subscriptions import end_enrollment
 from dripcourse.app.webhooks import announce
 from dripcourse.config import Settings
+from dripcourse.domain.validation import mailbox_key
 from dripcourse.domain.webhooks import EventType
 from dripcourse.errors import BadInput, DripcourseError, UnreadableReport
 from dripcourse.mail.verp import BounceAddresses, looks_like_verp
 from dripcourse.store.db import Database
 from dripcourse.store.models import (
     Delivery,
+    Enrollment,
     EnrollmentStatus,
     ProcessedBounce,
     Subscriber,
@@ -66,6 +68,10 @@ from dripcourse.store.queries import secret_key, suppress, suppression_of
 from dripcourse.telemetry.metrics import count_bounce
 
 QUARANTINE = "quarantine"
+RECIPIENT_LOOKBACK = timedelta(days=30)
+"""How far back a provider's event matched only by its recipient's address looks for the delivery
+it is about. A bounce comes within hours or days of the message; a complaint may come weeks later
+(a reader marks an old lesson as spam). Past a month, the news is about mail we no longer send."""
 
 
 class BounceRunStopped(DripcourseError):
@@ -236,8 +242,10 @@ def apply_report(
     session: Session, report: Report, now: datetime, soft_limit: int, result: BounceReport
 ) -> str:
     """A provider's bounce or complaint (`app/provider_events.py`), applied exactly as one read
-    from the mailbox: it names its message by Message-ID or by the provider's id, never by VERP."""
-    return _outcome(session, report, None, now, soft_limit, result)
+    from the mailbox: it names its message by Message-ID or by the provider's id, never by VERP;
+    failing both, by its recipient's address (`_by_recipient`): the event is authenticated, so
+    the address is the provider's word."""
+    return _outcome(session, report, None, now, soft_limit, result, by_recipient=True)
 
 
 def _outcome(
@@ -247,9 +255,11 @@ def _outcome(
     now: datetime,
     soft_limit: int,
     result: BounceReport,
+    by_recipient: bool = False,
 ) -> str:
     """The one place where a report, from a mailbox or a provider, finds its delivery and has its
-    effect: suppression, the soft-bounce count, the note on the delivery and the audit entry."""
+    effect: suppression, the soft-bounce count, the note on the delivery and the audit entry.
+    `by_recipient` (a provider's event only) allows the last resort of `_by_recipient`."""
     if report is None:
         result.not_bounces += 1
         return "not-a-bounce"
@@ -259,6 +269,8 @@ def _outcome(
         result.bad_signature += 1
         return "bad-signature"
     delivery = session.get(Delivery, ids[0]) if ids else _by_message_id(session, report)
+    if delivery is None and by_recipient:
+        delivery = _by_recipient(session, report, now)
     if delivery is None:
         result.unknown += 1
         return "unknown"
@@ -328,6 +340,26 @@ def _by_message_id(session: Session, report: Report) -> Delivery | None:
             select(Delivery).where(Delivery.provider_id == report.provider_id).limit(1)
         )
     return None
+
+
+def _by_recipient(session: Session, report: Report, now: datetime) -> Delivery | None:
+    """The latest delivery sent to the report's recipient (by mailbox key, so in any spelling)
+    within `RECIPIENT_LOOKBACK`: for a provider whose event names no id we recorded (Postmark's
+    relay may not say its MessageID)."""
+    if not report.recipient:
+        return None
+    return session.scalar(
+        select(Delivery)
+        .join(Delivery.enrollment)
+        .join(Enrollment.subscriber)
+        .where(
+            Subscriber.email_key == mailbox_key(report.recipient),
+            Delivery.sent_at.is_not(None),
+            Delivery.sent_at >= now - RECIPIENT_LOOKBACK,
+        )
+        .order_by(Delivery.sent_at.desc(), Delivery.id.desc())
+        .limit(1)
+    )
 
 
 def _apply(

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from dripcourse.app.bounces import BounceReport, apply_report
 from dripcourse.app.providers import AHEAD, Event, mailgun, postmark, sendgrid, ses, sns
+from dripcourse.app.providers.sns_certificates import SigningCertificates
 from dripcourse.config import Settings
 from dripcourse.errors import NotFound
 from dripcourse.store.provider_events import ProviderEvent
@@ -48,7 +49,7 @@ class HookAnswer:
 
 def configured(name: str, settings: Settings) -> bool:
     return {
-        "ses": bool(settings.sns_topics) and settings.sns_cert_dir is not None,
+        "ses": bool(settings.sns_topics),
         "postmark": bool(settings.postmark_user and settings.postmark_password),
         "mailgun": bool(settings.mailgun_signing_key),
         "sendgrid": bool(settings.sendgrid_public_key),
@@ -56,16 +57,21 @@ def configured(name: str, settings: Settings) -> bool:
 
 
 def read_request(
-    name: str, body: bytes, headers: Mapping[str, str], now: datetime, settings: Settings
+    name: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    now: datetime,
+    settings: Settings,
+    certificates: sns.CertificateSource | None = None,
 ) -> tuple[list[Event], str]:
     """The verified events of one request, and a SubscribeURL (SNS) if it asks for one; no I/O
-    but reading an SNS certificate from its folder. `headers` have lower-case names."""
+    but finding an SNS signing certificate (`certificates`, the app's cached source; without it,
+    one made for this request). `headers` have lower-case names."""
     if not configured(name, settings):
         raise NotFound(f"no provider hook {name!r} is configured here")
     if name == "ses":
-        assert settings.sns_cert_dir is not None
-        folder = sns.CertificateFolder(settings.sns_cert_dir)
-        message = sns.verify(body, now, settings.sns_topics, folder)
+        source = certificates or SigningCertificates(settings.sns_cert_dir)
+        message = sns.verify(body, now, settings.sns_topics, source)
         if message.type == "Notification":
             return [ses.read_notification(message)], ""
         if message.type == "SubscriptionConfirmation":

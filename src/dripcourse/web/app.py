@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -16,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dripcourse import __version__
+from dripcourse.app.providers.sns_certificates import SigningCertificates
 from dripcourse.clock import Clock
 from dripcourse.config import Settings
 from dripcourse.errors import DripcourseError
@@ -51,8 +53,11 @@ def create_app(
     wake: Callable[[], None] = lambda: None,
     access_log: Callable[[str], None] | None = None,
     scheduler_alive: Callable[[], bool] | None = None,
+    sns_transport: httpx.BaseTransport | None = None,
 ) -> FastAPI:
-    """`scheduler_alive`: given when this process runs the scheduler, for `/readyz`."""
+    """`scheduler_alive`: given when this process runs the scheduler, for `/readyz`;
+    `sns_transport`: how SNS's signing certificates are fetched (httpx's default; tests give an
+    `httpx.MockTransport` standing in for AWS)."""
     app = FastAPI(
         title="dripcourse",
         version=__version__,
@@ -69,6 +74,7 @@ def create_app(
         wake=wake,
         limiter=RateLimiter(settings.signup_rate_per_minute, timedelta(minutes=1)),
         signins=SignInLimits.per_minute(settings.signin_rate_per_minute),
+        sns_certificates=SigningCertificates(settings.sns_cert_dir, sns_transport),
     )
     app.state.readiness = health.Readiness(database, scheduler_alive)
     app.include_router(health.router)

@@ -9,6 +9,8 @@ from datetime import timedelta
 
 from fastapi import Request
 
+from dripcourse.app.providers.sns import CertificateSource
+from dripcourse.app.providers.sns_certificates import SigningCertificates
 from dripcourse.clock import Clock
 from dripcourse.config import Settings
 from dripcourse.errors import BadInput, Conflict, DripcourseError, NotFound, NotSent
@@ -28,6 +30,8 @@ class WebContext:
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(10, timedelta(minutes=1)))
     """Sign-ups per client."""
     signins: SignInLimits = field(default_factory=lambda: SignInLimits.per_minute(10))
+    sns_certificates: CertificateSource = field(default_factory=SigningCertificates)
+    """SNS's signing certificates for `POST /hooks/ses`, kept for the app's life (its cache)."""
     _signer: Signer | None = None
     _csrf_key: bytes | None = None
 

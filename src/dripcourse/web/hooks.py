@@ -5,7 +5,8 @@ verifies and reads them, then its events are applied in one transaction.
 Every answer is JSON: 200 with each event's outcome (a duplicate or an unknown message too, so the
 provider stops retrying), 400 for a body that is not what the provider sends, 403 for a request
 that does not prove it comes from the provider (logged once, nothing written), 404 for a provider
-not configured here, 413 for a body over `MAX_HOOK_BODY`.
+not configured here, 413 for a body over `MAX_HOOK_BODY`, and 503 when the proof cannot be checked
+now (SNS's signing certificate could not be fetched: nothing written, and SNS retries).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from dripcourse.app import provider_events
-from dripcourse.errors import DripcourseError, Unauthentic
+from dripcourse.errors import DripcourseError, Unauthentic, VerificationUnavailable
 from dripcourse.web.context import WebContext, context_of, status_of
 
 log = logging.getLogger(__name__)
@@ -44,10 +45,13 @@ def _handle(
     now = context.clock.now()
     try:
         events, subscribe_url = provider_events.read_request(
-            provider, body, headers, now, context.settings
+            provider, body, headers, now, context.settings, context.sns_certificates
         )
         with context.database.transaction() as session:
             answer = provider_events.apply_events(session, provider, events, now, context.settings)
+    except VerificationUnavailable as exc:
+        log.warning("could not verify a %s event now: %s", provider, exc)
+        return JSONResponse({"error": f"try again later: {exc}"}, status_code=503)
     except Unauthentic as exc:
         log.warning("refused a %s event: %s", provider, exc)
         return JSONResponse({"error": f"refused: {exc}"}, status_code=403)

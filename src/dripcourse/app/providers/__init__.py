@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dripcourse.app.bouncereports import Report
+from dripcourse.domain.validation import normalise_email
 from dripcourse.errors import BadInput, Unauthentic
 
 AHEAD = timedelta(minutes=5)
@@ -82,3 +83,14 @@ def event_key(prefix: str, value: Any) -> str | None:
     if not value.isascii():
         return None
     return f"{prefix}:{value}"
+
+
+def recipient(value: Any) -> str | None:
+    """The recipient address an event names, normalised as subscribers' are, or None if it is
+    not a valid address (`Report.recipient`)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return normalise_email(value)
+    except BadInput:
+        return None

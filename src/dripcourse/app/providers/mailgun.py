@@ -25,6 +25,7 @@ from dripcourse.app.providers import (
     event_key,
     load_json,
     mapping,
+    recipient,
     text,
     within_window,
 )
@@ -83,5 +84,6 @@ def read_event(payload: dict[str, Any]) -> Event:
         return Event(keys, None, text(name, 16).lower() or "malformed")
     headers = mapping(mapping(data.get("message")).get("headers"))
     found = message_id_of(headers.get("message-id"))
-    report = Report(kind, [], [found] if found else [], detail[:500])
+    address = recipient(data.get("recipient"))
+    report = Report(kind, [], [found] if found else [], detail[:500], recipient=address)
     return Event(keys, report)

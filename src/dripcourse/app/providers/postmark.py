@@ -21,7 +21,7 @@ import hmac
 from collections.abc import Mapping
 
 from dripcourse.app.bouncereports import Kind, Report
-from dripcourse.app.providers import Event, digest_key, event_key, load_json, text
+from dripcourse.app.providers import Event, digest_key, event_key, load_json, recipient, text
 from dripcourse.domain.provider_ids import from_reply
 from dripcourse.errors import BadInput, Unauthentic
 
@@ -63,4 +63,5 @@ def read(body: bytes) -> Event:
     detail = "Postmark: " + " ".join(part for part in parts if part)
     message = record.get("MessageID")
     provider_id = from_reply(message) if isinstance(message, str) and " " not in message else None
-    return Event((key,), Report(kind, [], [], detail[:500], provider_id))
+    address = recipient(record.get("Email"))
+    return Event((key,), Report(kind, [], [], detail[:500], provider_id, address))

@@ -30,7 +30,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from dripcourse.app.bouncereports import Kind, Report, message_id_of
-from dripcourse.app.providers import Event, digest_key, event_key, load_json, text, within_window
+from dripcourse.app.providers import (
+    Event,
+    digest_key,
+    event_key,
+    load_json,
+    recipient,
+    text,
+    within_window,
+)
 from dripcourse.domain.provider_ids import from_reply
 from dripcourse.errors import BadInput, Unauthentic
 
@@ -105,7 +113,8 @@ def read_event(event: Any) -> Event:
     found = message_id_of(event.get("smtp-id"))
     status = text(event.get("status"), 20)
     detail = " ".join(part for part in ("SendGrid:", text(name, 16), status, reason) if part)
-    report = Report(kind, [], [found] if found else [], detail[:500], _provider_id(event))
+    address = recipient(event.get("email"))
+    report = Report(kind, [], [found] if found else [], detail[:500], _provider_id(event), address)
     return Event(keys, report)
 
 

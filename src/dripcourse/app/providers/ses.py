@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from dripcourse.app.bouncereports import Kind, Report, message_id_of
-from dripcourse.app.providers import Event, load_json, mapping, text
+from dripcourse.app.providers import Event, load_json, mapping, recipient, text
 from dripcourse.app.providers.sns import SnsMessage
 from dripcourse.domain.provider_ids import from_reply
 
@@ -35,9 +35,11 @@ def read_notification(message: SnsMessage) -> Event:
         bounce = mapping(content.get("bounce"))
         kind = _BOUNCE_KINDS.get(str(bounce.get("bounceType")), Kind.SOFT)
         detail = _bounce_detail(bounce)
+        address = _first_recipient(bounce.get("bouncedRecipients"))
     elif kind_name == "Complaint":
         complaint = mapping(content.get("complaint"))
         kind = Kind.COMPLAINT
+        address = _first_recipient(complaint.get("complainedRecipients"))
         feedback = text(complaint.get("complaintFeedbackType"), 40) or "no feedback type"
         detail = f"complaint ({feedback}) reported by Amazon SES"
     else:
@@ -49,6 +51,7 @@ def read_notification(message: SnsMessage) -> Event:
         message_ids=_message_ids(mail),
         detail=detail,
         provider_id=_provider_id(mail.get("messageId")),
+        recipient=address,
     )
     return Event(keys, report)
 
@@ -63,6 +66,13 @@ def _bounce_detail(bounce: dict[str, Any]) -> str:
         text(first.get("diagnosticCode"), 300),
     ]
     return ("Amazon SES: " + " ".join(part for part in parts if part))[:500]
+
+
+def _first_recipient(recipients: Any) -> str | None:
+    # Each of our messages has one recipient, so the first named is the one.
+    if not isinstance(recipients, list) or not recipients:
+        return None
+    return recipient(mapping(recipients[0]).get("emailAddress"))
 
 
 def _message_ids(mail: dict[str, Any]) -> list[str]:

@@ -3,12 +3,15 @@ https://docs.aws.amazon.com/sns/latest/dg/sns-verify-signature-of-message.html
 
 - `SignatureVersion` 1 is SHA1withRSA, 2 is SHA256withRSA, over the string to sign: for each of
   the fields of its `Type` (in this order, `Subject` only when present) `name\\nvalue\\n`;
-- the signing certificate's URL must be https on an `sns.<region>.amazonaws.com` host (or the
-  China regions' `.amazonaws.com.cn`); the certificate itself is read from a folder the operator
-  fills (`CertificateFolder`, setting `sns_cert_dir`): the web process never fetches one, so a
-  forged URL cannot make it reach anywhere, and tests run offline with their own certificate;
-- the certificate must be valid at `now`, the `TopicArn` one of ours, and the `Timestamp` within
-  `WINDOW` of `now` (SNS's retries of an HTTPS delivery end within an hour).
+- the signing certificate's URL must be https on an `sns.<region>.amazonaws.com` host, port 443
+  (or the China regions' `.amazonaws.com.cn`), checked before anything is read or fetched, so a
+  forged URL cannot make us reach anywhere else; the certificate comes from a `CertificateSource`:
+  `sns_certificates.SigningCertificates` (the folder `sns_cert_dir` first, if set, then AWS over
+  https, cached), or `CertificateFolder` alone (the folder only, as the unit tests use);
+- the `TopicArn` must be one of ours (checked before the certificate is sought, so a message for
+  another topic costs no fetch; it counts only once the signature verifies), the certificate valid
+  at `now`, and the `Timestamp` within `WINDOW` of `now` (SNS's retries of an HTTPS delivery end
+  within an hour).
 
 A `SubscriptionConfirmation` is verified the same way and then only reported: the route logs its
 SubscribeURL for the operator to open (see docs/deliverability.md), rather than have a web process
@@ -70,7 +73,18 @@ class SnsMessage:
 
 
 class CertificateSource(Protocol):
+    """Where the signing certificate of a checked SigningCertURL (`is_sns_url`) comes from;
+    raises `Unauthentic` (or `VerificationUnavailable`, a temporary failure) if it has none."""
+
     def certificate(self, url: str) -> x509.Certificate: ...
+
+
+def certificate_name(url: str) -> str:
+    """The last part of a SigningCertURL (`SimpleNotificationService-<hash>.pem`)."""
+    name = urlsplit(url).path.rsplit("/", 1)[-1]
+    if not _CERT_NAME.fullmatch(name):
+        raise Unauthentic("the SigningCertURL does not name a .pem file")
+    return name
 
 
 @dataclass(frozen=True)
@@ -79,22 +93,27 @@ class CertificateFolder:
 
     folder: Path
 
-    def certificate(self, url: str) -> x509.Certificate:
-        name = urlsplit(url).path.rsplit("/", 1)[-1]
-        if not _CERT_NAME.fullmatch(name):
-            raise Unauthentic("the SigningCertURL does not name a .pem file")
-        path = self.folder / name
+    def find(self, url: str) -> x509.Certificate | None:
+        """The certificate for `url` in the folder, or None if the folder has no such file."""
+        name = certificate_name(url)
         try:
-            with path.open("rb") as file:
+            with (self.folder / name).open("rb") as file:
                 data = file.read(MAX_CERT_BYTES + 1)
         except OSError:
-            raise Unauthentic(
-                f"no signing certificate {name} in sns_cert_dir (download it from {url})"
-            ) from None
+            return None
         try:
             return x509.load_pem_x509_certificate(data[:MAX_CERT_BYTES])
         except ValueError:
             raise Unauthentic(f"the signing certificate {name} cannot be read") from None
+
+    def certificate(self, url: str) -> x509.Certificate:
+        found = self.find(url)
+        if found is None:
+            name = certificate_name(url)
+            raise Unauthentic(
+                f"no signing certificate {name} in sns_cert_dir (download it from {url})"
+            )
+        return found
 
 
 def string_to_sign(fields: dict[str, Any]) -> bytes:
@@ -125,12 +144,14 @@ def verify(
     if algorithm is None:
         raise Unauthentic("unknown SignatureVersion")
     url = fields.get("SigningCertURL")
-    if not isinstance(url, str) or not _is_sns_url(url):
+    if not isinstance(url, str) or not is_sns_url(url):
         raise Unauthentic("the SigningCertURL is not https on an sns.<region>.amazonaws.com host")
     try:
         signature = base64.b64decode(str(fields.get("Signature", "")), validate=True)
     except (binascii.Error, ValueError):
         raise Unauthentic("the Signature is not base64") from None
+    if fields["TopicArn"] not in topics:
+        raise Unauthentic("the TopicArn is not one of sns_topic_arns")
     certificate = certificates.certificate(url)
     if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
         raise Unauthentic("the signing certificate is not valid now")
@@ -141,8 +162,6 @@ def verify(
         key.verify(signature, signed, padding.PKCS1v15(), algorithm())
     except InvalidSignature:
         raise Unauthentic("the signature does not verify") from None
-    if fields["TopicArn"] not in topics:
-        raise Unauthentic("the TopicArn is not one of sns_topic_arns")
     within_window(_instant(fields["Timestamp"]), now, WINDOW, "the SNS Timestamp")
     return SnsMessage(
         type=fields["Type"],
@@ -153,7 +172,8 @@ def verify(
     )
 
 
-def _is_sns_url(url: str) -> bool:
+def is_sns_url(url: str) -> bool:
+    """https on an `sns.<region>.amazonaws.com(.cn)` host, port 443, no credentials in it."""
     try:
         parts = urlsplit(url)
         port = parts.port
