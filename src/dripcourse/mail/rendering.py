@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import css_inline
 import jinja2
+import jinja2.bccache
 
 from dripcourse.domain.completion import COMPLETION_KEY
 from dripcourse.domain.course_settings import CourseSettings
@@ -372,6 +373,31 @@ def _child_of(layout: str, body: str) -> str:
     return f'{{% extends "{layout}" %}}{{% block body %}}{body}{{% endblock %}}'
 
 
+class _CompiledTemplates(jinja2.BytecodeCache):
+    """Compiled templates kept in memory across environments of the same options (Jinja2 checks
+    each one's source checksum before using it): every builder and every course check makes new
+    environments for the same layouts and lessons, and compiling them was most of their cost."""
+
+    KEPT = 1024
+
+    def __init__(self) -> None:
+        self._compiled: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        compiled = self._compiled.get(bucket.key)
+        if compiled is not None:
+            bucket.bytecode_from_string(compiled)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if len(self._compiled) >= self.KEPT:
+            self._compiled.clear()
+        self._compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+# One per value of the one option that differs (autoescape changes the compiled code).
+_COMPILED = {True: _CompiledTemplates(), False: _CompiledTemplates()}
+
+
 def _environment(sources: dict[str, str], *, autoescape: bool) -> jinja2.Environment:
     # Sandboxed even for the package's own templates: the course's lessons and layouts compile in
     # the same environment as the built-in layout they extend.
@@ -383,6 +409,7 @@ def _environment(sources: dict[str, str], *, autoescape: bool) -> jinja2.Environ
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        bytecode_cache=_COMPILED[autoescape],
     )
 
 

@@ -177,37 +177,81 @@ def only_printed(env: jinja2.Environment, names: Iterable[str], fields: Sequence
         if not env.loader:
             return False
         source, filename, _ = env.loader.get_source(env, name)
-        if _PLACEHOLDER.search(source):
+        key = (_syntax_of(env), source, name, filename, tuple(fields))
+        try:
+            verdict = _VERDICTS[key]
+        except KeyError:
+            verdict = _verdict(env, source, name, filename, fields)
+            if len(_VERDICTS) >= _VERDICTS_KEPT:
+                _VERDICTS.clear()
+            _VERDICTS[key] = verdict
+        if verdict is None:
             return False
-        # Named, so that a syntax error says which template it is in (a layout's, say).
-        tree = env.parse(source, name, filename)
-        printed = {
-            id(child.node)
-            for output in tree.find_all(nodes.Output)
-            for child in output.nodes
-            if isinstance(child, nodes.Getattr)
-            and isinstance(child.node, nodes.Name)
-            and (child.node.name, child.attr) in PERSONAL
-        } | {
-            id(child.node.node)
-            for output in tree.find_all(nodes.Output)
-            for child in output.nodes
-            if isinstance(child, nodes.Getattr)
-            and child.attr in fields
-            and isinstance(child.node, nodes.Getattr)
-            and child.node.attr == "fields"
-            and isinstance(child.node.node, nodes.Name)
-            and child.node.node.name == "subscriber"
-        }
-        personal = [n for n in tree.find_all(nodes.Name) if n.name in _OBJECTS]
-        if any(id(name) not in printed for name in personal):
-            return False
-        parents = [n.template for n in tree.find_all(nodes.Extends)]
-        if not all(
-            isinstance(p, nodes.Const) and only_printed(env, [p.value], fields) for p in parents
-        ):
+        if not all(only_printed(env, [parent], fields) for parent in verdict):
             return False
     return True
+
+
+def _syntax_of(env: jinja2.Environment) -> tuple[object, ...]:
+    """What parsing depends on: the same source parses alike in environments that agree here."""
+    return (
+        type(env),
+        env.block_start_string,
+        env.block_end_string,
+        env.variable_start_string,
+        env.variable_end_string,
+        env.comment_start_string,
+        env.comment_end_string,
+        env.line_statement_prefix,
+        env.line_comment_prefix,
+        env.trim_blocks,
+        env.lstrip_blocks,
+        env.newline_sequence,
+        env.keep_trailing_newline,
+        tuple(sorted(env.extensions)),
+    )
+
+
+_VERDICTS: dict[tuple[object, ...], tuple[str, ...] | None] = {}
+"""`_verdict` by syntax, source, name and fields: every course sync and every builder asks it of
+the same layouts, and parsing them is the slow part of both."""
+_VERDICTS_KEPT = 512
+
+
+def _verdict(
+    env: jinja2.Environment, source: str, name: str, filename: str | None, fields: Sequence[str]
+) -> tuple[str, ...] | None:
+    """One template's own verdict: None if it uses a personal value other than by printing it (or
+    holds a placeholder word), else the layouts it extends, to be judged in turn. A syntax error is
+    raised (so never kept), named with the template's name."""
+    if _PLACEHOLDER.search(source):
+        return None
+    tree = env.parse(source, name, filename)
+    printed = {
+        id(child.node)
+        for output in tree.find_all(nodes.Output)
+        for child in output.nodes
+        if isinstance(child, nodes.Getattr)
+        and isinstance(child.node, nodes.Name)
+        and (child.node.name, child.attr) in PERSONAL
+    } | {
+        id(child.node.node)
+        for output in tree.find_all(nodes.Output)
+        for child in output.nodes
+        if isinstance(child, nodes.Getattr)
+        and child.attr in fields
+        and isinstance(child.node, nodes.Getattr)
+        and child.node.attr == "fields"
+        and isinstance(child.node.node, nodes.Name)
+        and child.node.node.name == "subscriber"
+    }
+    personal = [n for n in tree.find_all(nodes.Name) if n.name in _OBJECTS]
+    if any(id(name) not in printed for name in personal):
+        return None
+    parents = [n.template for n in tree.find_all(nodes.Extends)]
+    if not all(isinstance(p, nodes.Const) and isinstance(p.value, str) for p in parents):
+        return None
+    return tuple(str(p.value) for p in parents if isinstance(p, nodes.Const))
 
 
 def values_of(subscriber: object, links: object, fields: Sequence[str] = ()) -> list[str]:
