@@ -17,7 +17,7 @@ from dripcourse.app.providers import mailgun
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
 from dripcourse.errors import Unauthentic
-from dripcourse.store.db import HOUSEKEEPING_LOCK, Database
+from dripcourse.store.db import Database, housekeeping_lock
 from dripcourse.store.models import Enrollment
 from dripcourse.store.provider_events import ProviderEvent
 
@@ -77,7 +77,7 @@ def test_a_second_worker_skips_while_the_first_holds_the_lock(synced, clock):
     other_worker = Database(synced.url)  # its own connections, as another process would have
     try:
         with other_worker.transaction() as session:
-            assert session.scalar(select(func.pg_try_advisory_xact_lock(HOUSEKEEPING_LOCK)))
+            assert session.scalar(select(housekeeping_lock()))
             assert expire_unconfirmed(synced, clock, timedelta(hours=72)) == 0
     finally:
         other_worker.dispose()

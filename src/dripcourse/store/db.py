@@ -208,4 +208,11 @@ def first_to_housekeep(session: Session) -> bool:
     workers take turns, and the second one finds nothing left to remove."""
     if session.get_bind().dialect.name != "postgresql":
         return True
-    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(HOUSEKEEPING_LOCK))))
+    return bool(session.scalar(select(housekeeping_lock())))
+
+
+def housekeeping_lock() -> Any:
+    """The advisory lock of housekeeping: ours, and of this schema only. Advisory locks are
+    shared by a whole database, so two dripcourse installations in schemas of one database (as
+    the tests are) would otherwise take turns at each other's housekeeping."""
+    return func.pg_try_advisory_xact_lock(HOUSEKEEPING_LOCK, func.hashtext(func.current_schema()))
