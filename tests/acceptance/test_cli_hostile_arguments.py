@@ -215,6 +215,9 @@ TIMELESS = {
     ("serve",),
     ("subscribers", "list"),
     ("subscribers", "show"),
+    ("webhooks", "failures"),
+    ("webhooks", "list"),
+    ("webhooks", "remove"),
 }
 
 

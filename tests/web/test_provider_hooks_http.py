@@ -6,8 +6,6 @@ A forged event changes nothing; a replayed one changes nothing either."""
 from __future__ import annotations
 
 import json
-import shutil
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -31,7 +29,6 @@ from provider_signing import (
     write_certificate,
 )
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from dripcourse.app import subscriptions
 from dripcourse.backends import load_backend
@@ -39,7 +36,6 @@ from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
 from dripcourse.devtools.smtpserver import CapturingSMTPServer
 from dripcourse.sending.dispatch import Dispatcher
-from dripcourse.store import migrations
 from dripcourse.store.db import Database
 from dripcourse.store.models import AuditEntry, Delivery, Enrollment, Subscriber, Suppression
 from dripcourse.store.provider_events import ProviderEvent
@@ -51,32 +47,6 @@ SES_ID = "0100018c1a2b3c4d-5e6f7a8b-9c0d-1e2f-3a4b-5c6d7e8f9a0b-000000"
 # Only where the database itself is the guarantee do the tests also run on PostgreSQL: the
 # suppression written, and the unique key (provider, event id) that turns a replay into a no-op.
 # Verification, parsing and the HTTP answers do not depend on the database: SQLite only.
-
-
-@pytest.fixture(scope="module")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One SQLite file made by the migrations, for this module's tests to copy: migrating takes
-    most of a test's setup, and the schema is the same for each."""
-    path = tmp_path_factory.mktemp("migrated") / "dripcourse.db"
-    template = Database(f"sqlite:///{path}")
-    migrations.upgrade(template)
-    template.dispose()
-    return path
-
-
-@pytest.fixture
-def database(settings: Settings, database_kind: str, migrated_sqlite: Path) -> Iterator[Database]:
-    """conftest's `database`, with SQLite's file copied from `migrated_sqlite` (PostgreSQL's
-    fresh schema is still migrated here)."""
-    if database_kind == "sqlite":
-        target = make_url(settings.database_url).database
-        assert target is not None
-        shutil.copyfile(migrated_sqlite, target)
-    db = Database(settings.database_url)
-    if database_kind != "sqlite":
-        migrations.upgrade(db)
-    yield db
-    db.dispose()
 
 
 @pytest.fixture

@@ -346,9 +346,10 @@ def _reopen_finished(session: Session, course: Course, order: list[str], now: da
     histories = lesson_histories(session, [enrollment.id for enrollment in finished])
     # A lesson for an audience they are outside reopens nothing (domain/audiences.py).
     audiences = Audiences.of(
-        session.execute(
+        (key, data)
+        for key, data in session.execute(
             select(Lesson.key, Lesson.data).where(Lesson.course_id == course.id, Lesson.is_current)
-        ).tuples()
+        )
     )
     declared = course.settings.fields
     reopened = 0
