@@ -42,6 +42,16 @@ def test_upgrade_twice_is_harmless_and_the_revision_is_head(database: Database) 
     } <= tables
 
 
+def test_an_upgrade_with_nothing_to_do_leaves_foreign_keys_on(tmp_path: Path) -> None:
+    """The pool hands the upgrade's connection to whoever comes next (a restore, the demo)."""
+    database = Database(f"sqlite:///{tmp_path / 'twice.db'}")
+    migrations.upgrade(database)
+    migrations.upgrade(database)  # at head already: nothing to do
+    with database.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    database.dispose()
+
+
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(database: Database) -> None:
     with database.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

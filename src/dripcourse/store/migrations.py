@@ -37,6 +37,12 @@ def upgrade(database: Database, revision: str = "head") -> None:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
         connection.commit()
+        if connection.dialect.name == "sqlite":
+            # alembic/env.py turns SQLite's foreign keys off for the migration and on again, but
+            # SQLite ignores that pragma inside a transaction, which an upgrade with nothing to do
+            # leaves open: on again here, after the commit, before the pool hands the
+            # connection to anyone else (a restore and the demo go on in this process).
+            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
 
 
 def current_revision(database: Database) -> str | None:
