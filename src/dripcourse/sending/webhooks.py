@@ -175,7 +175,9 @@ def post(client: httpx.Client, message: Claimed, now: datetime) -> Attempt:
         with client.stream("POST", message.url, content=body, headers=headers) as answer:
             excerpt = _read_at_most(answer, MAX_ANSWER)
             status = answer.status_code
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
+        # InvalidURL and UnicodeError (IDNA) are no HTTPError: an endpoint stored before
+        # `check_url` refused its URL must fail alone, not stop the pass's other deliveries.
         return Attempt(message, False, None, failure_reason(None, type(exc).__name__))
     if 200 <= status < 300:
         return Attempt(message, True, status, None)
