@@ -112,8 +112,8 @@ class Settings:
     postmark_user: str = ""
     """Postmark: the user and password of the basic auth in the webhook's URL
     (`https://user:password@host/hooks/postmark`); both set turn the hook on."""
-    postmark_password: str = ""
-    mailgun_signing_key: str = ""
+    postmark_password: str = field(default="", repr=False)
+    mailgun_signing_key: str = field(default="", repr=False)
     """Mailgun: the HTTP webhook signing key (Sending > Webhooks); set, turns the hook on."""
     sendgrid_public_key: str = ""
     """SendGrid: the Event Webhook's verification key (base64, as the Signed Event Webhook

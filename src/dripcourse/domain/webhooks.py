@@ -24,6 +24,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from dripcourse.errors import BadInput
 
 
@@ -166,7 +168,22 @@ def check_url(url: str) -> str:
     if parts.fragment:
         raise BadInput("a webhook URL has no #fragment")
     del port
+    _check_sendable(url)
     return url
+
+
+def _check_sendable(url: str) -> None:
+    """`BadInput` for a URL that parses but that the HTTP client cannot send to: httpx refuses
+    its host (IDNA both ways: `host` is decoded for the Host header, a malformed `xn--` label
+    fails there; an IPv6 literal) or its text (a lone surrogate), or the host has a DNS label
+    empty or over 63 octets, which Python's `idna` codec refuses when connecting (RFC 1035 2.3.4).
+    Found only at the first attempt, such a URL would stop every delivery of the pass."""
+    try:
+        parsed = httpx.URL(url)
+        parsed.host  # noqa: B018 (decoding the host is the check)
+        parsed.raw_host.decode("ascii").encode("idna")
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        raise BadInput(f"a webhook URL that no HTTP client can send to: {exc}") from None
 
 
 def check_events(names: Sequence[str]) -> tuple[str, ...]:

@@ -11,14 +11,15 @@ subscriber for the same endpoint is still undelivered (pending or being sent); o
 no longer holds the others back. Events of nobody (no subscriber) go in any order.
 
 A receiver is a stranger: short timeouts, no redirect followed, at most `MAX_ANSWER` bytes of its
-answer read, anything but a 2xx is a failure, and only a short printable excerpt of its answer
-is stored (`domain.webhooks.failure_reason`).
+answer read, for at most `ATTEMPT_DEADLINE` seconds, anything but a 2xx is a failure, and only a
+short printable excerpt of its answer is stored (`domain.webhooks.failure_reason`).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,6 +52,11 @@ log = logging.getLogger(__name__)
 MAX_ANSWER = 4096
 """Bytes of a receiver's answer read at most; the rest is never downloaded."""
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+ATTEMPT_DEADLINE = 15.0
+"""Seconds an attempt may spend reading the receiver's answer: httpx's timeouts bound each read,
+not their sum, so a receiver sending a byte every few seconds would otherwise hold the dispatch
+pass for hours. Measured on the monotonic clock, as httpx's own timeouts are: it bounds the wait
+and decides nothing about the schedule (`now` does)."""
 USER_AGENT = "dripcourse-webhooks"
 BATCH = 100
 LEASE = timedelta(minutes=5)
@@ -173,9 +179,11 @@ def post(client: httpx.Client, message: Claimed, now: datetime) -> Attempt:
     headers["user-agent"] = USER_AGENT
     try:
         with client.stream("POST", message.url, content=body, headers=headers) as answer:
-            excerpt = _read_at_most(answer, MAX_ANSWER)
+            excerpt = _read_at_most(answer, MAX_ANSWER, time.monotonic() + ATTEMPT_DEADLINE)
             status = answer.status_code
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
+        # InvalidURL and UnicodeError (IDNA) are no HTTPError: an endpoint stored before
+        # `check_url` refused its URL must fail alone, not stop the pass's other deliveries.
         return Attempt(message, False, None, failure_reason(None, type(exc).__name__))
     if 200 <= status < 300:
         return Attempt(message, True, status, None)
@@ -213,11 +221,13 @@ def _post_batch(client: httpx.Client, batch: list[Claimed], clock: Clock) -> lis
 NOT_TRIED = "not tried: the endpoint gave no answer to an earlier message of this batch"
 
 
-def _read_at_most(answer: httpx.Response, limit: int) -> bytes:
+def _read_at_most(answer: httpx.Response, limit: int, deadline: float) -> bytes:
+    """At most `limit` bytes of the answer, and what came before `deadline` (monotonic): the
+    status is known already, the excerpt is only for the failure's reason."""
     got = bytearray()
     for chunk in answer.iter_bytes():
         got += chunk
-        if len(got) >= limit:
+        if len(got) >= limit or time.monotonic() >= deadline:
             break
     return bytes(got[:limit])
 

@@ -5,9 +5,10 @@ A JSON line holds `time` (UTC, ISO 8601), `level`, `logger`, `event` (the messag
 to the log call as `extra` (`delivery_id`, `enrollment_id`, `worker`...), and `exception` when
 there is one. Every string written, in either format, goes through `scrub` first: the values
 registered as secret at start-up (the secret key, the API tokens, the passwords of the database
-and SMTP URLs), the password part of any URL (`smtp://user:...@host`), and a bearer token are
-replaced by `[redacted]`. Logs travel further than the database; a secret that reaches one through
-an exception's text must not go with it.
+and SMTP URLs, the webhook secret, Postmark's password and Mailgun's signing key), the password
+part of any URL (`smtp://user:...@host`), and a bearer token are replaced by `[redacted]`. Logs
+travel further than the database; a secret that reaches one through an exception's text must not
+go with it.
 """
 
 from __future__ import annotations
@@ -121,4 +122,11 @@ def secret_values(settings: Settings) -> list[str | None]:
             passwords.append(urlsplit(url).password)
         except ValueError:  # not a URL at all: the settings' own check says so
             continue
-    return [settings.secret_key, *settings.api_tokens, *passwords]
+    return [
+        settings.secret_key,
+        *settings.api_tokens,
+        *passwords,
+        settings.webhook_secret,
+        settings.postmark_password,
+        settings.mailgun_signing_key,
+    ]
