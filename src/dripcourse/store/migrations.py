@@ -42,7 +42,10 @@ def upgrade(database: Database, revision: str = "head") -> None:
             # SQLite ignores that pragma inside a transaction, which an upgrade with nothing to do
             # leaves open: on again here, after the commit, before the pool hands the
             # connection to anyone else (a restore and the demo go on in this process).
-            connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+            # On the driver's connection: SQLAlchemy's would begin a transaction first.
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            driver.execute("PRAGMA foreign_keys=ON")
 
 
 def current_revision(database: Database) -> str | None:
