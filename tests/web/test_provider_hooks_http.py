@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from provider_hooks import ADA, send_first_lesson, state, suppressed
 from provider_signing import (
     MAILGUN_KEY,
     POSTMARK,
@@ -28,7 +29,7 @@ from provider_signing import (
     sign_sns,
     write_certificate,
 )
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from dripcourse.app import subscriptions
 from dripcourse.backends import load_backend
@@ -37,11 +38,9 @@ from dripcourse.config import Settings
 from dripcourse.devtools.smtpserver import CapturingSMTPServer
 from dripcourse.sending.dispatch import Dispatcher
 from dripcourse.store.db import Database
-from dripcourse.store.models import AuditEntry, Delivery, Enrollment, Subscriber, Suppression
-from dripcourse.store.provider_events import ProviderEvent
+from dripcourse.store.models import Delivery, Enrollment, Suppression
 from dripcourse.web.app import create_app
 
-ADA = "ada@example.com"
 SES_ID = "0100018c1a2b3c4d-5e6f7a8b-9c0d-1e2f-3a4b-5c6d7e8f9a0b-000000"
 
 # Only where the database itself is the guarantee do the tests also run on PostgreSQL: the
@@ -78,43 +77,9 @@ def sent(
     synced: Database, hook_settings: Settings, clock: FixedClock, smtpd: CapturingSMTPServer
 ) -> Delivery:
     """Ada's first lesson, accepted by a relay that names it as SES does; the delivery row."""
-    smtpd.accepted_reply = f"250 Ok {SES_ID}"
-    with synced.transaction() as session:
-        subscriptions.subscribe(
-            session,
-            email=ADA,
-            course_slug="runners",
-            name="Ada Lovelace",
-            timezone="America/Toronto",
-            confirmed=True,
-            now=clock.now(),
-        )
-    clock.set(clock.now() + timedelta(days=1))
-    backend = load_backend(hook_settings.email_backend)
-    Dispatcher(synced, hook_settings, backend, clock).run_pass()
-    assert len(smtpd.messages) == 1
-    with synced.read() as session:
-        delivery = session.scalars(select(Delivery).where(Delivery.sent_at.is_not(None))).one()
-        session.expunge(delivery)
-    return delivery
-
-
-def state(database: Database) -> tuple[object, ...]:
-    """Everything a bounce may change."""
-    with database.read() as session:
-        return (
-            session.scalars(select(Suppression.email)).all(),
-            session.scalars(select(Enrollment.status)).all(),
-            session.scalars(select(Subscriber.soft_bounces)).all(),
-            session.scalars(select(Delivery.bounce)).all(),
-            session.scalar(select(func.count()).select_from(AuditEntry)),
-            session.scalar(select(func.count()).select_from(ProviderEvent)),
-        )
-
-
-def suppressed(database: Database) -> list[str]:
-    with database.read() as session:
-        return list(session.scalars(select(Suppression.email)))
+    return send_first_lesson(
+        synced, hook_settings, clock, smtpd, f"250 Ok {SES_ID}", timezone="America/Toronto"
+    )
 
 
 @pytest.mark.both_databases
