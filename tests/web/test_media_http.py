@@ -35,7 +35,9 @@ def images_of(html: str) -> list[dict[str, str]]:
 
 
 def lesson(number: int, live_server, inbox, email="ada@example.com"):
-    """Lesson `number` as it arrived, a week after the one before (the first a week on)."""
+    """Lesson `number` as it arrived, a pass eight days after the one before: each lesson is due
+    at 08:00 in Toronto a week after the last was sent, so a pass a week and a minute on would
+    come too early whenever the last went before 08:00 there (this ran at the real time of day)."""
     now = datetime.now(UTC)
     with live_server.database.transaction() as session:
         subscriptions.subscribe(
@@ -48,7 +50,7 @@ def lesson(number: int, live_server, inbox, email="ada@example.com"):
             now=now,
         )
     for week in range(1, number + 1):
-        live_server.dispatch_as_of(now + timedelta(days=7 * week, minutes=week))
+        live_server.dispatch_as_of(now + timedelta(days=8 * week))
     return inbox.wait_for(email, f"Lesson {number}:")
 
 
