@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -69,10 +70,11 @@ class SignInLimits:
     by_account: RateLimiter
 
     @classmethod
-    def per_minute(cls, allowed: int) -> SignInLimits:
-        return cls(
-            RateLimiter(allowed, timedelta(minutes=1)), RateLimiter(allowed, timedelta(minutes=1))
-        )
+    def per_minute(
+        cls, allowed: int, monotonic: Callable[[], float] = time.monotonic
+    ) -> SignInLimits:
+        minute = timedelta(minutes=1)
+        return cls(RateLimiter(allowed, minute, monotonic), RateLimiter(allowed, minute, monotonic))
 
     def allow(self, client: str, account: str) -> bool:
         """Whether this attempt may be checked at all (it costs the client one attempt)."""

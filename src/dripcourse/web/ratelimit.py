@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import timedelta
 
 MAX_CLIENTS = 100_000
@@ -16,7 +17,12 @@ MAX_CLIENTS = 100_000
 
 
 class RateLimiter:
-    def __init__(self, allowed: int, per: timedelta) -> None:
+    def __init__(
+        self, allowed: int, per: timedelta, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        """`monotonic` is where the buckets read the time: the process's monotonic clock, or a
+        test's own, so that a limit is tested without racing it."""
+        self._monotonic = monotonic
         self.capacity = float(allowed)
         self.refill_per_second = allowed / per.total_seconds()
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
@@ -24,13 +30,13 @@ class RateLimiter:
 
     def has_room(self, client: str, now: float | None = None) -> bool:
         """Whether `client`'s bucket holds a token, taking none."""
-        now = time.monotonic() if now is None else now
+        now = self._monotonic() if now is None else now
         with self._lock:
             return self._tokens(self._buckets.get(client), now) >= 1.0
 
     def allow(self, client: str, now: float | None = None) -> bool:
         """Take one token from `client`'s bucket; False when it is empty."""
-        now = time.monotonic() if now is None else now
+        now = self._monotonic() if now is None else now
         with self._lock:
             tokens = self._tokens(self._buckets.pop(client, None), now)
             allowed = tokens >= 1.0
