@@ -5,6 +5,8 @@ the next course, with the consent carried over; dates cross Toronto's spring DST
 
 from __future__ import annotations
 
+import json
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from strength_courses import lesson_text, run_passes, write_strength_courses
 
-from dripcourse.app import subscriptions
+from dripcourse.app import subscriptions, webhooks
 from dripcourse.clock import FixedClock
 from dripcourse.config import Settings
 from dripcourse.courses.catalog import load_sources, sync_course
@@ -27,6 +29,7 @@ from dripcourse.store.models import (
     LessonTally,
     Subscriber,
 )
+from dripcourse.store.webhook_models import WebhookMessage
 
 pytestmark = pytest.mark.both_databases
 
@@ -258,3 +261,29 @@ def test_a_lesson_added_while_the_completion_email_waits_moves_it_after_the_new_
     ]
     subjects = [subject for _d, subject in subjects_with_dates(smtpd, ADA[0])]
     assert subjects.count("You finished Strength, phase 1, Ada") == 1
+
+
+def test_webhooks_hear_the_finish_then_the_next_courses_enrolment(strength, settings, clock):
+    """`enrollment.completed` for phase 1, then `subscriber.created` and `.confirmed` for the
+    enrolment in phase 2 that the finish made (nobody signed up for it: the consent carried over)."""
+    with socket.socket() as closed:  # nothing listens: the events wait in the outbox, unsent
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/hooks"
+    with strength.transaction() as session:
+        webhooks.add_endpoint(session, url, [], clock.now())
+    enrol(strength, ADA, "strength-phase-1", SIGN_UP)
+    clock.set(SIGN_UP)
+    run_until(strength, settings, clock, datetime(2027, 3, 31, 0, 0, tzinfo=UTC))
+    with strength.read() as session:
+        events = [
+            (message.event_type, json.loads(message.body)["data"]["course"])
+            for message in session.scalars(select(WebhookMessage).order_by(WebhookMessage.id))
+            if not message.event_type.startswith("lesson.")
+        ]
+    assert events == [
+        ("subscriber.created", "strength-phase-1"),
+        ("subscriber.confirmed", "strength-phase-1"),
+        ("enrollment.completed", "strength-phase-1"),
+        ("subscriber.created", "strength-phase-2"),
+        ("subscriber.confirmed", "strength-phase-2"),
+    ]

@@ -67,10 +67,9 @@ def finish(session: Session, finished: Mapping[int, datetime], now: datetime) ->
         .join(Course, Enrollment.course_id == Course.id)
         .where(Enrollment.id.in_(done))
     ).all()
-    _owe_completions(session, rows, finished, now)
-    _enrol_in_next(session, rows, finished, now)
     # The one place enrolments finish: `enrollment.completed` for those finished now (one INSERT
-    # into the webhook outbox, none without an endpoint).
+    # into the webhook outbox, none without an endpoint), before the events of the next course's
+    # enrolment, so that a receiver hears them in that order.
     emit(
         session,
         [
@@ -83,6 +82,8 @@ def finish(session: Session, finished: Mapping[int, datetime], now: datetime) ->
         ],
         now,
     )
+    _owe_completions(session, rows, finished, now)
+    _enrol_in_next(session, rows, finished, now)
     return done
 
 
@@ -192,17 +193,26 @@ def _enrol_in_next(
         present.add((enrollment.subscriber_id, target.id))  # one person finishing twice at once
     insert_into = upsert_insert(session)
     entries: list[dict[str, Any]] = []
+    events: list[Event] = []
+    slugs_by_id = {course.id: course.slug for course in following.values()}
     for group in chunks(new):
         # Another worker may enrol the same person at the same moment: the unique pair decides,
-        # and only the rows written here get an audit entry.
+        # and only the rows written here get an audit entry and their webhook events.
         made = session.execute(
             insert_into(Enrollment)
             .values(list(group))
             .on_conflict_do_nothing(index_elements=["subscriber_id", "course_id"])
-            .returning(Enrollment.subscriber_id, Enrollment.course_id)
+            .returning(Enrollment.id, Enrollment.subscriber_id, Enrollment.course_id)
         )
-        for subscriber_id, course_id in made:
+        for enrollment_id, subscriber_id, course_id in made:
             email, detail = words[(subscriber_id, course_id)]
+            # Started at once, consent carried over: created and confirmed, as a sign-up made
+            # with --confirmed announces itself.
+            data = enrolment_data(subscriber_id, email, enrollment_id, slugs_by_id[course_id])
+            events += [
+                Event(EventType.SUBSCRIBER_CREATED, subscriber_id, data),
+                Event(EventType.SUBSCRIBER_CONFIRMED, subscriber_id, data),
+            ]
             entries.append(
                 {
                     "at": now,
@@ -214,3 +224,4 @@ def _enrol_in_next(
             )
     for group in chunks(entries):
         session.execute(insert(AuditEntry).values(list(group)))
+    emit(session, events, now)
