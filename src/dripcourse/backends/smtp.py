@@ -98,7 +98,7 @@ class SMTPBackend(DeliveryBackend):
         self.pipelined_count = 0
         """How many messages went out pipelined, whatever became of them."""
         self._warned_8bit = False
-        self._connection: smtplib.SMTP | None = None
+        self._connection: KeepsDataReply | None = None
         self._unreachable: _SessionFailure | None = None
         """Why no connection could be made since `open()`: the rest of the pass is deferred at once
         instead of paying a connect timeout per send group; `close()` forgets it."""
@@ -205,24 +205,24 @@ class SMTPBackend(DeliveryBackend):
         if self._connection is None:
             self._connect_now()
 
-    def _connect_now(self) -> smtplib.SMTP:
+    def _connect_now(self) -> KeepsDataReply:
         self._connection = self._connect()
         return self._connection
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> KeepsDataReply:
         try:
             return self._try_connect()
         except _SessionFailure as failure:
             self._unreachable = failure
             raise
 
-    def _try_connect(self) -> smtplib.SMTP:
+    def _try_connect(self) -> KeepsDataReply:
         context = ssl.create_default_context()
         # Connecting in the constructor is what sets smtplib's private host name, which TLS needs
         # for certificate checks; on failure smtplib closes the socket itself.
         try:
             if self.tls == "ssl":
-                connection: smtplib.SMTP = KeepsDataReplySSL(
+                connection: KeepsDataReply = KeepsDataReplySSL(
                     self.host,
                     self.port,
                     local_hostname=_local_hostname(),
@@ -293,7 +293,7 @@ class SMTPBackend(DeliveryBackend):
 
     def _send_pipelined(
         self,
-        connection: smtplib.SMTP,
+        connection: KeepsDataReply,
         messages: Sequence[OutgoingMessage],
         results: list[DeliveryResult],
     ) -> None:
@@ -319,7 +319,7 @@ class SMTPBackend(DeliveryBackend):
 
     def _send_one_by_one(
         self,
-        connection: smtplib.SMTP,
+        connection: KeepsDataReply,
         messages: Sequence[OutgoingMessage],
         results: list[DeliveryResult],
     ) -> None:
@@ -336,7 +336,7 @@ class SMTPBackend(DeliveryBackend):
             if not verdict.delivered and not self._reset_after_refusal(connection):
                 return
 
-    def _mail_options(self, connection: smtplib.SMTP, message: OutgoingMessage) -> list[str]:
+    def _mail_options(self, connection: KeepsDataReply, message: OutgoingMessage) -> list[str]:
         options = mail_options(connection, message)
         if not (self._warned_8bit or "BODY=8BITMIME" in options or message.data.isascii()):
             self._warned_8bit = True
@@ -368,7 +368,7 @@ class SMTPBackend(DeliveryBackend):
         outcome = Outcome.PERMANENT if 500 <= code <= 599 else Outcome.TEMPORARY
         return DeliveryResult(key, outcome, code, detail)
 
-    def _reset_after_refusal(self, connection: smtplib.SMTP) -> bool:
+    def _reset_after_refusal(self, connection: KeepsDataReply) -> bool:
         """False if the connection had to be dropped."""
         # smtplib already sent RSET but ignored the answer; a server that refuses it is in a state
         # we cannot trust, so the next message gets a fresh connection.

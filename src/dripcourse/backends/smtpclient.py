@@ -162,11 +162,10 @@ class KeepsDataReplySSL(KeepsDataReply, smtplib.SMTP_SSL):
     """The same over implicit TLS."""
 
 
-def send_one(connection: smtplib.SMTP, message: OutgoingMessage, options: list[str]) -> Verdict:
+def send_one(connection: KeepsDataReply, message: OutgoingMessage, options: list[str]) -> Verdict:
     """One transaction the plain way, a round trip per command (smtplib's `sendmail`)."""
     started = time.perf_counter()
-    if isinstance(connection, KeepsDataReply):
-        connection.data_reply = b""
+    connection.data_reply = b""
     try:
         connection.sendmail(
             message.sender, [message.recipient], crlf_lines(message.data), mail_options=options
@@ -179,9 +178,8 @@ def send_one(connection: smtplib.SMTP, message: OutgoingMessage, options: list[s
     except smtplib.SMTPResponseException as exc:  # SMTPDataError, or a late HELO error
         return Verdict(message, "END", Reply(exc.smtp_code, exc.smtp_error))
     record_smtp_reply(time.perf_counter() - started)
-    # smtplib raised for anything but 250; the text is only known to our own client class.
-    text = connection.data_reply if isinstance(connection, KeepsDataReply) else b""
-    return Verdict(message, "END", Reply(250, text))
+    # smtplib raised for anything but 250; the reply's text is kept by our client class alone.
+    return Verdict(message, "END", Reply(250, connection.data_reply))
 
 
 def local_refusal(connection: smtplib.SMTP, message: OutgoingMessage) -> str | None:
